@@ -1,0 +1,1 @@
+"""Connector plug-ins: one module per connector type, all built on connectors.base."""

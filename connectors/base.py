@@ -1,0 +1,176 @@
+"""What every connector declares: its type name, whether it reads and/or writes, its settings.
+
+A connector module exposes its class as the module attribute ``CONNECTOR``; iotask records the
+module path and class name in ``core_connector`` and loads it back with importlib, never eval.
+Settings are declared here so that a connection is validated before it is saved, and so that
+secrets are known and masked in every output.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+from urllib.parse import urlsplit, urlunsplit
+
+MASK = "********"
+
+KINDS = ("str", "int", "bool", "list", "url")
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off"}
+
+
+class SettingsError(ValueError):
+    """A connection's settings do not fit its connector's schema; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One declared setting of a connector."""
+
+    name: str
+    kind: str = "str"
+    required: bool = False
+    default: Any = None
+    secret: bool = False
+    choices: tuple[str, ...] = ()
+    help: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"setting {self.name}: kind must be one of {', '.join(KINDS)}")
+
+    def from_text(self, text: str) -> Any:
+        """Turn a command-line ``KEY=VALUE`` value into this setting's type."""
+        if self.kind == "int":
+            try:
+                return int(text)
+            except ValueError:
+                got = MASK if self.secret else repr(text)
+                raise SettingsError(
+                    f"setting {self.name!r} must be a whole number, got {got}"
+                ) from None
+        if self.kind == "bool":
+            word = text.strip().lower()
+            if word in TRUE_WORDS:
+                return True
+            if word in FALSE_WORDS:
+                return False
+            got = MASK if self.secret else repr(text)
+            raise SettingsError(f"setting {self.name!r} must be true or false, got {got}")
+        if self.kind == "list":
+            return [item.strip() for item in text.split(",") if item.strip()]
+        return text
+
+    def check(self, value: Any) -> Any:
+        """Validate a typed value (from JSON or from_text); return it normalised."""
+        expected = {"str": str, "url": str, "int": int, "bool": bool, "list": list}[self.kind]
+        if (self.kind == "int" and isinstance(value, bool)) or not isinstance(value, expected):
+            got = "a secret of another type" if self.secret else json.dumps(value)
+            raise SettingsError(
+                f"setting {self.name!r} must be {_kind_words(self.kind)}, got {got}"
+            )
+        if self.kind == "list" and not all(isinstance(item, str) for item in value):
+            raise SettingsError(f"setting {self.name!r} must be a list of strings")
+        if self.choices and value not in self.choices:
+            got = MASK if self.secret else repr(value)
+            raise SettingsError(
+                f"setting {self.name!r} must be one of {', '.join(self.choices)}, got {got}"
+            )
+        return value
+
+    def shown(self, value: Any) -> Any:
+        """The value as it may appear in output: secrets masked, URL passwords hidden."""
+        if value is None or value == "":
+            return value
+        if self.secret:
+            return MASK
+        if self.kind == "url":
+            return mask_url_password(value)
+        return value
+
+
+def _kind_words(kind: str) -> str:
+    return {
+        "str": "a string",
+        "url": "a URL string",
+        "int": "a whole number",
+        "bool": "true or false",
+        "list": "a list of strings",
+    }[kind]
+
+
+def mask_url_password(url: str) -> str:
+    """Hide the password part of any ``scheme://user:password@host/...`` URL."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url
+    if not password:
+        return url
+    userinfo, _, hostinfo = parts.netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostinfo}"))
+
+
+class Connector:
+    """Base of every connector. Subclasses set the class attributes below."""
+
+    type_name: ClassVar[str]
+    description: ClassVar[str] = ""
+    can_read: ClassVar[bool] = False
+    can_write: ClassVar[bool] = False
+    settings: ClassVar[tuple[Setting, ...]] = ()
+
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        self.params = self.validate(params)
+
+    @classmethod
+    def setting(cls, name: str) -> Setting:
+        for item in cls.settings:
+            if item.name == name:
+                return item
+        known = ", ".join(s.name for s in cls.settings) or "none"
+        raise SettingsError(
+            f"unknown setting {name!r} for connector type {cls.type_name!r} (known: {known})"
+        )
+
+    @classmethod
+    def validate(cls, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Check every key and type; fill defaults; return the settings as they will be stored."""
+        if not isinstance(params, Mapping):
+            raise SettingsError("settings must be a JSON object of key: value pairs")
+        result: dict[str, Any] = {}
+        for key, value in params.items():
+            setting = cls.setting(key)
+            if value is not None:
+                result[key] = setting.check(value)
+        for setting in cls.settings:
+            if setting.name not in result:
+                if setting.required:
+                    raise SettingsError(
+                        f"missing required setting {setting.name!r} for connector type "
+                        f"{cls.type_name!r}" + (f": {setting.help}" if setting.help else "")
+                    )
+                if setting.default is not None:
+                    result[setting.name] = setting.default
+        cls.check_settings(result)
+        return result
+
+    @classmethod
+    def check_settings(cls, params: dict[str, Any]) -> None:
+        """Rules that involve more than one setting; raise SettingsError to refuse."""
+
+    @classmethod
+    def shown(cls, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Settings as they may be printed: every secret masked."""
+        shown: dict[str, Any] = {}
+        for key, value in params.items():
+            try:
+                shown[key] = cls.setting(key).shown(value)
+            except SettingsError:
+                shown[key] = MASK
+        return shown
+

@@ -1,0 +1,490 @@
+"""The `iotask` command. Cron-friendly: silent on success unless -v, errors as one line on stderr.
+
+Exit codes: 0 success, 1 a task failed or was held, 2 a usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from iotask import __version__, clock, connections, db, demo, registry, tasks
+from iotask import config as config_module
+from iotask.errors import IotaskError
+
+NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class App:
+    """What every command needs: configuration and a database, opened on first use."""
+
+    def __init__(self, db_option: str | None, verbose: int) -> None:
+        self.db_option = db_option
+        self.verbose = verbose
+        self._config: config_module.Config | None = None
+        self._engine: Engine | None = None
+
+    @property
+    def config(self) -> config_module.Config:
+        if self._config is None:
+            self._config = config_module.load(self.db_option)
+        return self._config
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = db.make_engine(self.config.database_url)
+        return self._engine
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session on a migrated database, committed when the block succeeds."""
+        db.check_migrated(self.engine)
+        with Session(self.engine, expire_on_commit=False) as session:
+            try:
+                yield session
+                session.commit()
+            except OperationalError as exc:
+                session.rollback()
+                raise db.connect_error(self.engine.url, exc) from None
+            except IntegrityError as exc:
+                session.rollback()
+                reason = str(exc.orig).splitlines()[0] if exc.orig else str(exc)
+                raise IotaskError(
+                    f"the database refused the change (another process changed the same rows?): "
+                    f"{reason}"
+                ) from None
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+    def say(self, message: str) -> None:
+        """Progress for people: shown only with -v."""
+        if self.verbose:
+            click.echo(message)
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+def emit_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def emit_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    text_rows = [["" if cell is None else str(cell) for cell in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in text_rows]) for i, h in enumerate(headers)]
+    for row in [list(headers), *text_rows]:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+                   .rstrip())
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+@click.group(context_settings=CONTEXT)
+@click.option("--db", "db_option", metavar="URL",
+              help="Database URL. Default: $IOTASK_DATABASE_URL, else database_url in "
+                   "$IOTASK_CONFIG or ./iotask.ini, else sqlite:///iotask.db.")
+@click.option("-v", "--verbose", count=True, help="Say what was done (silent otherwise).")
+@click.version_option(__version__, prog_name="iotask")
+@click.pass_context
+def cli(ctx: click.Context, db_option: str | None, verbose: int) -> None:
+    """Scheduled imports and exports for learning and HR systems.
+
+    Connectors are kinds of endpoint (csv, sql, ...); connections are configured endpoints; tasks
+    move data from a source connection to a destination connection on a schedule. Times are
+    shown in IOTASK_TIMEZONE (default: the machine's zone) and stored in UTC.
+    """
+    ctx.obj = App(db_option, verbose)
+    ctx.call_on_close(ctx.obj.close)
+
+
+# --- db ---------------------------------------------------------------------------------------
+
+@cli.group("db", context_settings=CONTEXT)
+def db_group() -> None:
+    """Create or upgrade the iotask tables (wraps Alembic)."""
+
+
+@db_group.command("upgrade")
+@click.option("--revision", default="head", show_default=True, help="Target revision.")
+@pass_app
+def db_upgrade(app: App, revision: str) -> None:
+    """Create or upgrade the iotask tables. Safe to run again."""
+    db.upgrade(app.engine, revision)
+    revision = db.current_revision(app.engine)
+    app.say(f"database {db.masked(app.engine.url)} is at revision {revision}")
+
+
+@db_group.command("current")
+@json_option
+@pass_app
+def db_current(app: App, as_json: bool) -> None:
+    """Show the database's schema revision and whether it is up to date."""
+    current, head = db.current_revision(app.engine), db.head_revision()
+    if as_json:
+        emit_json({"database": db.masked(app.engine.url), "current": current, "head": head,
+                   "up_to_date": current == head})
+        return
+    state = "up to date" if current == head else f"needs `iotask db upgrade` to {head}"
+    click.echo(f"{db.masked(app.engine.url)}: revision {current or 'none'} ({state})")
+
+
+# --- connectors -------------------------------------------------------------------------------
+
+@cli.group("connector", context_settings=CONTEXT)
+def connector_group() -> None:
+    """Kinds of endpoint: list them, show their settings, register a new one."""
+
+
+@connector_group.command("list")
+@json_option
+@pass_app
+def connector_list(app: App, as_json: bool) -> None:
+    """Registered connectors: type, module, class and whether each reads and writes."""
+    with app.session() as session:
+        infos = registry.list_connectors(session)
+    data = [{
+        "type": info.type, "module": info.module, "class": info.class_name,
+        "read": bool(info.cls and info.cls.can_read),
+        "write": bool(info.cls and info.cls.can_write),
+        "description": info.cls.description if info.cls else "",
+        "error": info.error,
+    } for info in infos]
+    if as_json:
+        emit_json(data)
+        return
+    emit_table(["TYPE", "MODULE", "CLASS", "READ", "WRITE", "DESCRIPTION"], [
+        [d["type"], d["module"], d["class"], "yes" if d["read"] else "no",
+         "yes" if d["write"] else "no", d["error"] or d["description"]] for d in data])
+
+
+@connector_group.command("show")
+@click.argument("type_name", metavar="TYPE")
+@json_option
+@pass_app
+def connector_show(app: App, type_name: str, as_json: bool) -> None:
+    """The settings a connector type takes (use them with `connection add --set KEY=VALUE`)."""
+    with app.session() as session:
+        cls = registry.connector_class(session, type_name)
+    settings = [{"name": s.name, "kind": s.kind, "required": s.required, "default": s.default,
+                 "secret": s.secret, "choices": list(s.choices), "help": s.help}
+                for s in cls.settings]
+    if as_json:
+        emit_json({"type": cls.type_name, "read": cls.can_read, "write": cls.can_write,
+                   "description": cls.description, "settings": settings})
+        return
+    click.echo(f"{cls.type_name}: {cls.description}")
+    emit_table(["SETTING", "KIND", "REQUIRED", "DEFAULT", "HELP"], [
+        [s["name"], s["kind"] + (" (secret)" if s["secret"] else ""),
+         "yes" if s["required"] else "", "" if s["default"] is None else json.dumps(s["default"]),
+         s["help"] + (f" [{', '.join(s['choices'])}]" if s["choices"] else "")]
+        for s in settings])
+
+
+@connector_group.command("register")
+@click.argument("module")
+@pass_app
+def connector_register(app: App, module: str) -> None:
+    """Register a connector MODULE (an importable dotted name) that sets CONNECTOR = its class."""
+    with app.session() as session:
+        row = registry.register(session, module)
+    app.say(f"registered connector type {row.type} ({row.file}.{row.class_})")
+
+
+# --- connections ------------------------------------------------------------------------------
+
+@cli.group("connection", context_settings=CONTEXT)
+def connection_group() -> None:
+    """Configured endpoints: a connector type plus its settings."""
+
+
+set_option = click.option(
+    "--set", "assignments", multiple=True, metavar="KEY=VALUE",
+    help="A setting (repeatable). See `iotask connector show TYPE` for the keys.")
+params_json_option = click.option(
+    "--params-json", metavar="JSON", help="All settings as one JSON object (replaces them).")
+
+
+@connection_group.command("add")
+@click.argument("name")
+@click.option("--type", "type_name", required=True, help="Connector type, e.g. csv or sql.")
+@click.option("--description", default="", help="Free text.")
+@set_option
+@params_json_option
+@pass_app
+def connection_add(app: App, name: str, type_name: str, description: str,
+                   assignments: tuple[str, ...], params_json: str | None) -> None:
+    """Add connection NAME. Example:
+
+    iotask connection add hr-users --type csv --set url=/srv/hr/users.csv --set delimiter=;
+    """
+    with app.session() as session:
+        connections.add(session, name, type_name, description,
+                        connections.parse_assignments(assignments), params_json)
+    app.say(f"added connection {name}")
+
+
+@connection_group.command("edit")
+@click.argument("name")
+@click.option("--type", "type_name", help="Change the connector type.")
+@click.option("--description", help="Free text.")
+@set_option
+@click.option("--unset", multiple=True, metavar="KEY", help="Remove a setting (repeatable).")
+@params_json_option
+@pass_app
+def connection_edit(app: App, name: str, type_name: str | None, description: str | None,
+                    assignments: tuple[str, ...], unset: tuple[str, ...],
+                    params_json: str | None) -> None:
+    """Change connection NAME's type, description or settings."""
+    with app.session() as session:
+        connections.edit(session, name, description, type_name,
+                         connections.parse_assignments(assignments), unset, params_json)
+    app.say(f"changed connection {name}")
+
+
+@connection_group.command("remove")
+@click.argument("name")
+@pass_app
+def connection_remove(app: App, name: str) -> None:
+    """Remove connection NAME (refused while a task uses it)."""
+    with app.session() as session:
+        connections.remove(session, name)
+    app.say(f"removed connection {name}")
+
+
+@connection_group.command("list")
+@json_option
+@pass_app
+def connection_list(app: App, as_json: bool) -> None:
+    """Every connection, with the tasks that use it. Secrets are masked."""
+    with app.session() as session:
+        data = [connections.describe(session, row) for row in connections.list_all(session)]
+    if as_json:
+        emit_json(data)
+        return
+    emit_table(["NAME", "TYPE", "DESCRIPTION", "USED BY"],
+               [[d["name"], d["type"], d["description"], ", ".join(d["used_by"])] for d in data])
+
+
+@connection_group.command("show")
+@click.argument("name")
+@json_option
+@pass_app
+def connection_show(app: App, name: str, as_json: bool) -> None:
+    """One connection and its settings. Secrets are masked."""
+    with app.session() as session:
+        data = connections.describe(session, connections.get(session, name))
+    if as_json:
+        emit_json(data)
+        return
+    click.echo(f"name:        {data['name']}")
+    click.echo(f"type:        {data['type']}")
+    click.echo(f"description: {data['description']}")
+    click.echo(f"used by:     {', '.join(data['used_by'])}")
+    for key, value in data["params"].items():
+        click.echo(f"  {key} = {json.dumps(value, ensure_ascii=False)}")
+
+
+# --- tasks ------------------------------------------------------------------------------------
+
+@cli.group("task", context_settings=CONTEXT)
+def task_group() -> None:
+    """Imports and exports: a source connection, a destination connection, a schedule."""
+
+
+def task_options(adding: bool):
+    """The options `task add` and `task edit` share."""
+    def decorate(func):
+        options = [
+            click.option("--source", required=adding, metavar="CONNECTION",
+                         help="Connection to read from."),
+            click.option("--destination", required=adding, metavar="CONNECTION",
+                         help="Connection to write to."),
+            click.option("--at", "at_time", metavar="HH:MM",
+                         help="Run daily at this local time, e.g. --at 02:30."),
+            click.option("--every", metavar="'N hour|N day'",
+                         help="Run every N hours or days, e.g. --every '6 hour'."
+                              + (" Default: '1 day'." if adding else "")),
+            click.option("--cron", "cron_expr", metavar="EXPR",
+                         help="Five-field cron expression or @daily, e.g. --cron '0 2 * * 1-5'."),
+            click.option("--import-type", type=click.Choice(["insert", "sync", "1", "2"]),
+                         help="insert: add and update (default); sync: also remove the "
+                              "task's own records missing from the source."),
+            click.option("--map", "map_json", metavar="JSON",
+                         help='Column map: [{"map": "userid", "pk": "1"}, ...] or '
+                              '{"columns": {...}, "key": [...]}; default: by column name.'),
+            click.option("--sequence", type=int, help="Run order among due tasks (low first)."),
+            click.option("--email", metavar="ADDR[,ADDR]", help="Notify these addresses."),
+            click.option("--description", help="Free text."),
+        ]
+        for option in reversed(options):
+            func = option(func)
+        return func
+    return decorate
+
+
+def changes_from(source, destination, at_time, every, cron_expr, import_type, map_json,
+                 sequence, email, description) -> tasks.TaskChanges:
+    given = [(kind, value) for kind, value in
+             (("at", at_time), ("any", every), ("cron", cron_expr)) if value is not None]
+    if len(given) > 1:
+        raise IotaskError("give one schedule: --at, --every or --cron")
+    schedule_type, schedule_text = given[0] if given else (None, None)
+    return tasks.TaskChanges(
+        source=source, destination=destination, schedule_type=schedule_type,
+        schedule=schedule_text, import_type=import_type, map=map_json, sequence=sequence,
+        email=email, description=description)
+
+
+@task_group.command("add")
+@click.argument("name")
+@task_options(adding=True)
+@click.option("--disabled", is_flag=True, help="Add it disabled (run-due skips it).")
+@pass_app
+def task_add(app: App, name: str, disabled: bool, **options: Any) -> None:
+    """Add task NAME. Example:
+
+    iotask task add "HR users" --source hr-users --destination lms-users --at 02:30
+    """
+    changes = changes_from(**options)
+    changes.enabled = not disabled
+    with app.session() as session:
+        tasks.add(session, name, changes)
+    app.say(f"added task {name}")
+
+
+@task_group.command("edit")
+@click.argument("name")
+@task_options(adding=False)
+@pass_app
+def task_edit(app: App, name: str, **options: Any) -> None:
+    """Change task NAME; options not given stay as they are."""
+    with app.session() as session:
+        tasks.edit(session, name, changes_from(**options))
+    app.say(f"changed task {name}")
+
+
+def _set_enabled(app: App, names: Sequence[str], enabled: bool) -> None:
+    with app.session() as session:
+        for name in names:
+            tasks.edit(session, name, tasks.TaskChanges(enabled=enabled))
+    app.say(f"{'enabled' if enabled else 'disabled'} {', '.join(names)}")
+
+
+@task_group.command("enable")
+@click.argument("names", nargs=-1, required=True, metavar="NAME...")
+@pass_app
+def task_enable(app: App, names: tuple[str, ...]) -> None:
+    """Let run-due run these tasks on their schedule."""
+    _set_enabled(app, names, True)
+
+
+@task_group.command("disable")
+@click.argument("names", nargs=-1, required=True, metavar="NAME...")
+@pass_app
+def task_disable(app: App, names: tuple[str, ...]) -> None:
+    """Make run-due skip these tasks (a manual `iotask run` still works)."""
+    _set_enabled(app, names, False)
+
+
+@task_group.command("remove")
+@click.argument("names", nargs=-1, required=True, metavar="NAME...")
+@pass_app
+def task_remove(app: App, names: tuple[str, ...]) -> None:
+    """Remove tasks and their run history."""
+    with app.session() as session:
+        for name in names:
+            tasks.remove(session, name)
+    app.say(f"removed {', '.join(names)}")
+
+
+@task_group.command("list")
+@json_option
+@pass_app
+def task_list(app: App, as_json: bool) -> None:
+    """Every task in run order: schedule, connections, last execution and status."""
+    tz = app.config.timezone
+    with app.session() as session:
+        rows = tasks.list_all(session)
+    data = [tasks.describe(row, tz) for row in rows]
+    if as_json:
+        emit_json(data)
+        return
+    emit_table(["SEQ", "NAME", "SOURCE", "DESTINATION", "SCHEDULE", "ENABLED",
+                "LAST EXECUTION", "STATUS"],
+               [[d["sequence"], d["name"], d["source"], d["destination"], d["schedule_words"],
+                 "yes" if d["enabled"] else "no", clock.show(row.last_execution, tz),
+                 d["last_status"] or ""] for d, row in zip(data, rows, strict=True)])
+
+
+@task_group.command("show")
+@click.argument("name")
+@json_option
+@pass_app
+def task_show(app: App, name: str, as_json: bool) -> None:
+    """One task in full."""
+    tz = app.config.timezone
+    with app.session() as session:
+        row = tasks.get(session, name)
+        data = tasks.describe(row, tz)
+    if as_json:
+        emit_json(data)
+        return
+    for key, value in data.items():
+        if key in ("last_execution", "locked_until"):
+            value = clock.show(getattr(row, key), tz)
+        elif key == "map":
+            value = "" if value is None else json.dumps(value, ensure_ascii=False)
+        click.echo(f"{key + ':':16} {'' if value is None else value}")
+
+
+# --- demo -------------------------------------------------------------------------------------
+
+@cli.command("demo")
+@click.option("--folder", default="iotask-demo", show_default=True, type=click.Path(),
+              help="Where the sample files go.")
+@pass_app
+def demo_command(app: App, folder: str) -> None:
+    """Create sample connections and tasks (idempotent) and list the tasks."""
+    with app.session() as session:
+        created = demo.set_up(session, Path(folder).resolve())
+    app.say(f"created: {', '.join(created)}" if created else "demo already set up")
+    task_list.callback(as_json=False)
+
+
+# --- entry point ------------------------------------------------------------------------------
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the CLI; user mistakes become one line on stderr, never a traceback."""
+    try:
+        code = cli.main(args=argv, prog_name="iotask", standalone_mode=False)
+    except NO_ARGS_IS_HELP as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx else str(exc), err=True)
+        sys.exit(2)
+    except click.UsageError as exc:
+        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
+        click.echo(f"iotask: error: {exc.format_message()}{hint}", err=True)
+        sys.exit(2)
+    except click.Abort:
+        click.echo("iotask: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        click.echo(f"iotask: error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except IotaskError as exc:
+        click.echo(f"iotask: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)

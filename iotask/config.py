@@ -1,0 +1,97 @@
+"""Where the database is and which time zone schedules use.
+
+Resolution order for the database URL: ``--db URL``, then ``IOTASK_DATABASE_URL``, then the INI
+file (``IOTASK_CONFIG``, else ``./iotask.ini``, section ``[iotask]``, key ``database_url``), then
+``sqlite:///iotask.db`` in the current folder.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from iotask.errors import IotaskError
+
+DEFAULT_DATABASE_URL = "sqlite:///iotask.db"
+
+
+@dataclass(frozen=True)
+class Config:
+    database_url: str
+    timezone: ZoneInfo
+    source: str  # where database_url came from, for messages
+
+
+def _ini_values() -> tuple[dict[str, str], str | None]:
+    path = os.environ.get("IOTASK_CONFIG")
+    explicit = path is not None
+    ini = Path(path) if path else Path("iotask.ini")
+    if not ini.exists():
+        if explicit:
+            raise IotaskError(
+                f"IOTASK_CONFIG names {ini}, which does not exist: create it or unset IOTASK_CONFIG"
+            )
+        return {}, None
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(ini, encoding="utf-8")
+    except configparser.Error as exc:
+        first_line = str(exc).splitlines()[0]
+        raise IotaskError(f"cannot read config file {ini}: {first_line}") from None
+    if not parser.has_section("iotask"):
+        raise IotaskError(f"config file {ini} has no [iotask] section: add one with database_url")
+    return dict(parser.items("iotask")), str(ini)
+
+
+def machine_timezone() -> ZoneInfo:
+    """The machine's IANA zone: TZ, /etc/timezone, the /etc/localtime link, else UTC."""
+    candidates = [os.environ.get("TZ", "").lstrip(":")]
+    try:
+        candidates.append(Path("/etc/timezone").read_text().strip())
+    except OSError:
+        pass
+    try:
+        link = os.readlink("/etc/localtime")
+        if "zoneinfo/" in link:
+            candidates.append(link.split("zoneinfo/", 1)[1])
+    except OSError:
+        pass
+    for name in candidates:
+        if name:
+            try:
+                return ZoneInfo(name)
+            except (ZoneInfoNotFoundError, ValueError):
+                continue
+    return ZoneInfo("UTC")
+
+
+def parse_timezone(name: str, where: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise IotaskError(
+            f"unknown time zone {name!r} in {where}: use an IANA name such as Europe/Rome or UTC"
+        ) from None
+
+
+def load(db_option: str | None = None) -> Config:
+    """Resolve the configuration from the option, the environment and the INI file."""
+    ini, ini_path = _ini_values()
+    if db_option:
+        url, source = db_option, "--db"
+    elif os.environ.get("IOTASK_DATABASE_URL"):
+        url, source = os.environ["IOTASK_DATABASE_URL"], "IOTASK_DATABASE_URL"
+    elif ini.get("database_url"):
+        url, source = ini["database_url"], f"{ini_path} database_url"
+    else:
+        url, source = DEFAULT_DATABASE_URL, "the default"
+    if os.environ.get("IOTASK_TIMEZONE"):
+        tz = parse_timezone(os.environ["IOTASK_TIMEZONE"], "IOTASK_TIMEZONE")
+    elif ini.get("timezone"):
+        tz = parse_timezone(ini["timezone"], f"{ini_path} timezone")
+    else:
+        tz = machine_timezone()
+    return Config(database_url=url, timezone=tz, source=source)

@@ -1,0 +1,199 @@
+"""Managing tasks: source connection to destination connection, on a schedule."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from iotask import clock, connections, registry, schedule
+from iotask.errors import IotaskError, NotFound
+from iotask.models import Task
+from iotask.names import check_name
+
+IMPORT_TYPES = {"insert": "insert", "sync": "sync", "1": "insert", "2": "sync"}
+EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+$")
+DEFAULT_SCHEDULE = ("any", "1 day")
+
+
+@dataclass
+class TaskChanges:
+    """What ``task add`` / ``task edit`` may set; None leaves a value as it is."""
+
+    source: str | None = None
+    destination: str | None = None
+    schedule_type: str | None = None
+    schedule: str | None = None
+    import_type: str | None = None
+    map: str | None = None
+    sequence: int | None = None
+    email: str | None = None
+    description: str | None = None
+    enabled: bool | None = None
+
+
+def get(session: Session, name: str) -> Task:
+    row = session.get(Task, name)
+    if row is None:
+        raise NotFound(f"no task named {name!r}: see `iotask task list`")
+    return row
+
+
+def import_type_name(value: str) -> str:
+    """insert or sync, accepting Docebo's stored '1' and '2'."""
+    try:
+        return IMPORT_TYPES[value.strip().lower()]
+    except KeyError:
+        raise IotaskError(
+            f"import type {value!r} is not one of insert, sync (Docebo's 1 and 2 also work)"
+        ) from None
+
+
+def check_map(text: str) -> str:
+    """The map must be JSON: Docebo's positional list or the named form (an object)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise IotaskError(
+            f"--map is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    if not isinstance(value, list | dict):
+        raise IotaskError(
+            '--map must be a JSON list ([{"map": "userid", "pk": "1"}, ...]) or object '
+            '({"columns": {...}, "key": [...]})'
+        )
+    return json.dumps(value, ensure_ascii=False)
+
+
+def check_emails(text: str) -> str | None:
+    addresses = [part.strip() for part in text.split(",") if part.strip()]
+    for address in addresses:
+        if not EMAIL.match(address):
+            raise IotaskError(
+                f"e-mail address {address!r} is not valid: expected e.g. hr-team@example.com "
+                "(several: separate with commas)"
+            )
+    return ", ".join(addresses) or None
+
+
+def _check_connection(session: Session, name: str, role: str) -> None:
+    row = connections.get(session, name)
+    cls = registry.connector_class(session, row.type)
+    able = cls.can_read if role == "source" else cls.can_write
+    if not able:
+        verb = "read" if role == "source" else "write"
+        raise IotaskError(
+            f"connection {name!r} (type {row.type}) cannot {verb}: choose another {role}"
+        )
+
+
+def _apply(session: Session, row: Task, changes: TaskChanges) -> None:
+    if changes.source is not None:
+        _check_connection(session, changes.source, "source")
+        row.conn_source = changes.source
+    if changes.destination is not None:
+        _check_connection(session, changes.destination, "destination")
+        row.conn_destination = changes.destination
+    if changes.schedule_type is not None:
+        try:
+            parsed = schedule.parse(changes.schedule_type, changes.schedule or "")
+        except schedule.ScheduleError as exc:
+            raise IotaskError(str(exc)) from None
+        row.schedule_type, row.schedule = parsed.type, parsed.text
+    if changes.import_type is not None:
+        row.import_type = import_type_name(changes.import_type)
+    if changes.map is not None:
+        row.map = check_map(changes.map) if changes.map.strip() else None
+    if changes.sequence is not None:
+        if changes.sequence < 0:
+            raise IotaskError(f"sequence must be 0 or more, got {changes.sequence}")
+        row.sequence = changes.sequence
+    if changes.email is not None:
+        row.notify_email = check_emails(changes.email)
+    if changes.description is not None:
+        row.description = changes.description
+    if changes.enabled is not None:
+        row.enabled = changes.enabled
+
+
+def add(session: Session, name: str, changes: TaskChanges) -> Task:
+    check_name(name, "task")
+    if session.get(Task, name) is not None:
+        raise IotaskError(f"task {name!r} already exists: use `iotask task edit`")
+    if changes.source is None or changes.destination is None:
+        raise IotaskError("a task needs --source CONNECTION and --destination CONNECTION")
+    if changes.schedule_type is None:
+        changes.schedule_type, changes.schedule = DEFAULT_SCHEDULE
+    row = Task(name=name, description="", import_type="insert", sequence=0, enabled=True,
+               fail_count=0)
+    _apply(session, row, changes)
+    session.add(row)
+    return row
+
+
+def edit(session: Session, name: str, changes: TaskChanges) -> Task:
+    row = get(session, name)
+    _apply(session, row, changes)
+    return row
+
+
+def remove(session: Session, name: str) -> None:
+    session.delete(get(session, name))
+
+
+def list_all(session: Session) -> list[Task]:
+    return list(session.scalars(select(Task).order_by(Task.sequence, Task.name)))
+
+
+def schedule_of(row: Task) -> schedule.Schedule | None:
+    """The task's parsed schedule; None when a hand edit left it unreadable."""
+    try:
+        return schedule.parse(row.schedule_type, row.schedule)
+    except schedule.ScheduleError:
+        return None
+
+
+def _shown_map(text: str | None) -> Any:
+    """The stored map as JSON; a hand edit that broke it is shown as the raw text."""
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def describe(row: Task, tz: ZoneInfo) -> dict[str, Any]:
+    """A task as ``task show --json`` and the console present it."""
+    parsed = schedule_of(row)
+    if parsed is None:
+        words, next_due = f"unreadable schedule {row.schedule_type} {row.schedule!r}", None
+    else:
+        words = schedule.describe(parsed)
+        next_due = schedule.next_due(parsed, row.last_execution, tz)
+    return {
+        "name": row.name,
+        "description": row.description,
+        "source": row.conn_source,
+        "destination": row.conn_destination,
+        "schedule_type": row.schedule_type,
+        "schedule": row.schedule,
+        "schedule_words": words,
+        "import_type": IMPORT_TYPES.get(row.import_type.strip().lower(), row.import_type),
+        "map": _shown_map(row.map),
+        "sequence": row.sequence,
+        "enabled": bool(row.enabled),
+        "notify_email": row.notify_email,
+        "last_execution": clock.iso(row.last_execution, tz),
+        "next_due": clock.iso(next_due, tz) if row.last_execution else "now",
+        "last_status": row.last_status,
+        "last_error": row.last_error,
+        "fail_count": row.fail_count,
+        "locked_by": row.locked_by,
+        "locked_until": clock.iso(row.locked_until, tz),
+    }

@@ -1,0 +1,139 @@
+"""Fixtures: every database test runs on SQLite, MariaDB and PostgreSQL, each in a fresh database.
+
+`scripts/test` starts the servers and exports IOTASK_TEST_MARIADB_URL and
+IOTASK_TEST_POSTGRESQL_URL. Without them a server test fails when CI is set and skips otherwise
+(so a developer without servers can still run the SQLite part).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from iotask import db as iotask_db
+from iotask.cli import main
+
+BACKENDS = ("sqlite", "mariadb", "postgresql")
+SERVER_URL_VARS = {"mariadb": "IOTASK_TEST_MARIADB_URL",
+                   "postgresql": "IOTASK_TEST_POSTGRESQL_URL"}
+
+
+def server_url(backend: str) -> str:
+    variable = SERVER_URL_VARS[backend]
+    url = os.environ.get(variable)
+    if url:
+        return url
+    message = f"{variable} is not set: run the suite with scripts/test, which starts {backend}"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _fresh_server_database(backend: str) -> Iterator[str]:
+    base = iotask_db.parse_url(server_url(backend))
+    name = f"iotask_t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as conn:
+        if backend == "mariadb":
+            conn.exec_driver_sql(
+                f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+        else:
+            conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            if backend == "mariadb":
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+            else:
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def db_url(backend: str, tmp_path) -> Iterator[str]:
+    """A URL of an empty database on the backend under test."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'iotask.db'}"
+    else:
+        yield from _fresh_server_database(backend)
+
+
+@pytest.fixture
+def migrated_url(db_url: str) -> str:
+    engine = iotask_db.make_engine(db_url)
+    iotask_db.upgrade(engine)
+    engine.dispose()
+    return db_url
+
+
+@pytest.fixture
+def engine(migrated_url: str) -> Iterator[sa.Engine]:
+    """An engine on a migrated database, for raw SQL as a DBA would write it."""
+    eng = iotask_db.make_engine(migrated_url)
+    yield eng
+    eng.dispose()
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+def run_cli(*args: str) -> Result:
+    """Run `iotask ARGS` in this process, as the console script would."""
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture
+def iotask(migrated_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path):
+    """`iotask(...)` runs the CLI against the migrated test database; it must succeed."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("IOTASK_DATABASE_URL", raising=False)
+    monkeypatch.delenv("IOTASK_CONFIG", raising=False)
+    monkeypatch.setenv("IOTASK_TIMEZONE", "Europe/Rome")
+
+    def call(*args: str, ok: bool = True) -> Result:
+        result = run_cli("--db", migrated_url, *args)
+        if ok:
+            assert result.code == 0, f"iotask {' '.join(args)} failed: {result.err}"
+        return result
+
+    return call
+
+
+def assert_user_error(result: Result, *fragments: str) -> None:
+    """A user mistake: non-zero exit, one line on stderr, no traceback."""
+    assert result.code != 0, f"expected failure, got success: {result.out}"
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got: {result.err!r}"
+    assert lines[0].startswith("iotask: error: "), lines[0]
+    assert "Traceback" not in result.err
+    for fragment in fragments:
+        assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"

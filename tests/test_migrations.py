@@ -1,0 +1,81 @@
+"""The migrations build the schema the models describe, on all three databases."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from conftest import assert_user_error, run_cli
+
+from iotask import db
+from iotask.models import metadata
+
+CORE_TABLES = {"core_connector", "core_connection", "core_task", "core_task_run",
+               "core_task_run_error"}
+
+
+def test_models_and_migrations_agree(engine):
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True,
+                                                         "compare_server_default": False})
+        diff = compare_metadata(context, metadata)
+    assert diff == []
+
+
+def test_upgrade_creates_docebo_tables_and_seeds_connectors(engine):
+    inspector = sa.inspect(engine)
+    assert CORE_TABLES <= set(inspector.get_table_names())
+    task_columns = {c["name"] for c in inspector.get_columns("core_task")}
+    assert {"name", "description", "conn_source", "conn_destination", "schedule_type",
+            "schedule", "import_type", "map", "last_execution", "sequence"} <= task_columns
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT type, file, class FROM core_connector ORDER BY type")).all()
+    assert [tuple(r) for r in rows] == [("csv", "connectors.csv", "CsvConnector"),
+                                        ("sql", "connectors.sql", "SqlConnector")]
+
+
+def test_downgrade_and_upgrade_again(engine):
+    command.downgrade(db.alembic_config(engine), "base")
+    assert not (CORE_TABLES & set(sa.inspect(engine).get_table_names()))
+    db.upgrade(engine)
+    assert db.current_revision(engine) == db.head_revision()
+
+
+def test_db_upgrade_command_and_current(db_url):
+    before = run_cli("--db", db_url, "db", "current", "--json")
+    assert before.code == 0 and before.json()["current"] is None
+    assert run_cli("--db", db_url, "db", "upgrade").code == 0
+    again = run_cli("--db", db_url, "db", "upgrade")  # idempotent, and silent without -v
+    assert again.code == 0 and again.out == ""
+    after = run_cli("--db", db_url, "db", "current", "--json").json()
+    assert after["current"] == after["head"] and after["up_to_date"]
+
+
+def test_unmigrated_database_is_one_line_with_the_fix(db_url):
+    result = run_cli("--db", db_url, "task", "list")
+    assert_user_error(result, "iotask db upgrade")
+
+
+def test_database_at_an_unknown_revision(engine):
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = 'ffff'"))
+    result = run_cli("--db", engine.url.render_as_string(hide_password=False), "task", "list")
+    assert_user_error(result, "ffff", "newer than this iotask")
+
+
+def test_alembic_ini_works_like_db_upgrade(tmp_path):
+    root = Path(__file__).resolve().parent.parent
+    target = tmp_path / "via-alembic.db"
+    env = {**os.environ, "IOTASK_DATABASE_URL": f"sqlite:///{target}"}
+    subprocess.run([sys.executable, "-m", "alembic", "-c", str(root / "alembic.ini"),
+                    "upgrade", "head"], check=True, env=env, cwd=tmp_path,
+                   capture_output=True)
+    result = run_cli("--db", f"sqlite:///{target}", "db", "current", "--json")
+    assert result.json()["up_to_date"] is True
