@@ -9,9 +9,9 @@ secrets are known and masked in every output.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 MASK = "********"
@@ -19,6 +19,77 @@ MASK = "********"
 KINDS = ("str", "int", "bool", "list", "url")
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off"}
+
+
+Row = dict[str, Any]
+Batch = list[Row]
+
+
+class NothingToProcess(Exception):
+    """The source has nothing new (no file yet): the run ends without counting as a failure."""
+
+
+class Held(Exception):
+    """A guard stopped the run before anything was applied; a person must look at it."""
+
+
+class LeaseLost(Exception):
+    """Another runner took the task over (this one was presumed dead): do not commit."""
+
+
+@dataclass
+class Counts:
+    read: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    failed: int = 0
+
+
+@dataclass
+class RowError:
+    """One rejected row: where it was (the physical line for files), its key, and why."""
+
+    row_index: int | None
+    message: str
+    key_values: str | None = None
+    column: str | None = None
+
+
+class RunContext(Protocol):
+    """What the runner gives a connector during one run."""
+
+    task: str
+    run_id: int
+    import_type: str  # "insert" or "sync"
+    counts: Counts
+    files: list[str]
+
+    def row_error(self, error: RowError) -> None:
+        """Record a rejected row; the run goes on."""
+
+    def check_lease(self) -> None:
+        """Raise LeaseLost unless this runner still owns the task. Call right before commit."""
+
+
+@dataclass
+class MemoryContext:
+    """A RunContext outside the runner (previews, tests): row errors kept in a list."""
+
+    task: str = "preview"
+    run_id: int = 0
+    import_type: str = "insert"
+    counts: Counts = field(default_factory=Counts)
+    files: list[str] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+
+    def row_error(self, error: RowError) -> None:
+        self.errors.append(error)
+        self.counts.failed += 1
+
+    def check_lease(self) -> None:
+        return None
 
 
 class SettingsError(ValueError):
@@ -162,6 +233,18 @@ class Connector:
     @classmethod
     def check_settings(cls, params: dict[str, Any]) -> None:
         """Rules that involve more than one setting; raise SettingsError to refuse."""
+
+    def read(self, context: RunContext) -> Iterator[Batch]:
+        """Sources: yield the rows in batches. Raise NothingToProcess when there is nothing new."""
+        raise NotImplementedError(f"connector {self.type_name!r} cannot read")
+
+    def write(self, batches: Iterable[Batch], context: RunContext) -> None:
+        """Destinations: apply every row in one transaction, counting into context.counts.
+
+        Bad rows go to context.row_error and the rest goes on. Call context.check_lease() right
+        before committing, so a runner presumed dead never commits over its successor.
+        """
+        raise NotImplementedError(f"connector {self.type_name!r} cannot write")
 
     @classmethod
     def shown(cls, params: Mapping[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from iotask import __version__, clock, connections, db, demo, registry, tasks
+from iotask import __version__, clock, connections, db, demo, log, registry, report, runner, tasks
 from iotask import config as config_module
 from iotask.errors import IotaskError
 
@@ -64,6 +65,12 @@ class App:
                     f"the database refused the change (another process changed the same rows?): "
                     f"{reason}"
                 ) from None
+
+    def runner(self, trigger: str) -> runner.Runner:
+        """A runner on a migrated database, with logging set up as configured."""
+        db.check_migrated(self.engine)
+        log.setup(self.config, self.verbose)
+        return runner.Runner(self.engine, self.config, trigger)
 
     def close(self) -> None:
         if self._engine is not None:
@@ -449,6 +456,157 @@ def task_show(app: App, name: str, as_json: bool) -> None:
         elif key == "map":
             value = "" if value is None else json.dumps(value, ensure_ascii=False)
         click.echo(f"{key + ':':16} {'' if value is None else value}")
+
+
+# --- running ----------------------------------------------------------------------------------
+
+xml_option = click.option("--xml", "as_xml", is_flag=True,
+                          help="Print Docebo's cron report as well-formed XML.")
+
+
+def emit_results(app: App, results: list[runner.TaskResult], as_json: bool,
+                 as_xml: bool) -> None:
+    """Report on stdout as asked; problems on stderr; exit 1 when any task failed or was held."""
+    tz = app.config.timezone
+    if as_json:
+        click.echo(report.to_json(results, tz))
+    elif as_xml:
+        click.echo(report.to_xml(results, tz))
+    elif app.verbose:
+        executed = [r for r in results if r.executed or r.error]
+        for result in executed:
+            click.echo(report.summary_line(result))
+        if not executed:
+            click.echo("nothing due")
+    for result in results:
+        problem = report.problem_line(result)
+        if problem:
+            click.echo(f"iotask: {problem}", err=True)
+    if not all(r.ok for r in results):
+        raise SystemExit(1)
+
+
+@cli.command("run-due")
+@json_option
+@xml_option
+@pass_app
+def run_due_command(app: App, as_json: bool, as_xml: bool) -> None:
+    """Run every enabled task that is due, in sequence order. This is what cron calls.
+
+    Due-ness is computed from last_execution every time, so `UPDATE core_task SET
+    last_execution = NULL` makes a task due. A task is claimed before it runs, so several
+    run-due processes (or hosts sharing one database) never run a task twice. A failed task
+    is retried after a backoff (5 minutes, doubling, at most 6 hours or its own period).
+    Silent on success unless -v. Exit 0: every executed task succeeded (or nothing was due);
+    1: a task failed or was held; 2: usage or configuration error.
+    """
+    results = app.runner("cron").run_due()
+    emit_results(app, results, as_json, as_xml)
+
+
+@cli.command("run")
+@click.argument("names", nargs=-1, required=True, metavar="NAME...")
+@json_option
+@xml_option
+@pass_app
+def run_command(app: App, names: tuple[str, ...], as_json: bool, as_xml: bool) -> None:
+    """Run these tasks now, whatever their schedule or enabled flag.
+
+    Still claims each task: if it is running elsewhere, says where and since when, and exits 1.
+    """
+    results = app.runner("manual").run(names)
+    emit_results(app, results, as_json, as_xml)
+
+
+@cli.command("reset")
+@click.argument("names", nargs=-1, metavar="[NAME...]")
+@click.option("--failed", "failed", is_flag=True, help="Every task whose last run failed.")
+@click.option("--all", "all_tasks", is_flag=True, help="Every task.")
+@click.option("--to", "to_time", metavar="'YYYY-MM-DD HH:MM'",
+              help="Set last_execution to this local time instead of clearing it.")
+@click.option("--force", is_flag=True,
+              help="Reset a task that looks running (its runner died): its run is abandoned.")
+@pass_app
+def reset_command(app: App, names: tuple[str, ...], failed: bool, all_tasks: bool,
+                  to_time: str | None, force: bool) -> None:
+    """Make tasks due at the next run-due: last_execution cleared (or --to), fail_count 0.
+
+    The safe way to do what Docebo operators did by editing last_execution by hand. Prints
+    what changed; every reset is recorded in the task's history.
+    """
+    if sum([bool(names), failed, all_tasks]) != 1:
+        raise click.UsageError("name the tasks, or give --failed or --all (one of them)")
+    to = clock.parse_local(to_time, app.config.timezone) if to_time else None
+    db.check_migrated(app.engine)
+    if failed:
+        names = tuple(runner.failed_task_names(app.engine))
+    elif all_tasks:
+        names = tuple(runner.all_task_names(app.engine))
+    changes = runner.reset(app.engine, app.config, names, to, force)
+    for change in changes:
+        click.echo(change.message, err=not change.changed)
+    if not changes:
+        app.say("nothing to reset")
+    if not all(change.changed for change in changes):
+        raise SystemExit(1)
+
+
+@cli.command("status")
+@json_option
+@pass_app
+def status_command(app: App, as_json: bool) -> None:
+    """Every task: its schedule in words, when it is next due, how its last run went."""
+    db.check_migrated(app.engine)
+    data = report.status(app.engine, app.config.timezone)
+    if as_json:
+        emit_json(data)
+        return
+    tz = app.config.timezone
+    emit_table(["NAME", "SCHEDULE", "NEXT DUE", "LAST STATUS", "LAST RUN", "DURATION", "FAILS"],
+               [[d["name"], d["schedule"], _local(d["next_due"], tz), d["last_status"] or "",
+                 _local(d["last_run"]["started"], tz) if d["last_run"] else "",
+                 _seconds(d["last_run"]["duration_seconds"]) if d["last_run"] else "",
+                 d["fail_count"] or ""] for d in data])
+
+
+def _local(value: str | None, tz) -> str:
+    """An ISO time from the report as a person reads it; other words unchanged."""
+    if not value or not value[:4].isdigit():
+        return value or ""
+    return datetime.fromisoformat(value).astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _seconds(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}s"
+
+
+@cli.command("history")
+@click.argument("name")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000),
+              help="How many runs, newest first.")
+@json_option
+@pass_app
+def history_command(app: App, name: str, limit: int, as_json: bool) -> None:
+    """The runs of task NAME: trigger, runner, times, status, counts, errors, rejected rows."""
+    with app.session() as session:
+        tasks.get(session, name)
+    tz = app.config.timezone
+    data = report.history(app.engine, name, limit, tz)
+    if as_json:
+        emit_json(data)
+        return
+    emit_table(["RUN", "TRIGGER", "STARTED", "DURATION", "STATUS", "READ", "INS", "UPD", "SAME",
+                "REM", "FAIL", "RUNNER"],
+               [[d["id"], d["trigger"], _local(d["started"], tz), _seconds(d["duration_seconds"]),
+                 d["status"], *d["counts"].values(), d["runner"]] for d in data])
+    for d in data:
+        if d["error"]:
+            click.echo(f"run {d['id']}: {d['error']}")
+        for e in d["row_errors"]:
+            where = f"row {e['row']}" if e["row"] is not None else "row ?"
+            key = f" ({e['key']})" if e["key"] else ""
+            column = f" [{e['column']}]" if e["column"] else ""
+            click.echo(f"run {d['id']}: {where}{key}{column}: {e['message']}")
 
 
 # --- demo -------------------------------------------------------------------------------------

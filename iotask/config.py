@@ -18,11 +18,17 @@ from iotask.errors import IotaskError
 DEFAULT_DATABASE_URL = "sqlite:///iotask.db"
 
 
+DEFAULT_LEASE_SECONDS = 300
+
+
 @dataclass(frozen=True)
 class Config:
     database_url: str
     timezone: ZoneInfo
     source: str  # where database_url came from, for messages
+    lease_seconds: int = DEFAULT_LEASE_SECONDS
+    log: str = "stderr"  # stderr, syslog, or a file path
+    log_level: str | None = None  # None: INFO for a file or syslog, WARNING on stderr unless -v
 
 
 def _ini_values() -> tuple[dict[str, str], str | None]:
@@ -94,4 +100,21 @@ def load(db_option: str | None = None) -> Config:
         tz = parse_timezone(ini["timezone"], f"{ini_path} timezone")
     else:
         tz = machine_timezone()
-    return Config(database_url=url, timezone=tz, source=source)
+    lease_text = os.environ.get("IOTASK_LEASE_SECONDS") or ini.get("lease_seconds")
+    lease = DEFAULT_LEASE_SECONDS
+    if lease_text:
+        try:
+            lease = int(lease_text)
+        except ValueError:
+            lease = 0
+        if lease < 1:
+            raise IotaskError(
+                f"lease seconds must be a whole number of seconds >= 1, got {lease_text!r} "
+                "(IOTASK_LEASE_SECONDS or lease_seconds in the INI file)"
+            )
+    log = os.environ.get("IOTASK_LOG") or ini.get("log") or "stderr"
+    level = os.environ.get("IOTASK_LOG_LEVEL") or ini.get("log_level")
+    if level and level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise IotaskError(f"log level {level!r} is not one of DEBUG, INFO, WARNING, ERROR")
+    return Config(database_url=url, timezone=tz, source=source, lease_seconds=lease, log=log,
+                  log_level=level.upper() if level else None)

@@ -105,8 +105,10 @@ class Task(Base):
     fail_count: Mapped[int] = mapped_column(Integer, server_default="0")
     locked_by: Mapped[str | None] = mapped_column(String(100))
     locked_until: Mapped[datetime | None] = mapped_column(Timestamp)
+    last_attempt: Mapped[datetime | None] = mapped_column(Timestamp)
+    run_count: Mapped[int] = mapped_column(Integer, server_default="0")
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)  # set on edits
 
 
 class TaskRun(Base):

@@ -119,6 +119,7 @@ def _apply(session: Session, row: Task, changes: TaskChanges) -> None:
         row.description = changes.description
     if changes.enabled is not None:
         row.enabled = changes.enabled
+    row.updated_at = clock.utcnow()
 
 
 def add(session: Session, name: str, changes: TaskChanges) -> Task:

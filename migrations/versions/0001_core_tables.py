@@ -63,6 +63,8 @@ def upgrade() -> None:
         sa.Column("fail_count", sa.Integer(), server_default="0", nullable=False),
         sa.Column("locked_by", sa.String(100), nullable=True),
         sa.Column("locked_until", sa.DateTime(), nullable=True),
+        sa.Column("last_attempt", sa.DateTime(), nullable=True),
+        sa.Column("run_count", sa.Integer(), server_default="0", nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("updated_at", sa.DateTime(), nullable=False),
         sa.ForeignKeyConstraint(["conn_source"], ["core_connection.name"], onupdate="CASCADE",

@@ -1,0 +1,44 @@
+"""Where run logs go: stderr (default), syslog, or a file, chosen by IOTASK_LOG or the INI file.
+
+On stderr only warnings show unless -v, so cron stays quiet on success; a file or syslog gets
+every run's start and end.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import sys
+from pathlib import Path
+
+from iotask.config import Config
+from iotask.errors import IotaskError
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
+
+
+def setup(config: Config, verbose: int) -> None:
+    logger = logging.getLogger("iotask")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    logger.propagate = False
+    if config.log == "stderr":
+        handler: logging.Handler = logging.StreamHandler(sys.stderr)
+        default = "INFO" if verbose > 1 else "WARNING"
+    elif config.log == "syslog":
+        address = "/dev/log" if Path("/dev/log").exists() else ("localhost", 514)
+        handler = logging.handlers.SysLogHandler(address=address)
+        handler.setFormatter(logging.Formatter("iotask[%(process)d]: %(message)s"))
+        default = "INFO"
+    else:
+        path = Path(config.log).expanduser()
+        try:
+            handler = logging.FileHandler(path, encoding="utf-8")
+        except OSError as exc:
+            raise IotaskError(f"cannot open log file {path}: {exc.strerror}") from None
+        default = "INFO"
+    if not isinstance(handler, logging.handlers.SysLogHandler):
+        handler.setFormatter(logging.Formatter(FORMAT))
+    logger.addHandler(handler)
+    logger.setLevel(config.log_level or default)

@@ -1,0 +1,486 @@
+"""run-due, run and reset: decide what is due, claim it so it never runs twice, run it, record it.
+
+The claim is one conditional UPDATE of the task row (a lease: ``locked_by``/``locked_until``),
+which works the same on SQLite, MariaDB and PostgreSQL. Every claim increments ``run_count``, and a
+run-due claim only succeeds if ``run_count`` is still what it was when the task was judged due, so
+two runners that both saw a task due cannot both run it. The lease is renewed while the task runs;
+a runner whose lease expired is presumed dead, its run is marked abandoned, and it cannot commit.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+import os
+import random
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, insert, or_, select, true, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from connectors.base import Connector, Counts, Held, LeaseLost, NothingToProcess, RowError
+from iotask import clock, connections, registry, schedule
+from iotask import engine as data_engine
+from iotask.clock import utcnow
+from iotask.config import Config
+from iotask.engine import (
+    ABANDONED,
+    EXECUTED,
+    FAILED,
+    HELD,
+    NOTHING_TO_PROCESS,
+    RESET,
+    RUNNING,
+)
+from iotask.errors import IotaskError, NotFound
+from iotask.models import Task, TaskRun, TaskRunError
+
+log = logging.getLogger("iotask.runner")
+
+TRIGGERS = ("cron", "url", "manual")
+MAX_STORED_ROW_ERRORS = 1000
+RETRYABLE_CODES = {1205, 1213}  # MySQL/MariaDB lock wait timeout, deadlock
+RETRYABLE_SQLSTATES = {"40001", "40P01"}  # PostgreSQL serialization failure, deadlock
+T = TypeVar("T")
+
+
+def runner_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _retryable(exc: DBAPIError) -> bool:
+    orig = exc.orig
+    code = orig.args[0] if orig is not None and orig.args else None
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return (code in RETRYABLE_CODES or sqlstate in RETRYABLE_SQLSTATES
+            or "database is locked" in str(orig))
+
+
+def transaction(engine: Engine, work: Callable[[Connection], T], attempts: int = 6) -> T:
+    """Run a short transaction, retrying deadlocks and lock timeouts (they happen under load)."""
+    for attempt in range(attempts):
+        try:
+            with engine.begin() as conn:
+                return work(conn)
+        except DBAPIError as exc:
+            if attempt == attempts - 1 or not _retryable(exc):
+                raise
+            time.sleep(random.uniform(0.02, 0.1) * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def due_at(task: Task, tz) -> datetime | None:
+    """When the task is next due (naive UTC); None means now. Derived afresh on every call.
+
+    A failed or held task waits for its retry delay after the last attempt, on top of its
+    schedule, so a broken feed is not hammered every minute.
+    """
+    parsed = schedule.parse(task.schedule_type, task.schedule)
+    due = schedule.next_due(parsed, task.last_execution, tz)
+    if task.fail_count > 0 and task.last_attempt is not None:
+        retry = task.last_attempt + schedule.retry_delay(task.fail_count, parsed, tz)
+        due = retry if due is None else max(due, retry)
+    return due
+
+
+@dataclass
+class TaskResult:
+    """What happened to one task in one call: executed or not, and how it ended."""
+
+    task: str
+    executed: bool
+    status: str | None = None
+    run_id: int | None = None
+    started: datetime | None = None
+    finished: datetime | None = None
+    scheduled: datetime | None = None
+    counts: Counts = field(default_factory=Counts)
+    error: str | None = None
+    row_errors: list[RowError] = field(default_factory=list)
+    note: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Executed successfully, or rightly not executed (not due, running elsewhere)."""
+        if self.executed:
+            return self.status in EXECUTED
+        return self.status != FAILED
+
+    @property
+    def duration(self) -> float | None:
+        if self.started is None or self.finished is None:
+            return None
+        return (self.finished - self.started).total_seconds()
+
+
+class Lease:
+    """The claim on a task row, renewed in the background while the task runs."""
+
+    def __init__(self, engine: Engine, database_url: str, task: str, token: str,
+                 seconds: int) -> None:
+        self.engine, self.database_url = engine, database_url
+        self.task, self.token, self.seconds = task, token, seconds
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"lease:{task}", daemon=True)
+
+    def _renew_on(self, conn: Connection) -> bool:
+        until = utcnow() + timedelta(seconds=self.seconds)
+        result = conn.execute(update(Task).where(Task.name == self.task,
+                                                 Task.locked_by == self.token)
+                              .values(locked_until=until))
+        if result.rowcount != 1:
+            self.lost = True
+        return not self.lost
+
+    def renew(self) -> bool:
+        return transaction(self.engine, self._renew_on)
+
+    def check(self, connection: Connection | None = None) -> None:
+        """Raise LeaseLost unless the lease is still ours; renew it for the commit ahead.
+
+        A destination in the iotask database passes its own connection, so the check runs in the
+        same transaction as its changes and both commit together or not at all.
+        """
+        same_database = connection is not None and (
+            connection.engine.url.render_as_string(hide_password=False)
+            == self.engine.url.render_as_string(hide_password=False))
+        owned = (not self.lost and
+                 (self._renew_on(connection) if same_database else self.renew()))
+        if not owned:
+            raise LeaseLost(f"task {self.task!r} was taken over by another runner: "
+                            "this run committed nothing")
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.seconds / 3):
+            try:
+                if not self.renew():
+                    log.warning("task %s: lease lost to another runner", self.task)
+                    return
+            except DBAPIError as exc:
+                log.warning("task %s: could not renew the lease: %s", self.task,
+                            str(exc.orig).splitlines()[0] if exc.orig else exc)
+
+    def __enter__(self) -> Lease:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class Run:
+    """The RunContext a connector sees during one run."""
+
+    def __init__(self, task: Task, run_id: int, lease: Lease, database_url: str) -> None:
+        self.task = task.name
+        self.run_id = run_id
+        self.import_type = task.import_type
+        self.database_url = database_url
+        self.counts = Counts()
+        self.files: list[str] = []
+        self.errors: list[RowError] = []
+        self._lease = lease
+
+    def row_error(self, error: RowError) -> None:
+        self.counts.failed += 1
+        if len(self.errors) < MAX_STORED_ROW_ERRORS:
+            self.errors.append(error)
+
+    def check_lease(self, connection: Connection | None = None) -> None:
+        self._lease.check(connection)
+
+
+class Runner:
+    """Runs tasks for one trigger (cron, url or manual) against one iotask database."""
+
+    def __init__(self, engine: Engine, config: Config, trigger: str) -> None:
+        if trigger not in TRIGGERS:
+            raise ValueError(f"trigger must be one of {TRIGGERS}")
+        self.engine, self.config, self.trigger = engine, config, trigger
+        self.runner = runner_name()
+
+    # --- what is due ---------------------------------------------------------------------
+
+    def _task(self, name: str) -> Task | None:
+        with Session(self.engine) as session:
+            return session.get(Task, name)
+
+    def _enabled_names(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(conn.scalars(select(Task.name).where(Task.enabled == true())
+                                     .order_by(Task.sequence, Task.name)))
+
+    def sweep_abandoned(self) -> int:
+        """Mark the runs of runners that died (lease expired) abandoned and free their tasks."""
+        now = utcnow()
+        expired = select(Task.name).where(or_(Task.locked_until.is_(None),
+                                              Task.locked_until < now))
+        with self.engine.connect() as conn:
+            stale = conn.scalar(select(TaskRun.id).where(TaskRun.status == RUNNING,
+                                                         TaskRun.task.in_(expired)).limit(1))
+        if stale is None:
+            return 0
+
+        def work(conn: Connection) -> int:
+            marked = conn.execute(
+                update(TaskRun).where(TaskRun.status == RUNNING, TaskRun.task.in_(expired))
+                .values(status=ABANDONED, finished=now,
+                        error="the runner stopped before finishing (its lease expired)")
+            ).rowcount
+            conn.execute(update(Task).where(Task.locked_until < now)
+                         .values(locked_by=None, locked_until=None, last_status=ABANDONED))
+            return marked
+
+        marked = transaction(self.engine, work)
+        if marked:
+            log.warning("marked %d run(s) abandoned: their runner stopped", marked)
+        return marked
+
+    # --- claiming ------------------------------------------------------------------------
+
+    def _claim(self, task: Task, now: datetime, manual: bool) -> tuple[int, str] | None:
+        token = f"{self.runner}:{secrets.token_hex(4)}"
+        conditions = [Task.name == task.name,
+                      or_(Task.locked_until.is_(None), Task.locked_until < now)]
+        if not manual:
+            conditions.append(Task.run_count == task.run_count)
+
+        def work(conn: Connection) -> int | None:
+            claimed = conn.execute(
+                update(Task).where(*conditions).values(
+                    locked_by=token,
+                    locked_until=now + timedelta(seconds=self.config.lease_seconds),
+                    run_count=Task.run_count + 1, last_attempt=now, last_status=RUNNING)
+            ).rowcount
+            if claimed != 1:
+                return None
+            conn.execute(update(TaskRun).where(TaskRun.task == task.name,
+                                               TaskRun.status == RUNNING)
+                         .values(status=ABANDONED, finished=now,
+                                 error="the runner stopped before finishing (lease expired)"))
+            return conn.execute(insert(TaskRun).values(
+                task=task.name, trigger=self.trigger, runner=self.runner, started=now,
+                status=RUNNING)).inserted_primary_key[0]
+
+        run_id = transaction(self.engine, work)
+        return None if run_id is None else (run_id, token)
+
+    def _holder(self, task: Task) -> str:
+        with self.engine.connect() as conn:
+            run = conn.execute(select(TaskRun.runner, TaskRun.started)
+                               .where(TaskRun.task == task.name, TaskRun.status == RUNNING)
+                               .order_by(TaskRun.id.desc()).limit(1)).first()
+        tz = self.config.timezone
+        if run is None:
+            return f"locked by {task.locked_by} until {clock.show(task.locked_until, tz)}"
+        return f"running on {run.runner} since {clock.show(run.started, tz)}"
+
+    # --- running -------------------------------------------------------------------------
+
+    def _connector(self, session: Session, name: str, role: str) -> Connector:
+        try:
+            row = connections.get(session, name)
+        except NotFound:
+            raise IotaskError(f"{role} connection {name!r} does not exist (deleted?): "
+                              "edit the task or add the connection") from None
+        cls = registry.connector_class(session, row.type)
+        able = cls.can_read if role == "source" else cls.can_write
+        if not able:
+            raise IotaskError(f"{role} connection {name!r}: connector type {row.type!r} cannot "
+                              f"{'read' if role == 'source' else 'write'}")
+        try:
+            return cls(connections.stored_params(row))
+        except ValueError as exc:
+            raise IotaskError(f"{role} connection {name!r} has bad settings: {exc}") from None
+
+    def _execute(self, task: Task, run_id: int, token: str, started: datetime,
+                 scheduled: datetime | None) -> TaskResult:
+        log.info("task %s: run %d started (%s, %s)", task.name, run_id, self.trigger,
+                 self.runner)
+        lease = Lease(self.engine, self.config.database_url, task.name, token,
+                      self.config.lease_seconds)
+        context = Run(task, run_id, lease, self.config.database_url)
+        error: str | None = None
+        try:
+            with lease:
+                with Session(self.engine) as session:
+                    source = self._connector(session, task.conn_source, "source")
+                    destination = self._connector(session, task.conn_destination,
+                                                  "destination")
+                status = data_engine.execute(source, destination, context)
+        except NothingToProcess as exc:
+            status, error = NOTHING_TO_PROCESS, str(exc) or None
+        except Held as exc:
+            status, error = HELD, str(exc)
+        except LeaseLost as exc:
+            status, error = ABANDONED, str(exc)
+        except IotaskError as exc:
+            status, error = FAILED, str(exc)
+        except Exception as exc:  # a connector's bug or an I/O error: this task fails alone
+            log.exception("task %s: run %d failed", task.name, run_id)
+            status, error = FAILED, f"{type(exc).__name__}: {exc}".splitlines()[0]
+        finished = utcnow()
+        if lease.lost and status != ABANDONED:
+            error = (error + "; " if error else "") + "lease lost while finishing"
+        self._finish(task, run_id, token, started, finished, status, error, context)
+        log.log(logging.INFO if status in EXECUTED else logging.ERROR,
+                "task %s: run %d %s in %.1fs: read %d, inserted %d, updated %d, unchanged %d, "
+                "removed %d, failed %d%s", task.name, run_id, status,
+                (finished - started).total_seconds(), context.counts.read,
+                context.counts.inserted, context.counts.updated, context.counts.unchanged,
+                context.counts.removed, context.counts.failed, f": {error}" if error else "")
+        return TaskResult(task.name, True, status, run_id, started, finished, scheduled,
+                          context.counts, error, context.errors)
+
+    def _finish(self, task: Task, run_id: int, token: str, started: datetime,
+                finished: datetime, status: str, error: str | None, context: Run) -> None:
+        values: dict[str, Any] = {"locked_by": None, "locked_until": None,
+                                  "last_status": status, "last_error": error}
+        if status in EXECUTED:
+            values.update(last_execution=started, fail_count=0)
+        elif status in (FAILED, HELD):
+            values.update(fail_count=Task.fail_count + 1)
+        counts = context.counts
+        stored_error = error
+        if counts.failed > len(context.errors):
+            note = f"{counts.failed} rows rejected, the first {len(context.errors)} stored"
+            stored_error = f"{error}; {note}" if error else note
+
+        def work(conn: Connection) -> None:
+            if status != ABANDONED:
+                conn.execute(update(Task).where(Task.name == task.name,
+                                                Task.locked_by == token).values(**values))
+            conn.execute(update(TaskRun).where(TaskRun.id == run_id).values(
+                status=status, finished=finished, rows_read=counts.read,
+                rows_inserted=counts.inserted, rows_updated=counts.updated,
+                rows_unchanged=counts.unchanged, rows_removed=counts.removed,
+                rows_failed=counts.failed,
+                files=json.dumps(context.files, ensure_ascii=False) if context.files else None,
+                error=stored_error))
+            if context.errors:
+                conn.execute(insert(TaskRunError), [
+                    {"run_id": run_id, "row_index": e.row_index, "key_values": e.key_values,
+                     "column_name": e.column, "message": e.message} for e in context.errors])
+
+        transaction(self.engine, work)
+
+    # --- entry points --------------------------------------------------------------------
+
+    def run_due(self) -> list[TaskResult]:
+        """Every enabled task that is due, in sequence order, each at most once."""
+        self.sweep_abandoned()
+        results = []
+        for name in self._enabled_names():
+            task = self._task(name)
+            if task is None or not task.enabled:
+                continue
+            now = utcnow()
+            try:
+                due = due_at(task, self.config.timezone)
+            except schedule.ScheduleError as exc:
+                results.append(TaskResult(name, False, FAILED,
+                                          error=f"unreadable schedule: {exc}"))
+                continue
+            if due is not None and due > now:
+                results.append(TaskResult(name, False, scheduled=due, note="not due"))
+                continue
+            if task.locked_until is not None and task.locked_until >= now:
+                results.append(TaskResult(name, False, scheduled=due, note=self._holder(task)))
+                continue
+            claim = self._claim(task, now, manual=False)
+            if claim is None:
+                results.append(TaskResult(name, False, scheduled=due,
+                                          note="taken by another runner"))
+                continue
+            results.append(self._execute(task, *claim, now, due))
+        return results
+
+    def run(self, names: Sequence[str]) -> list[TaskResult]:
+        """Run these tasks now, whatever their schedule or enabled flag; still claiming."""
+        self.sweep_abandoned()
+        results = []
+        for name in names:
+            task = self._task(name)
+            if task is None:
+                raise NotFound(f"no task named {name!r}: see `iotask task list`")
+            now = utcnow()
+            claim = self._claim(task, now, manual=True)
+            if claim is None:
+                fresh = self._task(name) or task
+                results.append(TaskResult(name, False, FAILED,
+                                          error=f"task {name!r} is {self._holder(fresh)}"))
+                continue
+            results.append(self._execute(task, *claim, now, None))
+        return results
+
+
+@dataclass
+class ResetChange:
+    task: str
+    changed: bool
+    message: str
+
+
+def reset(engine: Engine, config: Config, names: Iterable[str], to: datetime | None = None,
+          force: bool = False) -> list[ResetChange]:
+    """Make tasks due at the next run-due (or as if last executed at ``to``), logged in history.
+
+    A task that is running is left alone unless ``force``: then its run is marked abandoned.
+    """
+    tz = config.timezone
+    who = f"{getpass.getuser()}@{runner_name()}"
+    changes = []
+    for name in names:
+        now = utcnow()
+        with Session(engine) as session:
+            task = session.get(Task, name)
+        if task is None:
+            raise NotFound(f"no task named {name!r}: see `iotask task list`")
+        running = task.locked_until is not None and task.locked_until >= now
+        if running and not force:
+            changes.append(ResetChange(name, False, f"{name}: not reset, it is running "
+                                       f"({task.locked_by}); --force if that runner is dead"))
+            continue
+        before = (f"last_execution {clock.show(task.last_execution, tz) or 'none'} -> "
+                  f"{clock.show(to, tz) or 'none'}, fail_count {task.fail_count} -> 0")
+        message = f"{name}: {before}" + (", running run marked abandoned" if running else "")
+
+        transaction(engine, lambda conn, task=task, message=message, now=now:
+                    _reset_row(conn, task.name, to, now, who, message))
+        changes.append(ResetChange(name, True, message))
+    return changes
+
+
+def _reset_row(conn: Connection, name: str, to: datetime | None, now: datetime, who: str,
+               message: str) -> None:
+    conn.execute(update(Task).where(Task.name == name).values(
+        last_execution=to, fail_count=0, locked_by=None, locked_until=None, last_status=RESET))
+    conn.execute(update(TaskRun).where(TaskRun.task == name, TaskRun.status == RUNNING)
+                 .values(status=ABANDONED, finished=now,
+                         error=f"abandoned by a forced reset by {who}"))
+    conn.execute(insert(TaskRun).values(task=name, trigger="manual", runner=who, started=now,
+                                        finished=now, status=RESET, error=message))
+
+
+def failed_task_names(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        return list(conn.scalars(select(Task.name).where(
+            or_(Task.fail_count > 0, Task.last_status.in_((FAILED, HELD, ABANDONED))))
+            .order_by(Task.sequence, Task.name)))
+
+
+def all_task_names(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        return list(conn.scalars(select(Task.name).order_by(Task.sequence, Task.name)))
+
