@@ -123,7 +123,7 @@ class TaskRun(Base):
         ForeignKey("core_task.name", onupdate="CASCADE", ondelete="CASCADE"),
         index=True,
     )
-    trigger: Mapped[str] = mapped_column(String(10))
+    triggered_by: Mapped[str] = mapped_column(String(10))  # cron, url or manual
     runner: Mapped[str] = mapped_column(String(100))
     started: Mapped[datetime] = mapped_column(Timestamp)
     finished: Mapped[datetime | None] = mapped_column(Timestamp)

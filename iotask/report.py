@@ -156,7 +156,7 @@ def history(engine: Engine, name: str, limit: int, tz: ZoneInfo,
         error_counts = dict(session.execute(
             select(TaskRunError.run_id, func.count()).where(
                 TaskRunError.run_id.in_([r.id for r in runs])).group_by(TaskRunError.run_id)
-        ).tuples().all()) if runs else {}
+        ).all()) if runs else {}
         result = []
         for run in runs:
             row_errors = []
@@ -165,7 +165,7 @@ def history(engine: Engine, name: str, limit: int, tz: ZoneInfo,
                     select(TaskRunError).where(TaskRunError.run_id == run.id)
                     .order_by(TaskRunError.id).limit(errors_per_run)))
             result.append({
-                "id": run.id, "trigger": run.trigger, "runner": run.runner,
+                "id": run.id, "trigger": run.triggered_by, "runner": run.runner,
                 "started": clock.iso(run.started, tz), "finished": clock.iso(run.finished, tz),
                 "duration_seconds": _duration(run),
                 "status": run.status,

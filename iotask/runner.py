@@ -270,7 +270,7 @@ class Runner:
                          .values(status=ABANDONED, finished=now,
                                  error="the runner stopped before finishing (lease expired)"))
             return conn.execute(insert(TaskRun).values(
-                task=task.name, trigger=self.trigger, runner=self.runner, started=now,
+                task=task.name, triggered_by=self.trigger, runner=self.runner, started=now,
                 status=RUNNING)).inserted_primary_key[0]
 
         run_id = transaction(self.engine, work)
@@ -328,14 +328,13 @@ class Runner:
         except IotaskError as exc:
             status, error = FAILED, str(exc)
         except Exception as exc:  # a connector's bug or an I/O error: this task fails alone
-            log.exception("task %s: run %d failed", task.name, run_id)
+            log.debug("task %s: run %d failed", task.name, run_id, exc_info=True)
             status, error = FAILED, f"{type(exc).__name__}: {exc}".splitlines()[0]
         finished = utcnow()
         if lease.lost and status != ABANDONED:
             error = (error + "; " if error else "") + "lease lost while finishing"
         self._finish(task, run_id, token, started, finished, status, error, context)
-        log.log(logging.INFO if status in EXECUTED else logging.ERROR,
-                "task %s: run %d %s in %.1fs: read %d, inserted %d, updated %d, unchanged %d, "
+        log.info("task %s: run %d %s in %.1fs: read %d, inserted %d, updated %d, unchanged %d, "
                 "removed %d, failed %d%s", task.name, run_id, status,
                 (finished - started).total_seconds(), context.counts.read,
                 context.counts.inserted, context.counts.updated, context.counts.unchanged,
@@ -469,7 +468,7 @@ def _reset_row(conn: Connection, name: str, to: datetime | None, now: datetime, 
     conn.execute(update(TaskRun).where(TaskRun.task == name, TaskRun.status == RUNNING)
                  .values(status=ABANDONED, finished=now,
                          error=f"abandoned by a forced reset by {who}"))
-    conn.execute(insert(TaskRun).values(task=name, trigger="manual", runner=who, started=now,
+    conn.execute(insert(TaskRun).values(task=name, triggered_by="manual", runner=who, started=now,
                                         finished=now, status=RESET, error=message))
 
 

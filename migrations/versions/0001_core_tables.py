@@ -80,7 +80,7 @@ def upgrade() -> None:
         "core_task_run",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("task", sa.String(50), nullable=False),
-        sa.Column("trigger", sa.String(10), nullable=False),
+        sa.Column("triggered_by", sa.String(10), nullable=False),
         sa.Column("runner", sa.String(100), nullable=False),
         sa.Column("started", sa.DateTime(), nullable=False),
         sa.Column("finished", sa.DateTime(), nullable=True),
