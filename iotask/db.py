@@ -124,6 +124,11 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 def check_migrated(engine: Engine) -> None:
     """Refuse to work on a database whose schema is not the one this code expects."""
+    database = engine.url.database
+    if engine.url.get_backend_name() == "sqlite" and database not in (None, "", ":memory:") \
+            and not Path(database).exists():
+        raise IotaskError(
+            f"database file {database} does not exist: run `iotask db upgrade` to create it")
     current = current_revision(engine)
     head = head_revision()
     if current == head:
