@@ -407,12 +407,16 @@ class Runner:
 
     def run(self, names: Sequence[str]) -> list[TaskResult]:
         """Run these tasks now, whatever their schedule or enabled flag; still claiming."""
+        missing = [name for name in names if self._task(name) is None]
+        if missing:
+            raise NotFound(f"no task named {missing[0]!r}: see `iotask task list`")
         self.sweep_abandoned()
         results = []
         for name in names:
             task = self._task(name)
-            if task is None:
-                raise NotFound(f"no task named {name!r}: see `iotask task list`")
+            if task is None:  # removed while the earlier tasks ran
+                results.append(TaskResult(name, False, FAILED, error="task was removed"))
+                continue
             now = utcnow()
             claim = self._claim(task, now, manual=True)
             if claim is None:

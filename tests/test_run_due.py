@@ -251,9 +251,11 @@ def test_disabled_tasks_are_skipped_by_run_due_but_run_by_run(setup, engine):
     assert len(ledger_rows(engine)) == 3
 
 
-def test_run_unknown_task_and_status_table(setup):
+def test_run_unknown_task_and_status_table(setup, engine):
     assert_user_error(setup("run", "nobody", ok=False), "no task named 'nobody'")
     add_task(setup, "users")
+    assert_user_error(setup("run", "users", "nobody", ok=False), "no task named 'nobody'")
+    assert ledger_rows(engine) == []  # nothing ran before the mistake was found
     table = setup("status").out.splitlines()
     assert table[0].split()[:3] == ["NAME", "SCHEDULE", "NEXT"]
     assert "now" in table[1]
