@@ -11,8 +11,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from urllib.parse import urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 MASK = "********"
 
@@ -23,6 +26,10 @@ FALSE_WORDS = {"0", "false", "no", "off"}
 
 Row = dict[str, Any]
 Batch = list[Row]
+
+
+class ConnectorError(Exception):
+    """The endpoint cannot be read or written as configured; the message says what and where."""
 
 
 class NothingToProcess(Exception):
@@ -63,14 +70,19 @@ class RunContext(Protocol):
     task: str
     run_id: int
     import_type: str  # "insert" or "sync"
+    database_url: str | None  # the iotask database, the default for SQL connectors
     counts: Counts
     files: list[str]
 
     def row_error(self, error: RowError) -> None:
         """Record a rejected row; the run goes on."""
 
-    def check_lease(self) -> None:
-        """Raise LeaseLost unless this runner still owns the task. Call right before commit."""
+    def check_lease(self, connection: Connection | None = None) -> None:
+        """Raise LeaseLost unless this runner still owns the task. Call right before commit.
+
+        A destination writing to a database passes its connection: when that is the iotask
+        database the check runs in the same transaction and commits with the data.
+        """
 
 
 @dataclass
@@ -80,6 +92,7 @@ class MemoryContext:
     task: str = "preview"
     run_id: int = 0
     import_type: str = "insert"
+    database_url: str | None = None
     counts: Counts = field(default_factory=Counts)
     files: list[str] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
@@ -88,7 +101,7 @@ class MemoryContext:
         self.errors.append(error)
         self.counts.failed += 1
 
-    def check_lease(self) -> None:
+    def check_lease(self, connection: Connection | None = None) -> None:
         return None
 
 

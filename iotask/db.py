@@ -50,7 +50,7 @@ def masked(url: str | URL) -> str:
         return "<unparseable URL>"
 
 
-def _sqlite_setup(engine: Engine) -> None:
+def _sqlite_setup(engine: Engine, read_only: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:
         dbapi_connection.isolation_level = None
@@ -63,11 +63,15 @@ def _sqlite_setup(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url`` with the settings iotask relies on."""
+def make_engine(url: str, read_only: bool = False) -> Engine:
+    """An engine for ``url`` with the settings iotask relies on.
+
+    ``read_only``: on SQLite, transactions begin deferred, so a long read (WAL) never holds the
+    write lock that claims and lease renewals need.
+    """
     parsed = parse_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite" and parsed.database not in (None, "", ":memory:"):
@@ -81,7 +85,7 @@ def make_engine(url: str) -> Engine:
     except (NoSuchModuleError, ModuleNotFoundError, ArgumentError) as exc:
         raise IotaskError(f"unsupported database URL {masked(parsed)}: {exc}") from None
     if backend == "sqlite":
-        _sqlite_setup(engine)
+        _sqlite_setup(engine, read_only)
     return engine
 
 

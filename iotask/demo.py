@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from iotask import connections, tasks
@@ -16,6 +17,22 @@ USERS = [
     ("akim", "Ana", "Kim", "ana.kim@example.com", "engineering"),
     ("lmüller", "Lena", "Müller", "lena.mueller@example.com", "engineering/berlin"),
 ]
+
+
+DEMO_TABLE = "demo_lms_user"
+
+
+def create_demo_table(session: Session) -> None:
+    """The LMS users table the demo imports into, in the iotask database itself."""
+    metadata = sa.MetaData()
+    sa.Table(DEMO_TABLE, metadata,
+             sa.Column("userid", sa.String(50), primary_key=True),
+             sa.Column("firstname", sa.String(100)),
+             sa.Column("lastname", sa.String(100)),
+             sa.Column("email", sa.String(200)),
+             sa.Column("org_unit", sa.String(200)),
+             mysql_charset="utf8mb4")
+    metadata.create_all(session.connection(), checkfirst=True)
 
 
 def write_sample_files(folder: Path) -> Path:
@@ -31,13 +48,14 @@ def write_sample_files(folder: Path) -> Path:
 def set_up(session: Session, folder: Path) -> list[str]:
     """Create what is missing of the demo; return the names of what was created."""
     users_csv = write_sample_files(folder)
+    create_demo_table(session)
     export_csv = folder / "users-export.csv"
     created = []
     wanted_connections = [
         ("demo-hr-users", "csv", "HR system's daily users file",
          [("url", str(users_csv))]),
         ("demo-lms-users", "sql", "LMS users table in the iotask database",
-         [("table", "demo_lms_user"), ("key", "userid")]),
+         [("table", DEMO_TABLE), ("key", "userid")]),
         ("demo-users-export", "csv", "Users export for the reporting team",
          [("url", str(export_csv))]),
     ]
@@ -49,7 +67,7 @@ def set_up(session: Session, folder: Path) -> list[str]:
     wanted_tasks = [
         ("demo: import HR users", tasks.TaskChanges(
             source="demo-hr-users", destination="demo-lms-users", schedule_type="at",
-            schedule="02:30", import_type="sync", sequence=10,
+            schedule="02:30", import_type="insert", sequence=10,
             description="Users from the HR file into the LMS, nightly")),
         ("demo: export users", tasks.TaskChanges(
             source="demo-lms-users", destination="demo-users-export", schedule_type="any",

@@ -27,7 +27,15 @@ from sqlalchemy import Connection, Engine, insert, or_, select, true, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from connectors.base import Connector, Counts, Held, LeaseLost, NothingToProcess, RowError
+from connectors.base import (
+    Connector,
+    ConnectorError,
+    Counts,
+    Held,
+    LeaseLost,
+    NothingToProcess,
+    RowError,
+)
 from iotask import clock, connections, registry, schedule
 from iotask import engine as data_engine
 from iotask.clock import utcnow
@@ -325,7 +333,7 @@ class Runner:
             status, error = HELD, str(exc)
         except LeaseLost as exc:
             status, error = ABANDONED, str(exc)
-        except IotaskError as exc:
+        except (IotaskError, ConnectorError) as exc:
             status, error = FAILED, str(exc)
         except Exception as exc:  # a connector's bug or an I/O error: this task fails alone
             log.debug("task %s: run %d failed", task.name, run_id, exc_info=True)

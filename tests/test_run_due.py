@@ -11,7 +11,10 @@ import pytest
 import sqlalchemy as sa
 from conftest import assert_user_error
 
+from connectors.base import LeaseLost
 from iotask.clock import utcnow
+from iotask.db import make_engine
+from iotask.runner import Lease
 
 
 @pytest.fixture
@@ -273,3 +276,32 @@ def test_log_file_gets_start_and_end(setup, tmp_path, monkeypatch):
     text = log_file.read_text()
     assert "task users: run 1 started (cron" in text
     assert "task users: run 1 success in" in text and "inserted 3" in text
+
+
+def test_lease_check_joins_the_destination_transaction_only_on_the_iotask_database(
+        setup, engine, migrated_url, tmp_path):
+    add_task(setup, "users")
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE core_task SET locked_by = 'me:1:aa', locked_until = :u "
+                             "WHERE name = 'users'"), {"u": utcnow()})
+    lease = Lease(engine, migrated_url, "users", "me:1:aa", 60)
+    same = make_engine(migrated_url)
+    with same.connect() as conn:
+        trans = conn.begin()
+        lease.check(conn)  # renewed inside this transaction: invisible until it commits
+        trans.rollback()
+    with engine.connect() as conn:
+        until = conn.execute(sa.text("SELECT locked_until FROM core_task")).scalar()
+    assert str(until) < str(utcnow() + timedelta(seconds=30))
+    other = make_engine(f"sqlite:///{tmp_path / 'other.db'}")
+    with other.connect() as conn, conn.begin():
+        lease.check(conn)  # another database: renewed on the lease's own connection
+    with engine.connect() as conn:
+        until = conn.execute(sa.text("SELECT locked_until FROM core_task")).scalar()
+    assert str(until) > str(utcnow() + timedelta(seconds=30))
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE core_task SET locked_by = 'thief:2:bb'"))
+    with pytest.raises(LeaseLost):
+        lease.check()
+    same.dispose()
+    other.dispose()

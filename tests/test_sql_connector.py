@@ -1,0 +1,339 @@
+"""The sql connector matches rows on their key, in one transaction, on all three databases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from connectors.base import Batch, LeaseLost, MemoryContext
+from connectors.csv import CsvConnector
+from connectors.sql import SqlConnector, SqlError
+
+DATA = Path(__file__).parent / "data" / "csv"
+
+
+@dataclass
+class IotaskContext(MemoryContext):
+    """Like the runner's: the iotask database's URL, and a lease check that takes a connection."""
+
+    lease_checks: list[str] = field(default_factory=list)
+
+    def check_lease(self, connection: sa.Connection | None = None) -> None:
+        if connection is None:
+            self.lease_checks.append("own connection")
+        else:
+            self.lease_checks.append("in transaction" if connection.in_transaction() else "idle")
+
+
+@dataclass
+class LostContext(MemoryContext):
+    def check_lease(self, connection=None) -> None:
+        raise LeaseLost("another runner took the task")
+
+
+@pytest.fixture
+def users(engine: sa.Engine) -> sa.Table:
+    table = sa.Table(
+        "lms_user", sa.MetaData(),
+        sa.Column("userid", sa.String(50), primary_key=True),
+        sa.Column("firstname", sa.String(100)),
+        sa.Column("lastname", sa.String(100)),
+        sa.Column("email", sa.String(200)),
+        sa.Column("org_unit", sa.String(100)),
+    )
+    table.create(engine)
+    return table
+
+
+def user(userid: str, firstname: str = "First", lastname: str = "Last",
+         org_unit: str | None = "Sales") -> dict:
+    return {"userid": userid, "firstname": firstname, "lastname": lastname,
+            "email": f"{userid}@example.com", "org_unit": org_unit}
+
+
+def write(url: str, batches: list[Batch], context: MemoryContext | None = None,
+          **settings) -> MemoryContext:
+    context = context or MemoryContext()
+    params = {"database": url, "table": "lms_user", "key": ["userid"], **settings}
+    SqlConnector(params).write(iter(batches), context)
+    return context
+
+
+def content(engine: sa.Engine, table: sa.Table) -> list[tuple]:
+    with engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(sa.select(table).order_by(*table.primary_key))]
+
+
+def counts(context: MemoryContext) -> tuple[int, int, int, int]:
+    c = context.counts
+    return c.inserted, c.updated, c.unchanged, c.failed
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+def test_first_write_inserts_then_the_same_rows_are_unchanged(migrated_url, engine, users):
+    rows = [user("ann"), user("bob", org_unit=None), user("cid", lastname="")]
+    assert counts(write(migrated_url, [rows[:2], rows[2:]])) == (3, 0, 0, 0)
+    assert content(engine, users) == [
+        ("ann", "First", "Last", "ann@example.com", "Sales"),
+        ("bob", "First", "Last", "bob@example.com", None),
+        ("cid", "First", "", "cid@example.com", "Sales"),
+    ]
+    assert counts(write(migrated_url, [rows])) == (0, 0, 3, 0)
+
+
+def test_changed_rows_are_updated(migrated_url, engine, users):
+    write(migrated_url, [[user("ann"), user("bob"), user("cid", org_unit=None)]])
+    context = write(migrated_url, [[user("ann", lastname="Rossi"), user("bob"),
+                                    user("cid", org_unit=""), user("dan")]])
+    assert counts(context) == (1, 2, 1, 0)
+    assert [(row[0], row[2], row[4]) for row in content(engine, users)] == [
+        ("ann", "Rossi", "Sales"), ("bob", "Last", "Sales"), ("cid", "Last", ""),
+        ("dan", "Last", "Sales")]
+
+
+def test_only_the_columns_given_are_written(migrated_url, engine, users):
+    write(migrated_url, [[user("ann")]])
+    context = write(migrated_url, [[{"userid": "ann", "email": "new@example.com"}]])
+    assert counts(context) == (0, 1, 0, 0)
+    assert content(engine, users) == [("ann", "First", "Last", "new@example.com", "Sales")]
+
+
+def test_an_empty_key_is_a_row_error(migrated_url, engine, users):
+    context = write(migrated_url, [[user("ann"), {**user(""), "__line__": 3},
+                                    {**user("x"), "userid": None}, {**user("  ")}]])
+    assert counts(context) == (1, 0, 0, 3)
+    assert [(e.row_index, e.column) for e in context.errors] == [
+        (3, "userid"), (3, "userid"), (4, "userid")]
+    assert "empty" in context.errors[0].message
+    assert [row[0] for row in content(engine, users)] == ["ann"]
+
+
+def test_a_key_seen_twice_in_one_run_is_a_row_error(migrated_url, engine, users):
+    batches = [[{**user("ann"), "__line__": 2}, {**user("bob"), "__line__": 3}],
+               [{**user("ann", lastname="Later"), "__line__": 7}]]
+    context = write(migrated_url, batches)
+    assert counts(context) == (2, 0, 0, 1)
+    error = context.errors[0]
+    assert (error.row_index, error.key_values) == (7, "userid=ann")
+    assert "duplicate key userid=ann: also on line 2" in error.message
+    assert content(engine, users)[0][2] == "Last"  # the first one wins
+
+
+def test_an_unknown_column_stops_the_run_before_anything_is_applied(migrated_url, engine, users):
+    write(migrated_url, [[user("ann")]])
+    before = content(engine, users)
+    with pytest.raises(SqlError, match="column 'nickname' .* not in table 'lms_user'"):
+        write(migrated_url, [[user("bob")], [{**user("cid"), "nickname": "C"}]])
+    with pytest.raises(SqlError, match="column 'nickname' .* not in table 'lms_user'"):
+        write(migrated_url, [[{**user("cid"), "nickname": "C"}]])
+    assert content(engine, users) == before
+
+
+def test_a_lost_lease_applies_nothing(migrated_url, engine, users):
+    write(migrated_url, [[user("ann"), user("bob")]])
+    before = content(engine, users)
+    context = LostContext()
+    with pytest.raises(LeaseLost):
+        write(migrated_url, [[user("ann", lastname="Changed"), user("cid")]], context=context)
+    assert content(engine, users) == before
+    assert counts(context) == (0, 0, 0, 0)
+
+
+def test_a_failing_source_applies_nothing(migrated_url, engine, users):
+    def batches():
+        yield [user("ann")]
+        raise RuntimeError("source broke")
+
+    with pytest.raises(RuntimeError, match="source broke"):
+        SqlConnector({"database": migrated_url, "table": "lms_user", "key": ["userid"]}).write(
+            batches(), MemoryContext())
+    assert content(engine, users) == []
+
+
+def test_a_value_too_long_for_its_column_is_a_row_error(migrated_url, engine, users):
+    context = write(migrated_url, [[user("ann", org_unit="x" * 101), user("bob")]])
+    assert counts(context) == (1, 0, 0, 1)
+    assert context.errors[0].column == "org_unit" and "101 characters" in context.errors[0].message
+
+
+def test_the_key_setting_is_required(migrated_url, users):
+    with pytest.raises(SqlError, match="--set key=col1,col2"):
+        write(migrated_url, [[user("ann")]], key=None)
+
+
+def test_a_missing_table_is_named_without_the_password(migrated_url, engine):
+    with pytest.raises(SqlError, match="table 'nope' does not exist in") as caught:
+        write(migrated_url, [[user("ann")]], table="nope")
+    password = engine.url.password
+    assert not password or password not in str(caught.value)
+
+
+def test_database_defaults_to_the_iotask_database(migrated_url, engine, users):
+    context = IotaskContext(database_url=migrated_url)
+    SqlConnector({"table": "lms_user", "key": ["userid"]}).write(iter([[user("ann")]]), context)
+    assert [row[0] for row in content(engine, users)] == ["ann"]
+    rows = [r for b in SqlConnector({"table": "lms_user"}).read(context) for r in b]
+    assert [row["userid"] for row in rows] == ["ann"]
+
+
+def test_the_lease_is_checked_inside_the_write_transaction(
+        migrated_url, tmp_path, users):
+    context = IotaskContext(database_url=migrated_url)
+    write(migrated_url, [[user("ann")]], context=context)
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    other_engine = sa.create_engine(other)
+    sa.Table("lms_user", sa.MetaData(), sa.Column("userid", sa.String(50), primary_key=True)
+             ).create(other_engine)
+    other_engine.dispose()
+    write(other, [[{"userid": "bob"}]], context=context)
+    assert context.lease_checks == ["in transaction", "in transaction"]
+
+
+def test_without_database_and_iotask_url_the_error_says_what_to_set():
+    with pytest.raises(SqlError, match="--set database=URL"):
+        list(SqlConnector({"table": "lms_user"}).read(MemoryContext()))
+
+
+def test_a_composite_key(migrated_url, engine):
+    table = sa.Table(
+        "enrollment", sa.MetaData(),
+        sa.Column("userid", sa.String(50), primary_key=True),
+        sa.Column("course", sa.String(50), primary_key=True),
+        sa.Column("status", sa.String(20)),
+    )
+    table.create(engine)
+    settings = {"table": "enrollment", "key": ["userid", "course"]}
+    rows = [{"userid": "ann", "course": "c1", "status": "enrolled"},
+            {"userid": "ann", "course": "c2", "status": "enrolled"},
+            {"userid": "bob", "course": "c1", "status": "enrolled"}]
+    assert counts(write(migrated_url, [rows], **settings)) == (3, 0, 0, 0)
+    rows[1] = {**rows[1], "status": "completed"}
+    rows.append({"userid": "bob", "course": "c2", "status": "enrolled"})
+    rows.append({"userid": "ann", "course": "c1", "status": "twice"})
+    context = write(migrated_url, [rows], **settings)
+    assert counts(context) == (1, 1, 2, 1)
+    assert context.errors[0].key_values == "userid=ann, course=c1"
+    assert content(engine, table) == [("ann", "c1", "enrolled"), ("ann", "c2", "completed"),
+                                      ("bob", "c1", "enrolled"), ("bob", "c2", "enrolled")]
+
+
+def test_text_is_converted_for_typed_columns(migrated_url, engine):
+    table = sa.Table(
+        "course", sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("hours", sa.Numeric(6, 2)),
+        sa.Column("starts", sa.Date),
+        sa.Column("active", sa.Boolean),
+    )
+    table.create(engine)
+    settings = {"table": "course", "key": ["id"]}
+    rows = [{"id": "1", "hours": "10.5", "starts": "2026-03-01", "active": "yes"},
+            {"id": " 2 ", "hours": "", "starts": "", "active": "0"},
+            {"id": "3", "hours": "ten", "starts": "2026-03-01", "active": "1", "__line__": 4},
+            {"id": "4", "hours": "1", "starts": "01/03/2026", "active": "1", "__line__": 5}]
+    context = write(migrated_url, [rows], **settings)
+    assert counts(context) == (2, 0, 0, 2)
+    assert [(e.row_index, e.column, e.key_values) for e in context.errors] == [
+        (4, "hours", "id=3"), (5, "starts", "id=4")]
+    assert "'ten' is not a number" in context.errors[0].message
+    assert content(engine, table) == [(1, Decimal("10.50"), date(2026, 3, 1), True),
+                                      (2, None, None, False)]
+    assert counts(write(migrated_url, [rows[:2]], **settings)) == (0, 0, 2, 0)
+
+
+def test_odd_column_names_and_names_like_bind_parameters(migrated_url, engine):
+    table = sa.Table(
+        "odd", sa.MetaData(),
+        sa.Column("user id", sa.String(20), primary_key=True),
+        sa.Column("p0", sa.String(20)),
+        sa.Column("p1", sa.String(20)),
+        sa.Column("select", sa.String(20)),
+    )
+    table.create(engine)
+    settings = {"table": "odd", "key": ["user id"]}
+    write(migrated_url, [[{"user id": "a b", "p0": "x", "p1": "y", "select": "%(z)s"}]],
+          **settings)
+    context = write(migrated_url, [[{"user id": "a b", "p0": "x2", "p1": "y", "select": ":z"}]],
+                    **settings)
+    assert counts(context) == (0, 1, 0, 0)
+    assert content(engine, table) == [("a b", "x2", "y", ":z")]
+
+
+def test_a_csv_file_into_a_table_with_line_numbers_in_errors(migrated_url, engine, users, tmp_path):
+    path = tmp_path / "users.csv"
+    path.write_bytes(DATA.joinpath("users.csv").read_bytes() + b",No,Key,none@example.com,HR\n")
+    context = MemoryContext()
+    source = CsvConnector({"url": str(path)})
+    write(migrated_url, list(source.read(context)), context=context)
+    assert counts(context) == (4, 0, 0, 1)
+    assert (context.errors[0].row_index, context.errors[0].column) == (7, "userid")
+    assert content(engine, users)[2] == ("carla", "Carla", "Bianchi\nDe Luca",
+                                         "carla@example.com", "HR")
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def read(url: str, **settings) -> list[Batch]:
+    return list(SqlConnector({"database": url, **settings}).read(MemoryContext()))
+
+
+def test_read_a_table_ordered_by_key(migrated_url, users):
+    write(migrated_url, [[user("cid"), user("ann"), user("bob", org_unit=None)]])
+    batches = read(migrated_url, table="lms_user", key=["userid"])
+    assert batches == [[
+        {"userid": "ann", "firstname": "First", "lastname": "Last",
+         "email": "ann@example.com", "org_unit": "Sales"},
+        {"userid": "bob", "firstname": "First", "lastname": "Last",
+         "email": "bob@example.com", "org_unit": None},
+        {"userid": "cid", "firstname": "First", "lastname": "Last",
+         "email": "cid@example.com", "org_unit": "Sales"},
+    ]]
+
+
+def test_read_in_batches_of_1000(migrated_url, users):
+    write(migrated_url, [[user(f"u{n:04d}") for n in range(2500)]])
+    batches = read(migrated_url, table="lms_user", key=["userid"])
+    assert [len(batch) for batch in batches] == [1000, 1000, 500]
+    assert batches[2][-1]["userid"] == "u2499"
+
+
+def test_read_a_query(migrated_url, users):
+    write(migrated_url, [[user("ann"), user("bob", org_unit="HR"), user("cid", org_unit="HR")]])
+    query = ("SELECT userid, email, '50%' AS share, '12:30' AS at FROM lms_user "
+             "WHERE org_unit = 'HR' ORDER BY userid DESC")
+    assert read(migrated_url, query=query) == [[
+        {"userid": "cid", "email": "cid@example.com", "share": "50%", "at": "12:30"},
+        {"userid": "bob", "email": "bob@example.com", "share": "50%", "at": "12:30"},
+    ]]
+
+
+def test_a_query_that_changes_data_is_rolled_back(migrated_url, engine, users):
+    write(migrated_url, [[user("ann")]])
+    with pytest.raises(SqlError):
+        read(migrated_url, query="DELETE FROM lms_user")
+    assert [row[0] for row in content(engine, users)] == ["ann"]
+
+
+def test_a_query_with_a_column_twice_is_refused(migrated_url, users):
+    with pytest.raises(SqlError, match="column 'userid' more than once"):
+        read(migrated_url, query="SELECT userid, userid FROM lms_user")
+
+
+def test_a_broken_query_is_one_clear_error(migrated_url):
+    with pytest.raises(SqlError, match="query failed on"):
+        read(migrated_url, query="SELECT * FROM no_such_table")
+
+
+def test_reading_a_missing_table_or_key_is_named(migrated_url, users):
+    with pytest.raises(SqlError, match="table 'nope' does not exist"):
+        read(migrated_url, table="nope")
+    with pytest.raises(SqlError, match="key column 'id' is not in table 'lms_user'"):
+        read(migrated_url, table="lms_user", key=["id"])
