@@ -48,10 +48,11 @@ class App:
         return self._engine
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
+    def session(self, read_only: bool = False) -> Iterator[Session]:
         """A session on a migrated database, committed when the block succeeds."""
         db.check_migrated(self.engine)
-        with Session(self.engine, expire_on_commit=False) as session:
+        bind = db.reader(self.engine) if read_only else self.engine
+        with Session(bind, expire_on_commit=False) as session:
             try:
                 yield session
                 session.commit()
@@ -161,7 +162,7 @@ def connector_group() -> None:
 @pass_app
 def connector_list(app: App, as_json: bool) -> None:
     """Registered connectors: type, module, class and whether each reads and writes."""
-    with app.session() as session:
+    with app.session(read_only=True) as session:
         infos = registry.list_connectors(session)
     data = [{
         "type": info.type, "module": info.module, "class": info.class_name,
@@ -184,7 +185,7 @@ def connector_list(app: App, as_json: bool) -> None:
 @pass_app
 def connector_show(app: App, type_name: str, as_json: bool) -> None:
     """The settings a connector type takes (use them with `connection add --set KEY=VALUE`)."""
-    with app.session() as session:
+    with app.session(read_only=True) as session:
         cls = registry.connector_class(session, type_name)
     settings = [{"name": s.name, "kind": s.kind, "required": s.required, "default": s.default,
                  "secret": s.secret, "choices": list(s.choices), "help": s.help}
@@ -277,7 +278,7 @@ def connection_remove(app: App, name: str) -> None:
 @pass_app
 def connection_list(app: App, as_json: bool) -> None:
     """Every connection, with the tasks that use it. Secrets are masked."""
-    with app.session() as session:
+    with app.session(read_only=True) as session:
         data = [connections.describe(session, row) for row in connections.list_all(session)]
     if as_json:
         emit_json(data)
@@ -292,7 +293,7 @@ def connection_list(app: App, as_json: bool) -> None:
 @pass_app
 def connection_show(app: App, name: str, as_json: bool) -> None:
     """One connection and its settings. Secrets are masked."""
-    with app.session() as session:
+    with app.session(read_only=True) as session:
         data = connections.describe(session, connections.get(session, name))
     if as_json:
         emit_json(data)
@@ -424,7 +425,7 @@ def task_remove(app: App, names: tuple[str, ...]) -> None:
 def task_list(app: App, as_json: bool) -> None:
     """Every task in run order: schedule, connections, last execution and status."""
     tz = app.config.timezone
-    with app.session() as session:
+    with app.session(read_only=True) as session:
         rows = tasks.list_all(session)
     data = [tasks.describe(row, tz) for row in rows]
     if as_json:
@@ -444,7 +445,7 @@ def task_list(app: App, as_json: bool) -> None:
 def task_show(app: App, name: str, as_json: bool) -> None:
     """One task in full."""
     tz = app.config.timezone
-    with app.session() as session:
+    with app.session(read_only=True) as session:
         row = tasks.get(session, name)
         data = tasks.describe(row, tz)
     if as_json:
@@ -588,7 +589,7 @@ def _seconds(value: float | None) -> str:
 @pass_app
 def history_command(app: App, name: str, limit: int, as_json: bool) -> None:
     """The runs of task NAME: trigger, runner, times, status, counts, errors, rejected rows."""
-    with app.session() as session:
+    with app.session(read_only=True) as session:
         tasks.get(session, name)
     tz = app.config.timezone
     data = report.history(app.engine, name, limit, tz)
@@ -645,4 +646,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     except IotaskError as exc:
         click.echo(f"iotask: error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except OperationalError as exc:  # the database went away or stayed locked mid-command
+        reason = str(exc.orig).splitlines()[0] if exc.orig else str(exc).splitlines()[0]
+        click.echo(f"iotask: error: database error: {reason}", err=True)
+        sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)

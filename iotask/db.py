@@ -20,6 +20,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from iotask.errors import IotaskError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+READ_ONLY = "iotask_read_only"
 DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg", "mysql": "mysql+pymysql",
                    "mariadb": "mariadb+pymysql"}
 
@@ -50,7 +51,13 @@ def masked(url: str | URL) -> str:
         return "<unparseable URL>"
 
 
-def _sqlite_setup(engine: Engine, read_only: bool) -> None:
+def reader(engine: Engine) -> Engine:
+    """The same engine for reading only: on SQLite its transactions begin deferred, so reads
+    (status, history, the run-due scan) never wait for a long import holding the write lock."""
+    return engine.execution_options(**{READ_ONLY: True})
+
+
+def _sqlite_setup(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:
         dbapi_connection.isolation_level = None
@@ -63,7 +70,8 @@ def _sqlite_setup(engine: Engine, read_only: bool) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection) -> None:
-        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        deferred = connection.get_execution_options().get(READ_ONLY)
+        connection.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
 
 def make_engine(url: str, read_only: bool = False) -> Engine:
@@ -85,8 +93,8 @@ def make_engine(url: str, read_only: bool = False) -> Engine:
     except (NoSuchModuleError, ModuleNotFoundError, ArgumentError) as exc:
         raise IotaskError(f"unsupported database URL {masked(parsed)}: {exc}") from None
     if backend == "sqlite":
-        _sqlite_setup(engine, read_only)
-    return engine
+        _sqlite_setup(engine)
+    return reader(engine) if read_only else engine
 
 
 def connect_error(url: str | URL, exc: OperationalError) -> IotaskError:
@@ -111,7 +119,7 @@ def head_revision() -> str:
 
 def current_revision(engine: Engine) -> str | None:
     try:
-        with engine.connect() as conn:
+        with reader(engine).connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
     except OperationalError as exc:
         raise connect_error(engine.url, exc) from None

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from iotask import clock, schedule
+from iotask import clock, db, schedule
 from iotask.engine import RESET
 from iotask.models import Task, TaskRun, TaskRunError
 from iotask.runner import TaskResult, due_at
@@ -112,7 +112,7 @@ def status(engine: Engine, tz: ZoneInfo) -> list[dict[str, Any]]:
     """Every task: schedule in words, when it is next due, how its last run went."""
     now = clock.utcnow()
     rows = []
-    with Session(engine) as session:
+    with Session(db.reader(engine)) as session:
         for task in session.scalars(select(Task).order_by(Task.sequence, Task.name)):
             last = _last_run(session, task.name)
             try:
@@ -150,7 +150,7 @@ def _duration(run: TaskRun) -> float | None:
 def history(engine: Engine, name: str, limit: int, tz: ZoneInfo,
             errors_per_run: int = 10) -> list[dict[str, Any]]:
     """The task's latest runs, newest first, each with its first row errors."""
-    with Session(engine) as session:
+    with Session(db.reader(engine)) as session:
         runs = list(session.scalars(select(TaskRun).where(TaskRun.task == name)
                                     .order_by(TaskRun.id.desc()).limit(limit)))
         error_counts = dict(session.execute(

@@ -36,7 +36,7 @@ from connectors.base import (
     NothingToProcess,
     RowError,
 )
-from iotask import clock, connections, registry, schedule
+from iotask import clock, connections, db, registry, schedule
 from iotask import engine as data_engine
 from iotask.clock import utcnow
 from iotask.config import Config
@@ -69,12 +69,14 @@ def _retryable(exc: DBAPIError) -> bool:
     orig = exc.orig
     code = orig.args[0] if orig is not None and orig.args else None
     sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-    return (code in RETRYABLE_CODES or sqlstate in RETRYABLE_SQLSTATES
-            or "database is locked" in str(orig))
+    return code in RETRYABLE_CODES or sqlstate in RETRYABLE_SQLSTATES
 
 
 def transaction(engine: Engine, work: Callable[[Connection], T], attempts: int = 6) -> T:
-    """Run a short transaction, retrying deadlocks and lock timeouts (they happen under load)."""
+    """Run a short transaction, retrying deadlocks and lock timeouts (they happen under load).
+
+    SQLite needs no retry here: its busy timeout already waits for the writer ahead.
+    """
     for attempt in range(attempts):
         try:
             with engine.begin() as conn:
@@ -216,16 +218,17 @@ class Runner:
         if trigger not in TRIGGERS:
             raise ValueError(f"trigger must be one of {TRIGGERS}")
         self.engine, self.config, self.trigger = engine, config, trigger
+        self.reader = db.reader(engine)
         self.runner = runner_name()
 
     # --- what is due ---------------------------------------------------------------------
 
     def _task(self, name: str) -> Task | None:
-        with Session(self.engine) as session:
+        with Session(self.reader) as session:
             return session.get(Task, name)
 
     def _enabled_names(self) -> list[str]:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             return list(conn.scalars(select(Task.name).where(Task.enabled == true())
                                      .order_by(Task.sequence, Task.name)))
 
@@ -234,7 +237,7 @@ class Runner:
         now = utcnow()
         expired = select(Task.name).where(or_(Task.locked_until.is_(None),
                                               Task.locked_until < now))
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             stale = conn.scalar(select(TaskRun.id).where(TaskRun.status == RUNNING,
                                                          TaskRun.task.in_(expired)).limit(1))
         if stale is None:
@@ -285,7 +288,7 @@ class Runner:
         return None if run_id is None else (run_id, token)
 
     def _holder(self, task: Task) -> str:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             run = conn.execute(select(TaskRun.runner, TaskRun.started)
                                .where(TaskRun.task == task.name, TaskRun.status == RUNNING)
                                .order_by(TaskRun.id.desc()).limit(1)).first()
@@ -322,7 +325,7 @@ class Runner:
         error: str | None = None
         try:
             with lease:
-                with Session(self.engine) as session:
+                with Session(self.reader) as session:
                     source = self._connector(session, task.conn_source, "source")
                     destination = self._connector(session, task.conn_destination,
                                                   "destination")
@@ -339,6 +342,9 @@ class Runner:
             log.debug("task %s: run %d failed", task.name, run_id, exc_info=True)
             status, error = FAILED, f"{type(exc).__name__}: {exc}".splitlines()[0]
         finished = utcnow()
+        if status not in EXECUTED:  # the destination rolled back: nothing was applied
+            counts = context.counts
+            counts.inserted = counts.updated = counts.unchanged = counts.removed = 0
         if lease.lost and status != ABANDONED:
             error = (error + "; " if error else "") + "lease lost while finishing"
         self._finish(task, run_id, token, started, finished, status, error, context)
@@ -389,29 +395,32 @@ class Runner:
         self.sweep_abandoned()
         results = []
         for name in self._enabled_names():
-            task = self._task(name)
-            if task is None or not task.enabled:
-                continue
-            now = utcnow()
             try:
-                due = due_at(task, self.config.timezone)
-            except schedule.ScheduleError as exc:
-                results.append(TaskResult(name, False, FAILED,
-                                          error=f"unreadable schedule: {exc}"))
-                continue
-            if due is not None and due > now:
-                results.append(TaskResult(name, False, scheduled=due, note="not due"))
-                continue
-            if task.locked_until is not None and task.locked_until >= now:
-                results.append(TaskResult(name, False, scheduled=due, note=self._holder(task)))
-                continue
-            claim = self._claim(task, now, manual=False)
-            if claim is None:
-                results.append(TaskResult(name, False, scheduled=due,
-                                          note="taken by another runner"))
-                continue
-            results.append(self._execute(task, *claim, now, due))
+                result = self._run_if_due(name)
+            except DBAPIError as exc:  # e.g. SQLite busy beyond its timeout: try next minute
+                reason = str(exc.orig).splitlines()[0] if exc.orig else str(exc)
+                result = TaskResult(name, False, FAILED, error=f"database error: {reason}")
+            if result is not None:
+                results.append(result)
         return results
+
+    def _run_if_due(self, name: str) -> TaskResult | None:
+        task = self._task(name)
+        if task is None or not task.enabled:
+            return None
+        now = utcnow()
+        try:
+            due = due_at(task, self.config.timezone)
+        except schedule.ScheduleError as exc:
+            return TaskResult(name, False, FAILED, error=f"unreadable schedule: {exc}")
+        if due is not None and due > now:
+            return TaskResult(name, False, scheduled=due, note="not due")
+        if task.locked_until is not None and task.locked_until >= now:
+            return TaskResult(name, False, scheduled=due, note=self._holder(task))
+        claim = self._claim(task, now, manual=False)
+        if claim is None:
+            return TaskResult(name, False, scheduled=due, note="taken by another runner")
+        return self._execute(task, *claim, now, due)
 
     def run(self, names: Sequence[str]) -> list[TaskResult]:
         """Run these tasks now, whatever their schedule or enabled flag; still claiming."""
@@ -454,7 +463,7 @@ def reset(engine: Engine, config: Config, names: Iterable[str], to: datetime | N
     changes = []
     for name in names:
         now = utcnow()
-        with Session(engine) as session:
+        with Session(db.reader(engine)) as session:
             task = session.get(Task, name)
         if task is None:
             raise NotFound(f"no task named {name!r}: see `iotask task list`")
@@ -485,13 +494,13 @@ def _reset_row(conn: Connection, name: str, to: datetime | None, now: datetime, 
 
 
 def failed_task_names(engine: Engine) -> list[str]:
-    with engine.connect() as conn:
+    with db.reader(engine).connect() as conn:
         return list(conn.scalars(select(Task.name).where(
             or_(Task.fail_count > 0, Task.last_status.in_((FAILED, HELD, ABANDONED))))
             .order_by(Task.sequence, Task.name)))
 
 
 def all_task_names(engine: Engine) -> list[str]:
-    with engine.connect() as conn:
+    with db.reader(engine).connect() as conn:
         return list(conn.scalars(select(Task.name).order_by(Task.sequence, Task.name)))
 

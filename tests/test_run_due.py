@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
+import subprocess
+import sys
+import time
 import xml.etree.ElementTree as ET
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -154,6 +159,8 @@ def test_one_failing_task_never_stops_the_others(setup, engine, backend):
     for name in ("1 missing connection", "2 broken module", "3 bad params", "4 source raises"):
         assert status[name]["last_status"] == "failed" and status[name]["fail_count"] == 1
         assert status[name]["last_execution"] is None
+    [broken] = runs(iotask, "4 source raises")  # a row was written, then rolled back
+    assert broken["counts"]["read"] == 1 and broken["counts"]["inserted"] == 0
 
 
 def set_last_attempt(engine, name, minutes_ago):
@@ -305,3 +312,29 @@ def test_lease_check_joins_the_destination_transaction_only_on_the_iotask_databa
         lease.check()
     same.dispose()
     other.dispose()
+
+
+def test_reading_commands_do_not_wait_for_a_long_import(setup, migrated_url, tmp_path):
+    """On SQLite an import into the iotask database holds the write lock; reads go on."""
+    marker = tmp_path / "half"
+    setup("connection", "add", "slow", "--type", "test-source", "--set", "rows=40",
+          "--set", "delay_ms=100", "--set", f"marker={marker}")
+    add_task(setup, "slow import", "slow")
+    add_task(setup, "other")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+    runner = subprocess.Popen([str(Path(sys.executable).parent / "iotask"), "--db", migrated_url,
+                               "run", "slow import"], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert time.monotonic() < deadline and runner.poll() is None
+            time.sleep(0.05)
+        started = time.monotonic()
+        status = {t["name"]: t for t in setup("status", "--json").json()}
+        assert status["slow import"]["next_due"].startswith("running (")
+        assert setup("history", "slow import", "--json").json()[0]["status"] == "running"
+        assert setup("task", "list", "--json").json()
+        assert time.monotonic() - started < 3  # not stuck behind the import's transaction
+    finally:
+        assert runner.wait(timeout=60) == 0
+    assert runs(setup, "slow import")[0]["counts"]["inserted"] == 40
