@@ -44,6 +44,15 @@ class LeaseLost(Exception):
     """Another runner took the task over (this one was presumed dead): do not commit."""
 
 
+@dataclass(frozen=True)
+class Column:
+    """A column an endpoint has: whether a destination needs a value, whether it is a key."""
+
+    name: str
+    required: bool = False
+    key: bool = False
+
+
 @dataclass
 class Counts:
     read: int = 0
@@ -71,6 +80,7 @@ class RunContext(Protocol):
     run_id: int
     import_type: str  # "insert" or "sync"
     database_url: str | None  # the iotask database, the default for SQL connectors
+    key: list[str] | None  # the key columns the task's map names, over the destination's own
     counts: Counts
     files: list[str]
 
@@ -93,6 +103,7 @@ class MemoryContext:
     run_id: int = 0
     import_type: str = "insert"
     database_url: str | None = None
+    key: list[str] | None = None
     counts: Counts = field(default_factory=Counts)
     files: list[str] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
@@ -246,6 +257,11 @@ class Connector:
     @classmethod
     def check_settings(cls, params: dict[str, Any]) -> None:
         """Rules that involve more than one setting; raise SettingsError to refuse."""
+
+    def columns(self, context: RunContext) -> list[Column] | None:
+        """The columns, in order; None when they cannot be known now (no file yet) or when any
+        column is accepted. The map is checked against them when a task is saved and run."""
+        return None
 
     def read(self, context: RunContext) -> Iterator[Batch]:
         """Sources: yield the rows in batches. Raise NothingToProcess when there is nothing new."""

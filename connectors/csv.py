@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlsplit
 
 from connectors.base import (
     Batch,
+    Column,
     Connector,
     ConnectorError,
     NothingToProcess,
@@ -75,6 +76,27 @@ class CsvConnector(Connector):
             raise SettingsError(f"setting 'columns' names {', '.join(twice)} more than once")
         if LINE in columns:
             raise SettingsError(f"setting 'columns': the name {LINE!r} is reserved")
+
+    def columns(self, context: RunContext) -> list[Column] | None:
+        """The ``columns`` setting, else the file's header line; None while there is no file."""
+        if self.params.get("columns"):
+            return [Column(name) for name in self.params["columns"]]
+        if not self.params["header"]:
+            return None
+        path = file_path(self.params["url"])
+        try:
+            raw = open(path, "rb")
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise CsvError(f"cannot open {path}: {exc.strerror}") from None
+        with raw:
+            lines = _Lines(raw, path, self.params["encoding"])
+            reader = csv.reader(lines, delimiter=self.params["delimiter"],
+                                quotechar=self.params["quotechar"], strict=True)
+            for line, record in _records(reader, path):
+                return [Column(name) for name in _header(record, path, line)]
+        return None
 
     def read(self, context: RunContext) -> Iterator[Batch]:
         """Yield the rows in batches of 1000, each row with its line number under ``__line__``.

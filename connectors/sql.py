@@ -19,6 +19,7 @@ from connectors.base import (
     FALSE_WORDS,
     TRUE_WORDS,
     Batch,
+    Column,
     Connector,
     ConnectorError,
     Counts,
@@ -58,6 +59,24 @@ class SqlConnector(Connector):
                 "connector type 'sql' needs setting 'table' (or 'query' for a source), "
                 "e.g. --set table=lms_user"
             )
+
+    def columns(self, context: RunContext) -> list[Column] | None:
+        """The table's columns: required when NOT NULL without a default, key by ``key`` (else
+        the primary key). None for a query, whose columns are known only once it runs."""
+        if not self.params.get("table"):
+            return None
+        url = self._database_url(context)
+        engine = make_engine(url, read_only=True)
+        try:
+            with _connect(engine) as conn:
+                table = _reflect(conn, self.params["table"], url)
+        finally:
+            engine.dispose()
+        keys = set(self._keys() or [c.name for c in table.primary_key.columns])
+        return [Column(c.name, key=c.name in keys,
+                       required=not c.nullable and c.default is None
+                       and c.server_default is None and not _generated(c))
+                for c in table.columns]
 
     def read(self, context: RunContext) -> Iterator[Batch]:
         """Yield the rows of ``query`` (when set) or of ``table`` by ``key``, 1000 at a time.
@@ -107,7 +126,7 @@ class SqlConnector(Connector):
         if not name:
             raise SqlError("writing needs setting 'table', the table to write: "
                            "--set table=lms_user")
-        keys = self._keys()
+        keys = list(context.key or self._keys())
         if not keys:
             raise SqlError(f"writing table {name!r} needs setting 'key', the columns that "
                            "identify a record: --set key=col1,col2")
@@ -265,6 +284,13 @@ class _TableWriter:
         except DBAPIError as exc:
             raise SqlError(f"writing table {self.table.name!r} in {masked(self.url)} failed, "
                            f"nothing was applied: {_reason(exc)}") from exc
+
+
+def _generated(column: sa.Column[Any]) -> bool:
+    """An auto-increment primary key: the database gives it a value."""
+    return (column.primary_key and column.autoincrement in (True, "auto")
+            and isinstance(column.type, sa.Integer)
+            and len(column.table.primary_key.columns) == 1)
 
 
 def _connect(engine: sa.Engine) -> sa.Connection:

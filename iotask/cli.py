@@ -18,9 +18,12 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from connectors.base import ConnectorError, MemoryContext, NothingToProcess
 from iotask import __version__, clock, connections, db, demo, log, registry, report, runner, tasks
 from iotask import config as config_module
+from iotask import engine as data_engine
 from iotask.errors import IotaskError
+from iotask.mapping import LINE
 
 NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -436,6 +439,44 @@ def task_list(app: App, as_json: bool) -> None:
                [[d["sequence"], d["name"], d["source"], d["destination"], d["schedule_words"],
                  "yes" if d["enabled"] else "no", clock.show(row.last_execution, tz),
                  d["last_status"] or ""] for d, row in zip(data, rows, strict=True)])
+
+
+@task_group.command("preview")
+@click.argument("name")
+@click.option("--rows", "limit", default=10, show_default=True, type=click.IntRange(1, 1000),
+              help="How many source rows.")
+@json_option
+@pass_app
+def task_preview(app: App, name: str, limit: int, as_json: bool) -> None:
+    """The first source rows as task NAME's map turns them into destination columns.
+
+    Reads the source and checks the map; the destination is never created, changed or
+    truncated. Rejected rows are listed with their line numbers.
+    """
+    with app.session(read_only=True) as session:
+        task = tasks.get(session, name)
+        source = connections.endpoint(session, task.conn_source, "source")
+        destination = connections.endpoint(session, task.conn_destination, "destination")
+    context = MemoryContext(task=name, import_type=tasks.import_type_name(task.import_type),
+                            database_url=app.config.database_url)
+    try:
+        columns, rows = data_engine.preview(source, destination, context, task.map, limit)
+    except NothingToProcess as exc:
+        click.echo(f"nothing to preview: {exc}")
+        return
+    except ConnectorError as exc:
+        raise IotaskError(str(exc)) from None
+    errors = [{"row": e.row_index, "column": e.column, "message": e.message}
+              for e in context.errors]
+    if as_json:
+        emit_json({"columns": columns, "rows": [
+            {"line": row.get(LINE), **{c: row.get(c) for c in columns}} for row in rows],
+            "row_errors": errors})
+        return
+    emit_table(["LINE", *columns], [[row.get(LINE, ""), *(row.get(c) for c in columns)]
+                                    for row in rows])
+    for error in errors:
+        click.echo(f"line {error['row']}: rejected: {error['message']}")
 
 
 @task_group.command("show")

@@ -158,6 +158,23 @@ def remove(session: Session, name: str) -> None:
     session.delete(row)
 
 
+def endpoint(session: Session, name: str, role: str) -> Connector:
+    """The connector a task's source or destination connection configures, ready to use."""
+    try:
+        row = get(session, name)
+    except NotFound:
+        raise IotaskError(f"{role} connection {name!r} does not exist (deleted?): "
+                          "edit the task or add the connection") from None
+    cls = registry.connector_class(session, row.type)
+    if not (cls.can_read if role == "source" else cls.can_write):
+        raise IotaskError(f"{role} connection {name!r}: connector type {row.type!r} cannot "
+                          f"{'read' if role == 'source' else 'write'}")
+    try:
+        return cls(stored_params(row))
+    except ValueError as exc:
+        raise IotaskError(f"{role} connection {name!r} has bad settings: {exc}") from None
+
+
 def describe(session: Session, row: Connection) -> dict[str, Any]:
     """A connection as it may be shown: secrets masked."""
     try:

@@ -1,14 +1,16 @@
-"""One run's data flow: rows from the source, through the destination, counted.
+"""One run's data flow: rows from the source, through the task's map, into the destination.
 
 The destination applies everything in one transaction and checks the lease just before its
-commit. Mapping, staging, change sets and guards come in here with the import engine.
+commit. Staging, change sets and guards come in here with the rest of the import engine.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from itertools import islice
 
-from connectors.base import Batch, Connector, RunContext
+from connectors.base import Batch, Connector, Row, RunContext
+from iotask.mapping import LINE, Mapping, resolve
 
 SUCCESS = "success"
 PARTIAL = "partial"
@@ -22,16 +24,50 @@ RESET = "reset"
 EXECUTED = (SUCCESS, PARTIAL, NOTHING_TO_PROCESS)  # statuses that set last_execution
 
 
-def _counted(batches: Iterable[Batch], context: RunContext) -> Iterator[Batch]:
+def _mapped(batches: Iterable[Batch], mapping: Mapping, context: RunContext) -> Iterator[Batch]:
     for batch in batches:
         context.counts.read += len(batch)
-        yield batch
+        yield [mapping.apply(row) for row in batch]
 
 
-def execute(source: Connector, destination: Connector, context: RunContext) -> str:
-    """Move the source's rows into the destination; return the run's status.
+def plan(source: Connector, destination: Connector, context: RunContext,
+         map_text: str | None) -> Mapping:
+    """The task's map checked against both endpoints' columns as they are now."""
+    mapping = resolve(map_text, source.columns(context), destination.columns(context),
+                      context.import_type)
+    context.key = mapping.key or None
+    return mapping
+
+
+def execute(source: Connector, destination: Connector, context: RunContext,
+            map_text: str | None = None) -> str:
+    """Move the source's rows, mapped, into the destination; return the run's status.
 
     NothingToProcess, Held and LeaseLost raised by a connector pass through to the runner.
     """
-    destination.write(_counted(source.read(context), context), context)
+    mapping = plan(source, destination, context, map_text)
+    destination.write(_mapped(source.read(context), mapping, context), context)
     return PARTIAL if context.counts.failed else SUCCESS
+
+
+def preview(source: Connector, destination: Connector, context: RunContext,
+            map_text: str | None, limit: int) -> tuple[list[str], list[Row]]:
+    """The first ``limit`` source rows as the map makes them: (columns, rows).
+
+    Reads the source only; the destination is asked for its columns and nothing else.
+    """
+    mapping = plan(source, destination, context, map_text)
+    batches = source.read(context)
+    rows: list[Row] = []
+    try:
+        for batch in batches:
+            rows.extend(mapping.apply(row) for row in islice(batch, limit - len(rows)))
+            if len(rows) >= limit:
+                break
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
+    columns = mapping.destination_columns or [
+        name for name in (rows[0] if rows else {}) if name != LINE]
+    return columns, rows

@@ -28,7 +28,6 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from connectors.base import (
-    Connector,
     ConnectorError,
     Counts,
     Held,
@@ -36,7 +35,7 @@ from connectors.base import (
     NothingToProcess,
     RowError,
 )
-from iotask import clock, connections, db, registry, schedule
+from iotask import clock, connections, db, schedule, tasks
 from iotask import engine as data_engine
 from iotask.clock import utcnow
 from iotask.config import Config
@@ -195,8 +194,9 @@ class Run:
     def __init__(self, task: Task, run_id: int, lease: Lease, database_url: str) -> None:
         self.task = task.name
         self.run_id = run_id
-        self.import_type = task.import_type
+        self.import_type = tasks.import_type_name(task.import_type)
         self.database_url = database_url
+        self.key: list[str] | None = None
         self.counts = Counts()
         self.files: list[str] = []
         self.errors: list[RowError] = []
@@ -299,22 +299,6 @@ class Runner:
 
     # --- running -------------------------------------------------------------------------
 
-    def _connector(self, session: Session, name: str, role: str) -> Connector:
-        try:
-            row = connections.get(session, name)
-        except NotFound:
-            raise IotaskError(f"{role} connection {name!r} does not exist (deleted?): "
-                              "edit the task or add the connection") from None
-        cls = registry.connector_class(session, row.type)
-        able = cls.can_read if role == "source" else cls.can_write
-        if not able:
-            raise IotaskError(f"{role} connection {name!r}: connector type {row.type!r} cannot "
-                              f"{'read' if role == 'source' else 'write'}")
-        try:
-            return cls(connections.stored_params(row))
-        except ValueError as exc:
-            raise IotaskError(f"{role} connection {name!r} has bad settings: {exc}") from None
-
     def _execute(self, task: Task, run_id: int, token: str, started: datetime,
                  scheduled: datetime | None) -> TaskResult:
         log.info("task %s: run %d started (%s, %s)", task.name, run_id, self.trigger,
@@ -326,10 +310,10 @@ class Runner:
         try:
             with lease:
                 with Session(self.reader) as session:
-                    source = self._connector(session, task.conn_source, "source")
-                    destination = self._connector(session, task.conn_destination,
-                                                  "destination")
-                status = data_engine.execute(source, destination, context)
+                    source = connections.endpoint(session, task.conn_source, "source")
+                    destination = connections.endpoint(session, task.conn_destination,
+                                                       "destination")
+                status = data_engine.execute(source, destination, context, task.map)
         except NothingToProcess as exc:
             status, error = NOTHING_TO_PROCESS, str(exc) or None
         except Held as exc:

@@ -9,9 +9,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from iotask import clock, connections, registry, schedule
+from connectors.base import Column, ConnectorError, MemoryContext
+from iotask import clock, connections, mapping, registry, schedule
 from iotask.errors import IotaskError, NotFound
 from iotask.models import Task
 from iotask.names import check_name
@@ -54,8 +56,8 @@ def import_type_name(value: str) -> str:
         ) from None
 
 
-def check_map(text: str) -> str:
-    """The map must be JSON: Docebo's positional list or the named form (an object)."""
+def compact_map(text: str) -> str:
+    """The --map option as stored: JSON, Docebo's positional list or the named form."""
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -108,7 +110,7 @@ def _apply(session: Session, row: Task, changes: TaskChanges) -> None:
     if changes.import_type is not None:
         row.import_type = import_type_name(changes.import_type)
     if changes.map is not None:
-        row.map = check_map(changes.map) if changes.map.strip() else None
+        row.map = compact_map(changes.map) if changes.map.strip() else None
     if changes.sequence is not None:
         if changes.sequence < 0:
             raise IotaskError(f"sequence must be 0 or more, got {changes.sequence}")
@@ -120,6 +122,28 @@ def _apply(session: Session, row: Task, changes: TaskChanges) -> None:
     if changes.enabled is not None:
         row.enabled = changes.enabled
     row.updated_at = clock.utcnow()
+    if any(value is not None for value in (changes.source, changes.destination, changes.map,
+                                           changes.import_type)):
+        check_map(session, row)
+
+
+def endpoint_columns(session: Session, name: str, role: str,
+                     context: MemoryContext) -> list[Column] | None:
+    """A connection's columns as they can be known now; None if they cannot (yet)."""
+    try:
+        return connections.endpoint(session, name, role).columns(context)
+    except (ConnectorError, IotaskError, DBAPIError):
+        return None  # a missing file or an unreachable database: checked again at run time
+
+
+def check_map(session: Session, row: Task) -> None:
+    """Refuse a map that does not fit the task's source and destination columns."""
+    context = MemoryContext(
+        task=row.name, import_type=import_type_name(row.import_type),
+        database_url=session.get_bind().url.render_as_string(hide_password=False))
+    mapping.resolve(row.map, endpoint_columns(session, row.conn_source, "source", context),
+                    endpoint_columns(session, row.conn_destination, "destination", context),
+                    context.import_type)
 
 
 def add(session: Session, name: str, changes: TaskChanges) -> Task:
