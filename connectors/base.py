@@ -258,6 +258,10 @@ class Connector:
     def check_settings(cls, params: dict[str, Any]) -> None:
         """Rules that involve more than one setting; raise SettingsError to refuse."""
 
+    def describe(self) -> str:
+        """Where the data is, for messages: a file and line, a table."""
+        return f"the {self.type_name} connection"
+
     def columns(self, context: RunContext) -> list[Column] | None:
         """The columns, in order; None when they cannot be known now (no file yet) or when any
         column is accepted. The map is checked against them when a task is saved and run."""

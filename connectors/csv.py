@@ -77,6 +77,10 @@ class CsvConnector(Connector):
         if LINE in columns:
             raise SettingsError(f"setting 'columns': the name {LINE!r} is reserved")
 
+    def describe(self) -> str:
+        path = file_path(self.params["url"])
+        return f"{path} line 1 (header)" if self.params["header"] else str(path)
+
     def columns(self, context: RunContext) -> list[Column] | None:
         """The ``columns`` setting, else the file's header line; None while there is no file."""
         if self.params.get("columns"):
@@ -90,6 +94,8 @@ class CsvConnector(Connector):
             return None
         except OSError as exc:
             raise CsvError(f"cannot open {path}: {exc.strerror}") from None
+        if str(path) not in context.files:
+            context.files.append(str(path))
         with raw:
             lines = _Lines(raw, path, self.params["encoding"])
             reader = csv.reader(lines, delimiter=self.params["delimiter"],
@@ -111,7 +117,8 @@ class CsvConnector(Connector):
             raise NothingToProcess(f"no file {path}") from None
         except OSError as exc:
             raise CsvError(f"cannot open {path}: {exc.strerror}") from None
-        context.files.append(str(path))
+        if str(path) not in context.files:
+            context.files.append(str(path))
         csv.field_size_limit(max(csv.field_size_limit(), FIELD_SIZE_LIMIT))
         with raw:
             lines = _Lines(raw, path, self.params["encoding"])
@@ -268,8 +275,11 @@ def _records(reader: Iterator[list[str]], path: Path) -> Iterator[tuple[int, lis
             if str(exc) == "unexpected end of data":
                 raise CsvError(f"{path} line {start}: a quoted field in the record starting on "
                                "this line is never closed: check the quote characters") from None
-            raise CsvError(f"{path} line {reader.line_num}: {exc}: a field with the quote "
-                           "character must be enclosed in quotes, its quotes doubled") from None
+            where = (f"line {start}" if reader.line_num == start else
+                     f"the record starting on line {start} (error seen on line "
+                     f"{reader.line_num})")
+            raise CsvError(f"{path} {where}: {exc}: a field with the quote character must be "
+                           "enclosed in quotes, its quotes doubled") from None
         if record:
             yield start, record
 
@@ -282,8 +292,10 @@ def _header(record: list[str], path: Path, line: int) -> list[str]:
                        "name every column")
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
-        raise CsvError(f"{path} line {line}: header names {', '.join(duplicates)} more than "
-                       "once: column names must be unique")
+        shown = ", ".join(name if len(name) <= 60 else f"{name[:60]}... ({len(name)} characters)"
+                          for name in duplicates)
+        raise CsvError(f"{path} line {line}: header names {shown} more than once: column "
+                       "names must be unique")
     if LINE in names:
         raise CsvError(f"{path} line {line}: column name {LINE!r} is reserved: rename it")
     return names

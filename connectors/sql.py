@@ -60,6 +60,11 @@ class SqlConnector(Connector):
                 "e.g. --set table=lms_user"
             )
 
+    def describe(self) -> str:
+        if self.params.get("table"):
+            return f"table {self.params['table']}"
+        return "a query"
+
     def columns(self, context: RunContext) -> list[Column] | None:
         """The table's columns: required when NOT NULL without a default, key by ``key`` (else
         the primary key). None for a query, whose columns are known only once it runs."""

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 from itertools import islice
 
 from connectors.base import Batch, Connector, Row, RunContext
-from iotask.mapping import LINE, Mapping, resolve
+from iotask.mapping import LINE, MapError, Mapping, resolve
 
 SUCCESS = "success"
 PARTIAL = "partial"
@@ -33,8 +33,12 @@ def _mapped(batches: Iterable[Batch], mapping: Mapping, context: RunContext) -> 
 def plan(source: Connector, destination: Connector, context: RunContext,
          map_text: str | None) -> Mapping:
     """The task's map checked against both endpoints' columns as they are now."""
-    mapping = resolve(map_text, source.columns(context), destination.columns(context),
-                      context.import_type)
+    try:
+        mapping = resolve(map_text, source.columns(context), destination.columns(context),
+                          context.import_type)
+    except MapError as exc:
+        raise MapError(f"{exc} (source: {source.describe()}; destination: "
+                       f"{destination.describe()})") from None
     context.key = mapping.key or None
     return mapping
 

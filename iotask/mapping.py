@@ -139,8 +139,10 @@ def resolve(text: str | None, source: list[Column] | None, destination: list[Col
         if targets is not None:
             for name in targets:
                 if name not in known:
+                    hint = next((f": is the source's delimiter {sep!r}?" for sep in ";\t|,"
+                                 if sep in name), "")
                     raise MapError(f"destination has no column {name!r} (it has: "
-                                   f"{', '.join(c.name for c in destination)})")
+                                   f"{', '.join(c.name for c in destination)}){hint}")
             missing = [c.name for c in destination if c.required and c.name not in targets]
             if missing:
                 raise MapError(f"destination column {missing[0]!r} needs a value but the map "

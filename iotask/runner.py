@@ -55,6 +55,8 @@ log = logging.getLogger("iotask.runner")
 
 TRIGGERS = ("cron", "url", "manual")
 MAX_STORED_ROW_ERRORS = 1000
+MAX_KEY_TEXT = 500  # a row's key as stored and shown: enough to find it, never megabytes
+MAX_MESSAGE = 2000  # run and row messages: TEXT holds 64 KB on MariaDB
 RETRYABLE_CODES = {1205, 1213}  # MySQL/MariaDB lock wait timeout, deadlock
 RETRYABLE_SQLSTATES = {"40001", "40P01"}  # PostgreSQL serialization failure, deadlock
 T = TypeVar("T")
@@ -85,6 +87,13 @@ def transaction(engine: Engine, work: Callable[[Connection], T], attempts: int =
                 raise
             time.sleep(random.uniform(0.02, 0.1) * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+def shorten(text: str | None, limit: int) -> str | None:
+    """Text cut to ``limit`` characters, saying how much was cut: stored values stay bounded."""
+    if text is None or len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
 
 
 def due_at(task: Task, tz) -> datetime | None:
@@ -205,7 +214,9 @@ class Run:
     def row_error(self, error: RowError) -> None:
         self.counts.failed += 1
         if len(self.errors) < MAX_STORED_ROW_ERRORS:
-            self.errors.append(error)
+            self.errors.append(RowError(error.row_index, shorten(error.message, MAX_MESSAGE),
+                                        shorten(error.key_values, MAX_KEY_TEXT),
+                                        shorten(error.column, 100)))
 
     def check_lease(self, connection: Connection | None = None) -> None:
         self._lease.check(connection)
@@ -326,6 +337,7 @@ class Runner:
             log.debug("task %s: run %d failed", task.name, run_id, exc_info=True)
             status, error = FAILED, f"{type(exc).__name__}: {exc}".splitlines()[0]
         finished = utcnow()
+        error = shorten(error, MAX_MESSAGE)
         if status not in EXECUTED:  # the destination rolled back: nothing was applied
             counts = context.counts
             counts.inserted = counts.updated = counts.unchanged = counts.removed = 0
