@@ -131,6 +131,10 @@ class SqlConnector(Connector):
         if not name:
             raise SqlError("writing needs setting 'table', the table to write: "
                            "--set table=lms_user")
+        if context.import_type == "sync":
+            raise SqlError(f"import type sync (also removing the task's records missing from "
+                           f"the source) is not supported yet for table {name!r}: nothing was "
+                           "applied; use --import-type insert until removal lands")
         keys = list(context.key or self._keys())
         if not keys:
             raise SqlError(f"writing table {name!r} needs setting 'key', the columns that "

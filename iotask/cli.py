@@ -333,7 +333,8 @@ def task_options(adding: bool):
                          help="Five-field cron expression or @daily, e.g. --cron '0 2 * * 1-5'."),
             click.option("--import-type", type=click.Choice(["insert", "sync", "1", "2"]),
                          help="insert: add and update (default); sync: also remove the "
-                              "task's own records missing from the source."),
+                              "task's own records missing from the source (not yet "
+                              "supported by the sql connector, which refuses it)."),
             click.option("--map", "map_json", metavar="JSON",
                          help='Column map: [{"map": "userid", "pk": "1"}, ...] or '
                               '{"columns": {...}, "key": [...]}; default: by column name.'),

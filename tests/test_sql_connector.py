@@ -337,3 +337,9 @@ def test_reading_a_missing_table_or_key_is_named(migrated_url, users):
         read(migrated_url, table="nope")
     with pytest.raises(SqlError, match="key column 'id' is not in table 'lms_user'"):
         read(migrated_url, table="lms_user", key=["id"])
+
+
+def test_sync_is_refused_until_removal_exists(migrated_url, users):
+    """Never a silent insert-only run for a task that asked to remove missing records."""
+    with pytest.raises(SqlError, match="sync .* is not supported yet"):
+        write(migrated_url, [[user("ann")]], context=IotaskContext(import_type="sync"))
