@@ -271,6 +271,11 @@ class Connector:
         """Sources: yield the rows in batches. Raise NothingToProcess when there is nothing new."""
         raise NotImplementedError(f"connector {self.type_name!r} cannot read")
 
+    def progress(self) -> tuple[int, int] | None:
+        """Sources that know their size: (bytes read so far, total bytes) during read, so a
+        progress bar can show a percentage and an ETA; None shows rows and rate only."""
+        return None
+
     def write(self, batches: Iterable[Batch], context: RunContext) -> None:
         """Destinations: apply every row in one transaction, counting into context.counts.
 

@@ -59,6 +59,7 @@ class CsvConnector(Connector):
         Setting("header", "bool", default=True, help="the first line names the columns"),
         Setting("columns", "list", help="column names when the file has no header line"),
     )
+    _reading: IO[bytes] | None = None  # the file read() has open, for progress()
 
     @classmethod
     def check_settings(cls, params: dict[str, Any]) -> None:
@@ -120,6 +121,7 @@ class CsvConnector(Connector):
         if str(path) not in context.files:
             context.files.append(str(path))
         csv.field_size_limit(max(csv.field_size_limit(), FIELD_SIZE_LIMIT))
+        self._reading = raw
         with raw:
             lines = _Lines(raw, path, self.params["encoding"])
             reader = csv.reader(lines, delimiter=self.params["delimiter"],
@@ -146,6 +148,13 @@ class CsvConnector(Connector):
                                "(or set header=false and columns=...)")
             if batch:
                 yield batch
+
+    def progress(self) -> tuple[int, int] | None:
+        """How far read() is in the file, by bytes: the file's own position and its size now."""
+        raw = self._reading
+        if raw is None or raw.closed:
+            return None
+        return raw.tell(), os.fstat(raw.fileno()).st_size
 
     def write(self, batches: Iterable[Batch], context: RunContext) -> None:
         """Write every row to a temporary file, then put it in place of the target at once.

@@ -135,15 +135,17 @@ class SqlConnector(Connector):
             raise SqlError(f"import type sync (also removing the task's records missing from "
                            f"the source) is not supported yet for table {name!r}: nothing was "
                            "applied; use --import-type insert until removal lands")
-        keys = list(context.key or self._keys())
-        if not keys:
-            raise SqlError(f"writing table {name!r} needs setting 'key', the columns that "
-                           "identify a record: --set key=col1,col2")
         url = self._database_url(context)
         engine = make_engine(url)
         try:
             with _connect(engine) as conn, conn.begin() as transaction:
-                writer = _TableWriter(_reflect(conn, name, url), keys, url, context)
+                table = _reflect(conn, name, url)
+                keys = list(context.key or self._keys()
+                            or [c.name for c in table.primary_key.columns])
+                if not keys:
+                    raise SqlError(f"table {name!r} has no primary key: name the columns that "
+                                   "identify a record with --set key=col1,col2 (or in the map)")
+                writer = _TableWriter(table, keys, url, context)
                 for batch in batches:
                     for start in range(0, len(batch), BATCH_SIZE):
                         writer.apply(conn, batch[start:start + BATCH_SIZE])

@@ -6,12 +6,13 @@ Exit codes: 0 success, 1 a task failed or was held, 2 a usage or configuration e
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from sqlalchemy import Engine
@@ -24,6 +25,9 @@ from iotask import config as config_module
 from iotask import engine as data_engine
 from iotask.errors import IotaskError
 from iotask.mapping import LINE
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -547,6 +551,53 @@ def run_due_command(app: App, as_json: bool, as_xml: bool) -> None:
     emit_results(app, results, as_json, as_xml)
 
 
+class ProgressBar:
+    """One task's progress on stderr, drawn from its first batch and cleared when it ends.
+
+    By bytes, with a percentage and an ETA, when the source knows its size; else rows and rate.
+    """
+
+    def __init__(self, task: str) -> None:
+        self.task = task
+        self.bar: tqdm | None = None
+
+    def update(self, rows: int, done: int | None, total: int | None) -> None:
+        if done is None or total is None:
+            position, total, postfix = rows, None, None
+        else:
+            position, postfix = done, f"{rows:,} rows"
+        if self.bar is None:
+            from tqdm import tqdm  # here, not at the top: cron's run-due never pays for it
+
+            self.bar = tqdm(desc=self.task, total=total, initial=position, postfix=postfix,
+                            unit=" rows" if total is None else "B", unit_scale=total is not None,
+                            unit_divisor=1024, leave=False, file=sys.stderr)
+            return
+        if postfix is not None:
+            self.bar.set_postfix_str(postfix, refresh=False)
+        self.bar.update(position - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@contextmanager
+def progress_bars(run: runner.Runner, as_json: bool, as_xml: bool) -> Iterator[None]:
+    """Progress bars for a person at a terminal; never under cron, in a pipe or for scripts.
+
+    Log lines on stderr (-vv) are written around the bar instead of through it.
+    """
+    if as_json or as_xml or not (sys.stdout.isatty() and sys.stderr.isatty()):
+        yield
+        return
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    run.progress = ProgressBar
+    with logging_redirect_tqdm(loggers=[logging.getLogger("iotask")]):
+        yield
+
+
 @cli.command("run")
 @click.argument("names", nargs=-1, required=True, metavar="NAME...")
 @json_option
@@ -556,8 +607,11 @@ def run_command(app: App, names: tuple[str, ...], as_json: bool, as_xml: bool) -
     """Run these tasks now, whatever their schedule or enabled flag.
 
     Still claims each task: if it is running elsewhere, says where and since when, and exits 1.
+    At a terminal, shows each task's progress while it reads.
     """
-    results = app.runner("manual").run(names)
+    run = app.runner("manual")
+    with progress_bars(run, as_json, as_xml):
+        results = run.run(names)
     emit_results(app, results, as_json, as_xml)
 
 

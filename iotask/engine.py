@@ -6,7 +6,7 @@ commit. Staging, change sets and guards come in here with the rest of the import
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 
 from connectors.base import Batch, Connector, Row, RunContext
@@ -23,10 +23,17 @@ RESET = "reset"
 
 EXECUTED = (SUCCESS, PARTIAL, NOTHING_TO_PROCESS)  # statuses that set last_execution
 
+Progress = Callable[[int, int | None, int | None], None]
+"""Told after each batch: rows read so far, then bytes read and total when the source knows."""
 
-def _mapped(batches: Iterable[Batch], mapping: Mapping, context: RunContext) -> Iterator[Batch]:
+
+def _mapped(batches: Iterable[Batch], mapping: Mapping, context: RunContext, source: Connector,
+            progress: Progress | None) -> Iterator[Batch]:
     for batch in batches:
         context.counts.read += len(batch)
+        if progress is not None:
+            done, total = source.progress() or (None, None)
+            progress(context.counts.read, done, total)
         yield [mapping.apply(row) for row in batch]
 
 
@@ -44,13 +51,14 @@ def plan(source: Connector, destination: Connector, context: RunContext,
 
 
 def execute(source: Connector, destination: Connector, context: RunContext,
-            map_text: str | None = None) -> str:
+            map_text: str | None = None, progress: Progress | None = None) -> str:
     """Move the source's rows, mapped, into the destination; return the run's status.
 
     NothingToProcess, Held and LeaseLost raised by a connector pass through to the runner.
+    ``progress`` is told how far the read has got, for a person watching a long import.
     """
     mapping = plan(source, destination, context, map_text)
-    destination.write(_mapped(source.read(context), mapping, context), context)
+    destination.write(_mapped(source.read(context), mapping, context, source, progress), context)
     return PARTIAL if context.counts.failed else SUCCESS
 
 

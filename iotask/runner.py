@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine, insert, or_, select, true, update
 from sqlalchemy.exc import DBAPIError
@@ -222,13 +222,25 @@ class Run:
         self._lease.check(connection)
 
 
+class TaskProgress(Protocol):
+    """One task's progress display: told after each batch read, closed when the run ends."""
+
+    def update(self, rows: int, done: int | None, total: int | None) -> None:
+        """Rows read so far; bytes read and total when the source knows its size."""
+
+    def close(self) -> None:
+        """Take the display away before the run's result is reported."""
+
+
 class Runner:
     """Runs tasks for one trigger (cron, url or manual) against one iotask database."""
 
-    def __init__(self, engine: Engine, config: Config, trigger: str) -> None:
+    def __init__(self, engine: Engine, config: Config, trigger: str,
+                 progress: Callable[[str], TaskProgress] | None = None) -> None:
         if trigger not in TRIGGERS:
             raise ValueError(f"trigger must be one of {TRIGGERS}")
         self.engine, self.config, self.trigger = engine, config, trigger
+        self.progress = progress  # given a task's name, its display; None (cron): no display
         self.reader = db.reader(engine)
         self.runner = runner_name()
 
@@ -317,6 +329,7 @@ class Runner:
         lease = Lease(self.engine, self.config.database_url, task.name, token,
                       self.config.lease_seconds)
         context = Run(task, run_id, lease, self.config.database_url)
+        shown = self.progress(task.name) if self.progress is not None else None
         error: str | None = None
         try:
             with lease:
@@ -324,7 +337,8 @@ class Runner:
                     source = connections.endpoint(session, task.conn_source, "source")
                     destination = connections.endpoint(session, task.conn_destination,
                                                        "destination")
-                status = data_engine.execute(source, destination, context, task.map)
+                status = data_engine.execute(source, destination, context, task.map,
+                                             shown.update if shown is not None else None)
         except NothingToProcess as exc:
             status, error = NOTHING_TO_PROCESS, str(exc) or None
         except Held as exc:
@@ -336,6 +350,9 @@ class Runner:
         except Exception as exc:  # a connector's bug or an I/O error: this task fails alone
             log.debug("task %s: run %d failed", task.name, run_id, exc_info=True)
             status, error = FAILED, f"{type(exc).__name__}: {exc}".splitlines()[0]
+        finally:
+            if shown is not None:
+                shown.close()
         finished = utcnow()
         error = shorten(error, MAX_MESSAGE)
         if status not in EXECUTED:  # the destination rolled back: nothing was applied

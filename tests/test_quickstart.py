@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -14,7 +13,8 @@ DEMO = Path(__file__).resolve().parent.parent / "scripts" / "demo"
 
 
 def test_demo_installs_migrates_and_runs_due_tasks(tmp_path):
-    env = {**os.environ, "IOTASK_VENV": sys.prefix}
+    """In a virtualenv of its own, as a newcomer's (never the one running these tests)."""
+    env = {**os.environ, "IOTASK_VENV": str(tmp_path / "venv")}
     for name in ("IOTASK_DATABASE_URL", "IOTASK_CONFIG", "IOTASK_LOG"):
         env.pop(name, None)
     first = subprocess.run([str(DEMO)], cwd=tmp_path, env=env, capture_output=True, text=True,

@@ -163,9 +163,13 @@ def test_a_value_too_long_for_its_column_is_a_row_error(migrated_url, engine, us
     assert context.errors[0].column == "org_unit" and "101 characters" in context.errors[0].message
 
 
-def test_the_key_setting_is_required(migrated_url, users):
-    with pytest.raises(SqlError, match="--set key=col1,col2"):
-        write(migrated_url, [[user("ann")]], key=None)
+def test_without_a_key_setting_the_primary_key_is_used(migrated_url, engine, users):
+    assert counts(write(migrated_url, [[user("ann"), user("bob")]], key=None)) == (2, 0, 0, 0)
+    assert counts(write(migrated_url, [[user("ann", firstname="Anne")]], key=None)) == (
+        0, 1, 0, 0)
+    sa.Table("no_pk", sa.MetaData(), sa.Column("userid", sa.String(50))).create(engine)
+    with pytest.raises(SqlError, match="no primary key: .*--set key=col1,col2"):
+        write(migrated_url, [[{"userid": "ann"}]], key=None, table="no_pk")
 
 
 def test_a_missing_table_is_named_without_the_password(migrated_url, engine):
