@@ -360,7 +360,16 @@ class Runner:
             counts.inserted = counts.updated = counts.unchanged = counts.removed = 0
         if lease.lost and status != ABANDONED:
             error = (error + "; " if error else "") + "lease lost while finishing"
-        self._finish(task, run_id, token, started, finished, status, error, context)
+        try:
+            self._finish(task, run_id, token, started, finished, status, error, context)
+        except DBAPIError as exc:  # keep the outcome and free the task, without the row errors
+            reason = str(exc.orig).splitlines()[0] if exc.orig else str(exc).splitlines()[0]
+            log.error("task %s: run %d: could not store its row errors: %s", task.name, run_id,
+                      reason)
+            note = f"its {len(context.errors)} row errors could not be stored: {reason}"
+            error = shorten(f"{error}; {note}" if error else note, MAX_MESSAGE)
+            context.errors = []
+            self._finish(task, run_id, token, started, finished, status, error, context)
         log.info("task %s: run %d %s in %.1fs: read %d, inserted %d, updated %d, unchanged %d, "
                 "removed %d, failed %d%s", task.name, run_id, status,
                 (finished - started).total_seconds(), context.counts.read,

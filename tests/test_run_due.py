@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import assert_user_error
 
+import iotask.runner
 from connectors.base import LeaseLost
 from iotask.clock import utcnow
 from iotask.db import make_engine
@@ -338,3 +339,19 @@ def test_reading_commands_do_not_wait_for_a_long_import(setup, migrated_url, tmp
     finally:
         assert runner.wait(timeout=60) == 0
     assert runs(setup, "slow import")[0]["counts"]["inserted"] == 40
+
+
+def test_a_run_whose_row_errors_cannot_be_stored_is_still_recorded(setup, monkeypatch):
+    """The outcome is kept and the task freed, rather than left locked until its lease ends."""
+    broken = sa.Table("no_such_table", sa.MetaData(), sa.Column("run_id", sa.Integer),
+                      sa.Column("row_index", sa.Integer), sa.Column("key_values", sa.Text),
+                      sa.Column("column_name", sa.Text), sa.Column("message", sa.Text))
+    monkeypatch.setattr(iotask.runner, "TaskRunError", broken)
+    setup("connection", "add", "bad", "--type", "test-source", "--set", "bad_rows=2")
+    add_task(setup, "users", "bad")
+    assert setup("run-due").code == 0
+    [run] = runs(setup, "users")
+    assert run["status"] == "partial" and run["counts"]["failed"] == 1
+    assert "1 row errors could not be stored" in run["error"]
+    task = setup("task", "show", "users", "--json").json()
+    assert task["locked_by"] is None and task["last_execution"] is not None
