@@ -29,7 +29,7 @@ from connectors.base import (
     Setting,
     SettingsError,
 )
-from iotask.db import connect_error, make_engine, masked
+from iotask.db import connect_error, make_engine, masked, reason
 
 BATCH_SIZE = 1000
 LINE = "__line__"  # the physical line of a row read from a file: for errors, never data
@@ -116,7 +116,7 @@ class SqlConnector(Connector):
                     for part in result.mappings().partitions(BATCH_SIZE):
                         yield [dict(row) for row in part]
                 except DBAPIError as exc:
-                    raise SqlError(f"{what} failed on {masked(url)}: {_reason(exc)}") from exc
+                    raise SqlError(f"{what} failed on {masked(url)}: {reason(exc)}") from exc
                 transaction.rollback()
         finally:
             engine.dispose()
@@ -294,7 +294,7 @@ class _TableWriter:
             return conn.execute(statement, parameters)
         except DBAPIError as exc:
             raise SqlError(f"writing table {self.table.name!r} in {masked(self.url)} failed, "
-                           f"nothing was applied: {_reason(exc)}") from exc
+                           f"nothing was applied: {reason(exc)}") from exc
 
 
 def _generated(column: sa.Column[Any]) -> bool:
@@ -425,10 +425,6 @@ def _key_text(keys: list[str], values: Row) -> str:
 
 def _names(row: Row) -> str:
     return ", ".join(name for name in row if name != LINE)
-
-
-def _reason(exc: DBAPIError) -> str:
-    return str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc).splitlines()[0]
 
 
 CONNECTOR = SqlConnector

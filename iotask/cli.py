@@ -68,10 +68,9 @@ class App:
                 raise db.connect_error(self.engine.url, exc) from None
             except IntegrityError as exc:
                 session.rollback()
-                reason = str(exc.orig).splitlines()[0] if exc.orig else str(exc)
                 raise IotaskError(
                     f"the database refused the change (another process changed the same rows?): "
-                    f"{reason}"
+                    f"{db.reason(exc)}"
                 ) from None
 
     def runner(self, trigger: str) -> runner.Runner:
@@ -743,7 +742,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         click.echo(f"iotask: error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except OperationalError as exc:  # the database went away or stayed locked mid-command
-        reason = str(exc.orig).splitlines()[0] if exc.orig else str(exc).splitlines()[0]
-        click.echo(f"iotask: error: database error: {reason}", err=True)
+        click.echo(f"iotask: error: database error: {db.reason(exc)}", err=True)
         sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)

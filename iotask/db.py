@@ -15,7 +15,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 
 from iotask.errors import IotaskError
 
@@ -97,10 +97,15 @@ def make_engine(url: str, read_only: bool = False) -> Engine:
     return reader(engine) if read_only else engine
 
 
+def reason(exc: DBAPIError) -> str:
+    """The driver's own message, first line only: what a person needs from a database error."""
+    lines = str(exc.orig if exc.orig is not None else exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 def connect_error(url: str | URL, exc: OperationalError) -> IotaskError:
     """One clear line for a database that cannot be reached."""
-    reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc).splitlines()[0]
-    return IotaskError(f"cannot connect to database {masked(url)}: {reason}")
+    return IotaskError(f"cannot connect to database {masked(url)}: {reason(exc)}")
 
 
 def alembic_config(engine: Engine | None = None) -> AlembicConfig:

@@ -186,7 +186,7 @@ class Lease:
                     return
             except DBAPIError as exc:
                 log.warning("task %s: could not renew the lease: %s", self.task,
-                            str(exc.orig).splitlines()[0] if exc.orig else exc)
+                            db.reason(exc))
 
     def __enter__(self) -> Lease:
         self._thread.start()
@@ -363,7 +363,7 @@ class Runner:
         try:
             self._finish(task, run_id, token, started, finished, status, error, context)
         except DBAPIError as exc:  # keep the outcome and free the task, without the row errors
-            reason = str(exc.orig).splitlines()[0] if exc.orig else str(exc).splitlines()[0]
+            reason = db.reason(exc)
             log.error("task %s: run %d: could not store its row errors: %s", task.name, run_id,
                       reason)
             note = f"its {len(context.errors)} row errors could not be stored: {reason}"
@@ -420,8 +420,8 @@ class Runner:
             try:
                 result = self._run_if_due(name)
             except DBAPIError as exc:  # e.g. SQLite busy beyond its timeout: try next minute
-                reason = str(exc.orig).splitlines()[0] if exc.orig else str(exc)
-                result = TaskResult(name, False, FAILED, error=f"database error: {reason}")
+                result = TaskResult(name, False, FAILED,
+                                    error=f"database error: {db.reason(exc)}")
             if result is not None:
                 results.append(result)
         return results
