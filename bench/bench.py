@@ -77,6 +77,7 @@ def user_table(name: str) -> sa.Table:
         sa.Column("email", sa.String(120), nullable=False),
         sa.Column("org_unit", sa.String(60), nullable=False),
         sa.Column("hired", sa.Date),
+        sa.Column("imported_from_connection", sa.String(255)),  # what sync removal needs
     )
 
 

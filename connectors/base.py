@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
@@ -63,6 +64,26 @@ class Counts:
     failed: int = 0
 
 
+SAMPLE_KEYS = 10  # keys shown per kind of change by a dry run
+
+
+@dataclass
+class ChangeSet:
+    """What applying the staged rows would do, computed before anything is applied.
+
+    ``owned`` is how many records the task's source owned before the run: the base of the
+    removal guard. ``samples`` holds up to SAMPLE_KEYS keys per kind, filled for dry runs.
+    """
+
+    inserts: int = 0
+    updates: int = 0
+    unchanged: int = 0
+    removes: int = 0
+    owned: int = 0
+    removal: str = "delete"  # or "deactivate"
+    samples: dict[str, list[str]] = field(default_factory=dict)
+
+
 @dataclass
 class RowError:
     """One rejected row: where it was (the physical line for files), its key, and why."""
@@ -81,11 +102,20 @@ class RunContext(Protocol):
     import_type: str  # "insert" or "sync"
     database_url: str | None  # the iotask database, the default for SQL connectors
     key: list[str] | None  # the key columns the task's map names, over the destination's own
+    owner: str | None  # what a destination writes in its ownership column: the source's name
+    dry_run: bool  # compute and review the change set, then discard it
     counts: Counts
     files: list[str]
 
     def row_error(self, error: RowError) -> None:
-        """Record a rejected row; the run goes on."""
+        """Record a rejected row; the run goes on. A source counts the rows it rejects as read."""
+
+    def review(self, changes: ChangeSet) -> bool:
+        """Called by a destination with its change set before applying anything.
+
+        True: apply it. False: discard it (a dry run). Raises Held, or a ConnectorError for too
+        many rejected rows, when a guard stops the run.
+        """
 
     def check_lease(self, connection: Connection | None = None) -> None:
         """Raise LeaseLost unless this runner still owns the task. Call right before commit.
@@ -104,13 +134,20 @@ class MemoryContext:
     import_type: str = "insert"
     database_url: str | None = None
     key: list[str] | None = None
+    owner: str | None = None
+    dry_run: bool = False
     counts: Counts = field(default_factory=Counts)
     files: list[str] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
+    changes: ChangeSet | None = None
 
     def row_error(self, error: RowError) -> None:
         self.errors.append(error)
         self.counts.failed += 1
+
+    def review(self, changes: ChangeSet) -> bool:
+        self.changes = changes
+        return not self.dry_run
 
     def check_lease(self, connection: Connection | None = None) -> None:
         return None
@@ -283,6 +320,12 @@ class Connector:
         before committing, so a runner presumed dead never commits over its successor.
         """
         raise NotImplementedError(f"connector {self.type_name!r} cannot write")
+
+    def write_rejects(self, rejected: Mapping[int, str], folder: Path, stem: str) -> Path | None:
+        """Sources: write the rows numbered in ``rejected`` (row index: message) again, in the
+        source's own format plus an error column, as ``folder/stem.<ext>``; return the path.
+        None when this source cannot (the errors are in the run's history all the same)."""
+        return None
 
     @classmethod
     def shown(cls, params: Mapping[str, Any]) -> dict[str, Any]:

@@ -14,13 +14,14 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import unquote, urlsplit
 
 from connectors.base import (
     Batch,
+    ChangeSet,
     Column,
     Connector,
     ConnectorError,
@@ -36,6 +37,7 @@ ENCODINGS = ("utf-8", "utf-8-sig", "latin-1", "cp1252")
 BATCH_SIZE = 1000
 FIELD_SIZE_LIMIT = 100 * 1024 * 1024
 LINE = "__line__"  # key of the physical line number in each row read; the engine pops it
+REJECT_COLUMN = "iotask_error"  # the last column of a reject file; reading ignores it
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _LONE_CR = re.compile(r"(?<=\r)(?!\n)")
 
@@ -127,16 +129,22 @@ class CsvConnector(Connector):
             reader = csv.reader(lines, delimiter=self.params["delimiter"],
                                 quotechar=self.params["quotechar"], strict=True)
             names = None if self.params["header"] else list(self.params["columns"])
+            rejects = False  # a reject file fed back: its last column is the error, ignored
             batch: Batch = []
             for line, record in _records(reader, path):
                 if names is None:
                     names = _header(record, path, line)
+                    rejects = record[-1].strip() == REJECT_COLUMN
                     continue
                 if len(record) != len(names):
-                    context.row_error(RowError(
-                        row_index=line,
-                        message=f"expected {len(names)} fields, found {len(record)}"))
-                    continue
+                    if rejects and len(record) == len(names) + 1:
+                        record = record[:-1]
+                    else:
+                        context.counts.read += 1
+                        context.row_error(RowError(
+                            row_index=line,
+                            message=f"expected {len(names)} fields, found {len(record)}"))
+                        continue
                 row: Row = dict(zip(names, record, strict=True))
                 row[LINE] = line
                 batch.append(row)
@@ -148,6 +156,34 @@ class CsvConnector(Connector):
                                "(or set header=false and columns=...)")
             if batch:
                 yield batch
+
+    def write_rejects(self, rejected: Mapping[int, str], folder: Path, stem: str) -> Path:
+        """The rejected records as they were, in this file's dialect and encoding, plus an
+        ``iotask_error`` column when the file has a header; reading ignores that column, so the
+        fixed file can be imported as it is."""
+        source = file_path(self.params["url"])
+        target = folder / f"{stem}.csv"
+        dialect = {"delimiter": self.params["delimiter"], "quotechar": self.params["quotechar"]}
+        with open(source, "rb") as raw, open(target, "w", encoding=self.params["encoding"],
+                                             errors="replace", newline="") as out:
+            reader = csv.reader(_Lines(raw, source, self.params["encoding"]), strict=True,
+                                **dialect)
+            writer = csv.writer(out, quoting=csv.QUOTE_MINIMAL, **dialect)
+            header = self.params["header"]
+            width = 0 if header else len(self.params["columns"])
+            again = False  # the source is itself a reject file: its old errors are replaced
+            for line, record in _records(reader, source):
+                if header and not width:
+                    names = _header(record, source, line)
+                    width, again = len(names), record[-1].strip() == REJECT_COLUMN
+                    writer.writerow([*names, REJECT_COLUMN])
+                    continue
+                if line in rejected:
+                    if again and len(record) == width + 1:
+                        record = record[:-1]
+                    cells = record + [""] * (width - len(record))
+                    writer.writerow([*cells, rejected[line]] if header else cells)
+        return target
 
     def progress(self) -> tuple[int, int] | None:
         """How far read() is in the file, by bytes: the file's own position and its size now."""
@@ -178,6 +214,9 @@ class CsvConnector(Connector):
                 os.fsync(out.fileno())
             if target.exists():
                 shutil.copymode(target, temp)  # keep the permissions, as overwriting would
+            if not context.review(ChangeSet(inserts=written)):
+                temp.unlink()
+                return
             context.check_lease()
             os.replace(temp, target)
         except BaseException:
@@ -294,7 +333,10 @@ def _records(reader: Iterator[list[str]], path: Path) -> Iterator[tuple[int, lis
 
 
 def _header(record: list[str], path: Path, line: int) -> list[str]:
+    """The column names; a reject file's trailing error column is not one of them."""
     names = [name.strip() for name in record]
+    if len(names) > 1 and names[-1] == REJECT_COLUMN:
+        names.pop()
     unnamed = [str(number) for number, name in enumerate(names, start=1) if not name]
     if unnamed:
         raise CsvError(f"{path} line {line}: header column {', '.join(unnamed)} has no name: "

@@ -22,17 +22,19 @@ from connectors.base import (
     Column,
     Connector,
     ConnectorError,
-    Counts,
     Row,
     RowError,
     RunContext,
     Setting,
     SettingsError,
 )
+from connectors.staging import Removal, Stage
 from iotask.db import connect_error, make_engine, masked, reason
 
 BATCH_SIZE = 1000
 LINE = "__line__"  # the physical line of a row read from a file: for errors, never data
+OWNER_COLUMN = "imported_from_connection"  # Docebo's name for "the connection that wrote it"
+REMOVALS = ("delete", "deactivate")
 
 
 class SqlError(ConnectorError):
@@ -50,6 +52,14 @@ class SqlConnector(Connector):
         Setting("table", help="table to read or write"),
         Setting("query", help="SELECT to read from (source only), instead of a table"),
         Setting("key", "list", help="key columns that identify a record"),
+        Setting("owner_column", help=f"destination column remembering which source wrote a "
+                f"record; default {OWNER_COLUMN} when the table has it"),
+        Setting("remove", choices=REMOVALS,
+                help="what sync does with the source's records it no longer has: delete "
+                     "(default) or deactivate"),
+        Setting("status_column", help="column that remove=deactivate sets to inactive_value"),
+        Setting("active_value", help="status of a record in the source; default 1"),
+        Setting("inactive_value", help="status of a removed (deactivated) record; default 0"),
     )
 
     @classmethod
@@ -59,6 +69,10 @@ class SqlConnector(Connector):
                 "connector type 'sql' needs setting 'table' (or 'query' for a source), "
                 "e.g. --set table=lms_user"
             )
+        if params.get("remove") == "deactivate" and not params.get("status_column"):
+            raise SettingsError("remove=deactivate needs setting 'status_column', the column "
+                                "that says whether a record is active, e.g. --set "
+                                "status_column=active")
 
     def describe(self) -> str:
         if self.params.get("table"):
@@ -122,21 +136,20 @@ class SqlConnector(Connector):
             engine.dispose()
 
     def write(self, batches: Iterable[Batch], context: RunContext) -> None:
-        """Insert new records and update changed ones, matched on ``key``, in one transaction.
+        """Stage every row, compute the change set, have it reviewed, apply it in one go.
 
-        Rows with an empty or repeated key, or a value the column cannot hold, are row errors;
-        a column the table does not have stops the run before anything is applied.
+        New records are inserted and changed ones updated, matched on the key; with import type
+        sync, the records this task's source owns that are no longer in it are removed (deleted
+        or deactivated). Rows with an empty or repeated key, or a value the column cannot hold,
+        are row errors; a column the table does not have stops the run before anything is
+        applied. Everything happens in one transaction, committed only after the guards passed.
         """
         name = self.params.get("table")
         if not name:
             raise SqlError("writing needs setting 'table', the table to write: "
                            "--set table=lms_user")
-        if context.import_type == "sync":
-            raise SqlError(f"import type sync (also removing the task's records missing from "
-                           f"the source) is not supported yet for table {name!r}: nothing was "
-                           "applied; use --import-type insert until removal lands")
         url = self._database_url(context)
-        engine = make_engine(url)
+        engine = make_engine(url, local_infile=True)
         try:
             with _connect(engine) as conn, conn.begin() as transaction:
                 table = _reflect(conn, name, url)
@@ -145,17 +158,75 @@ class SqlConnector(Connector):
                 if not keys:
                     raise SqlError(f"table {name!r} has no primary key: name the columns that "
                                    "identify a record with --set key=col1,col2 (or in the map)")
-                writer = _TableWriter(table, keys, url, context)
+                owner_column, removal = self._ownership(table, context, url)
+                rows = _Rows(table, keys, url, context, self._constants(table, removal),
+                             owner_column)
+                stage: Stage | None = None
                 for batch in batches:
-                    for start in range(0, len(batch), BATCH_SIZE):
-                        writer.apply(conn, batch[start:start + BATCH_SIZE])
+                    tuples = rows.convert(batch)
+                    if stage is None and rows.columns:
+                        stage = Stage(conn, table, rows.columns, keys)
+                    if tuples:
+                        stage.add(tuples)
+                if stage is None:  # no rows: an empty stage still tells what a sync removes
+                    stage = Stage(conn, table, keys, keys)
+                stage.finish()
+                for line, key, first in stage.duplicates():
+                    shown = _key_text(keys, dict(zip(keys, key, strict=True)))
+                    where = "line" if rows.from_file else "row"
+                    context.row_error(RowError(
+                        row_index=line, key_values=shown, column=keys[0],
+                        message=f"duplicate key {shown}: also on {where} {first}"))
+                changes = stage.change_set(removal, samples=context.dry_run)
+                if not context.review(changes):
+                    transaction.rollback()
+                    return
+                done = stage.apply(changes, removal, owner_column, context.owner)
                 context.check_lease(conn)
                 transaction.commit()
         finally:
             engine.dispose()
-        context.counts.inserted += writer.counts.inserted
-        context.counts.updated += writer.counts.updated
-        context.counts.unchanged += writer.counts.unchanged
+        context.counts.inserted += done.inserts
+        context.counts.updated += done.updates
+        context.counts.unchanged += done.unchanged
+        context.counts.removed += done.removes
+
+    def _ownership(self, table: sa.Table, context: RunContext,
+                   url: str) -> tuple[str | None, Removal | None]:
+        """The ownership column to fill on insert, and for sync how removal works."""
+        column = self.params.get("owner_column") or OWNER_COLUMN
+        present = column in table.c
+        if self.params.get("owner_column") and not present:
+            raise SqlError(f"owner column {column!r} is not in table {table.name!r} in "
+                           f"{masked(url)}: check setting 'owner_column'")
+        if context.import_type != "sync":
+            return (column if present and context.owner else None), None
+        if not present:
+            raise SqlError(
+                f"import type sync removes only the records this task's source wrote, and table "
+                f"{table.name!r} has no column {column!r} to remember that: add it (e.g. "
+                f"VARCHAR(255) NULL) or name another with --set owner_column=COLUMN; nothing "
+                "was applied")
+        if not context.owner:
+            raise SqlError("import type sync needs the name of the source connection to know "
+                           "which records it owns")
+        action = self.params.get("remove") or "delete"
+        if action == "delete":
+            return column, Removal(column, context.owner)
+        status = self.params["status_column"]
+        inactive = _convert_setting(table, status, self.params.get("inactive_value") or "0", url)
+        return column, Removal(column, context.owner, action, status, inactive)
+
+    def _constants(self, table: sa.Table, removal: Removal | None) -> dict[str, Any]:
+        """Values every written row gets: a deactivating sync marks its rows active."""
+        if removal is None or removal.status_column is None:
+            return {}
+        status = removal.status_column
+        return {status: _convert_setting(table, status, self.params.get("active_value") or "1",
+                                         self._database_url_shown())}
+
+    def _database_url_shown(self) -> str:
+        return self.params.get("database") or "the iotask database"
 
     def _keys(self) -> list[str]:
         return list(self.params.get("key") or [])
@@ -169,105 +240,86 @@ class SqlConnector(Connector):
         return url
 
 
-class _TableWriter:
-    """Applies rows to one table within the caller's transaction, counting what it did."""
+class _Rows:
+    """Turns mapped rows into typed tuples for staging: (line, value, ...), in ``columns`` order.
 
-    insert: sa.Insert  # both built for the first row's columns
-    update: sa.Update
+    A value a column cannot hold, or an empty key, is a row error; the other rows go on.
+    """
 
-    def __init__(self, table: sa.Table, keys: list[str], url: str, context: RunContext) -> None:
+    def __init__(self, table: sa.Table, keys: list[str], url: str, context: RunContext,
+                 constants: dict[str, Any], owner_column: str | None) -> None:
         for name in keys:
             _column(table, name, "key", url)
         self.table, self.keys, self.url, self.context = table, keys, url, context
-        self.counts = Counts()
-        self.seen: dict[tuple[Any, ...], int] = {}
+        self.constants = constants
+        self.reserved = [*([owner_column] if owner_column else []), *constants]
         self.ordinal = 0
+        self.from_file = False
         self.columns: list[str] = []  # keys first, then the other columns of the first row
-        self.converters: dict[str, Callable[[Any], Any]] = {}
-        self.binds: dict[str, str] = {}
+        self.shape: set[str] = set()  # the first row's keys, which every row must have
+        self.converters: list[tuple[str, Callable[[Any], Any]]] = []
+        self.key_positions: list[int] = []
 
-    def apply(self, conn: sa.Connection, rows: Batch) -> None:
-        accepted: dict[tuple[Any, ...], dict[str, Any]] = {}
-        for row in rows:
+    def convert(self, batch: Batch) -> list[tuple[Any, ...]]:
+        if batch and not self.columns:
+            self._start(batch[0])
+        converters, shape, constants = self.converters, self.shape, self.constants
+        out = []
+        for row in batch:
             self.ordinal += 1
             index = row.get(LINE, self.ordinal)
-            values = self._values(row, index)
-            if values is None:
-                continue
-            key = tuple(values[name] for name in self.keys)
-            shown = _key_text(self.keys, values)
-            empty = next((name for name in self.keys if _blank(values[name])), None)
-            if empty:
-                self.context.row_error(RowError(row_index=index, key_values=shown, column=empty,
-                                                message=f"key column {empty!r} is empty"))
-                continue
-            if key in self.seen:
-                where = "line" if LINE in row else "row"
-                self.context.row_error(RowError(
-                    row_index=index, key_values=shown, column=self.keys[0],
-                    message=f"duplicate key {shown}: also on {where} {self.seen[key]}"))
-                continue
-            self.seen[key] = index
-            accepted[key] = values
-        if not accepted:
-            return
-        existing = self._existing(conn, list(accepted))
-        data = self.columns[len(self.keys):]
-        inserts, updates = [], []
-        for key, values in accepted.items():
-            old = existing.get(key)
-            if old is None:
-                inserts.append(values)
-            elif all(_same(values[name], old[name]) for name in data):
-                self.counts.unchanged += 1
-            else:
-                updates.append(values)
-        if inserts:
-            self._execute(conn, self.insert, self._parameters(inserts))
-            self.counts.inserted += len(inserts)
-        if updates:
-            self._execute(conn, self.update, self._parameters(updates))
-            self.counts.updated += len(updates)
-
-    def _values(self, row: Row, index: int) -> dict[str, Any] | None:
-        """The row's values converted for their columns; None after reporting a bad value."""
-        if not self.columns:
-            self._start([name for name in row if name != LINE], index)
-        elif row.keys() - {LINE} != self.converters.keys():
-            self._refuse_unknown([name for name in row if name != LINE], index)
-            raise SqlError(f"row {index} has columns {_names(row)}, unlike the first row "
-                           f"({', '.join(self.columns)}): every row must have the same columns")
-        values = {}
-        for name in self.columns:
+            if row.keys() != shape and row.keys() - {LINE} != shape - {LINE}:
+                self._refuse_unknown([name for name in row if name != LINE], index)
+                raise SqlError(f"row {index} has columns {_names(row)}, unlike the first row "
+                               f"({', '.join(sorted(self.shape - {LINE}))}): every row must "
+                               "have the same columns")
+            if constants:
+                row = row | constants
             try:
-                values[name] = self.converters[name](row[name])
+                values = [convert(row[name]) for name, convert in converters]
+            except ValueError:
+                self._report(row, index)
+                continue
+            empty = next((self.keys[i] for i, position in enumerate(self.key_positions)
+                          if _blank(values[position])), None)
+            if empty:
+                self.context.row_error(RowError(
+                    row_index=index, key_values=_key_text(self.keys, row), column=empty,
+                    message=f"key column {empty!r} is empty"))
+                continue
+            out.append((index, *values))
+        return out
+
+    def _report(self, row: Row, index: int) -> None:
+        """The first value of the row its column cannot hold, as a row error."""
+        for name, convert in self.converters:
+            try:
+                convert(row.get(name, self.constants.get(name)))
             except ValueError as exc:
                 self.context.row_error(RowError(
                     row_index=index, key_values=_key_text(self.keys, row), column=name,
                     message=f"column {name!r}: {exc}"))
-                return None
-        return values
+                return
 
-    def _start(self, names: list[str], index: int) -> None:
+    def _start(self, first: Row) -> None:
         """Check the first row's columns against the table, once for the whole run."""
+        names = [name for name in first if name != LINE]
+        index = first.get(LINE, 1)
+        self.from_file = LINE in first
         self._refuse_unknown(names, index)
         missing = [name for name in self.keys if name not in names]
         if missing:
             raise SqlError(f"the rows have no column {missing[0]!r}, which setting 'key' names: "
                            "every row must carry the key")
+        taken = [name for name in self.reserved if name in names]
+        if taken:
+            raise SqlError(f"column {taken[0]!r} is filled by iotask (the ownership or status "
+                           "of imported records): leave it out of the source or the map")
+        self.shape = set(first)
         self.columns = self.keys + [name for name in names if name not in self.keys]
-        self.converters = {name: _converter(self.table.c[name]) for name in self.columns}
-        self.binds = dict(zip(self.columns, _bind_names(len(self.columns), self.table),
-                              strict=True))
-        column, bind = self.table.c, {name: sa.bindparam(self.binds[name]) for name in names}
-        self.insert = sa.insert(self.table).values({column[name]: bind[name] for name in names})
-        self.update = (
-            sa.update(self.table)
-            .where(*(column[name] == bind[name] for name in self.keys))
-            .values({column[name]: bind[name] for name in self.columns[len(self.keys):]}))
-
-    def _parameters(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [{self.binds[name]: value for name, value in values.items()} for values in rows]
+        self.columns += [name for name in self.constants if name not in self.columns]
+        self.converters = [(name, _converter(self.table.c[name])) for name in self.columns]
+        self.key_positions = list(range(len(self.keys)))
 
     def _refuse_unknown(self, names: list[str], index: int) -> None:
         unknown = [name for name in names if name not in self.table.c]
@@ -276,25 +328,16 @@ class _TableWriter:
                            f"{self.table.name!r} in {masked(self.url)}: add it to the table or "
                            "leave it out of the source")
 
-    def _existing(self, conn: sa.Connection,
-                  keys: list[tuple[Any, ...]]) -> dict[tuple[Any, ...], dict[str, Any]]:
-        """The stored rows among ``keys``, fetched in one SELECT."""
-        key_columns = [self.table.c[name] for name in self.keys]
-        if len(key_columns) == 1:
-            match = key_columns[0].in_([key[0] for key in keys])
-        else:
-            match = sa.tuple_(*key_columns).in_(keys)
-        statement = sa.select(*(self.table.c[name] for name in self.columns)).where(match)
-        result = self._execute(conn, statement)
-        return {tuple(row[name] for name in self.keys): dict(row) for row in result.mappings()}
 
-    def _execute(self, conn: sa.Connection, statement: sa.Executable,
-                 parameters: list[dict[str, Any]] | None = None) -> sa.CursorResult:
-        try:
-            return conn.execute(statement, parameters)
-        except DBAPIError as exc:
-            raise SqlError(f"writing table {self.table.name!r} in {masked(self.url)} failed, "
-                           f"nothing was applied: {reason(exc)}") from exc
+def _convert_setting(table: sa.Table, column: str, value: str, where: str) -> Any:
+    if column not in table.c:
+        raise SqlError(f"status column {column!r} is not in table {table.name!r} in "
+                       f"{masked(where)}: check setting 'status_column'")
+    try:
+        return _converter(table.c[column])(value)
+    except ValueError as exc:
+        raise SqlError(f"status column {column!r}: {exc}: check settings 'active_value' and "
+                       "'inactive_value'") from None
 
 
 def _generated(column: sa.Column[Any]) -> bool:
@@ -323,14 +366,6 @@ def _column(table: sa.Table, name: str, role: str, url: str) -> sa.Column[Any]:
         raise SqlError(f"{role} column {name!r} is not in table {table.name!r} in "
                        f"{masked(url)}: check setting {role!r}")
     return table.c[name]
-
-
-def _bind_names(count: int, table: sa.Table) -> list[str]:
-    """Parameter names that are no column's name (SQLAlchemy reserves those in INSERT/UPDATE)."""
-    prefix = "p"
-    while any(f"{prefix}{number}" in table.c for number in range(count)):
-        prefix = "_" + prefix
-    return [f"{prefix}{number}" for number in range(count)]
 
 
 def _parse_bool(text: str) -> bool:
@@ -402,17 +437,6 @@ def _parsed(parse: Callable[[str], Any], words: str, value: Any) -> Any:
         return parse(text)
     except (ValueError, ArithmeticError):
         raise ValueError(f"{value!r} is not a {words}") from None
-
-
-def _same(new: Any, old: Any) -> bool:
-    """Whether a stored value already equals the incoming one.
-
-    None equals only None; otherwise the values are the same when they compare equal (so
-    Decimal 10.5 and 10.50 match) or print the same (so 5 and "5" match when no type applied).
-    """
-    if new is None or old is None:
-        return new is None and old is None
-    return bool(new == old) or str(new) == str(old)
 
 
 def _blank(value: Any) -> bool:

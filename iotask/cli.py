@@ -336,14 +336,23 @@ def task_options(adding: bool):
                          help="Five-field cron expression or @daily, e.g. --cron '0 2 * * 1-5'."),
             click.option("--import-type", type=click.Choice(["insert", "sync", "1", "2"]),
                          help="insert: add and update (default); sync: also remove the "
-                              "task's own records missing from the source (not yet "
-                              "supported by the sql connector, which refuses it)."),
+                              "records this task's source wrote that it no longer has."),
             click.option("--map", "map_json", metavar="JSON",
                          help='Column map: [{"map": "userid", "pk": "1"}, ...] or '
                               '{"columns": {...}, "key": [...]}; default: by column name.'),
             click.option("--sequence", type=int, help="Run order among due tasks (low first)."),
             click.option("--email", metavar="ADDR[,ADDR]", help="Notify these addresses."),
             click.option("--description", help="Free text."),
+            click.option("--max-errors", metavar="N|P%",
+                         help="Most rejected rows before the run fails and applies nothing: "
+                              "a count or a percent of the rows read. Default 5% for insert, "
+                              "0% for sync; '' restores the default."),
+            click.option("--max-remove", metavar="N|P%",
+                         help="Most removals (sync) before the run is held, applying nothing: "
+                              "a count or a percent of the records the task owns. Default 10%."),
+            click.option("--allow-empty/--no-allow-empty", default=None,
+                         help="Whether a source with no data rows may remove every record "
+                              "the task owns (sync). Default: no, such a run is held."),
         ]
         for option in reversed(options):
             func = option(func)
@@ -352,7 +361,8 @@ def task_options(adding: bool):
 
 
 def changes_from(source, destination, at_time, every, cron_expr, import_type, map_json,
-                 sequence, email, description) -> tasks.TaskChanges:
+                 sequence, email, description, max_errors, max_remove,
+                 allow_empty) -> tasks.TaskChanges:
     given = [(kind, value) for kind, value in
              (("at", at_time), ("any", every), ("cron", cron_expr)) if value is not None]
     if len(given) > 1:
@@ -361,7 +371,8 @@ def changes_from(source, destination, at_time, every, cron_expr, import_type, ma
     return tasks.TaskChanges(
         source=source, destination=destination, schedule_type=schedule_type,
         schedule=schedule_text, import_type=import_type, map=map_json, sequence=sequence,
-        email=email, description=description)
+        email=email, description=description, max_errors=max_errors, max_remove=max_remove,
+        allow_empty=allow_empty)
 
 
 @task_group.command("add")
@@ -599,19 +610,46 @@ def progress_bars(run: runner.Runner, as_json: bool, as_xml: bool) -> Iterator[N
 
 @cli.command("run")
 @click.argument("names", nargs=-1, required=True, metavar="NAME...")
+@click.option("--dry-run", is_flag=True,
+              help="Compute what each task would change (counts, up to 10 keys per kind, the "
+                   "guards' verdict) and apply nothing; not recorded in history.")
+@click.option("--accept-changes", is_flag=True,
+              help="Apply a change set the removal guards held (max_remove, empty source), "
+                   "once a person has looked at it (see --dry-run).")
 @json_option
 @xml_option
 @pass_app
-def run_command(app: App, names: tuple[str, ...], as_json: bool, as_xml: bool) -> None:
+def run_command(app: App, names: tuple[str, ...], dry_run: bool, accept_changes: bool,
+                as_json: bool, as_xml: bool) -> None:
     """Run these tasks now, whatever their schedule or enabled flag.
 
     Still claims each task: if it is running elsewhere, says where and since when, and exits 1.
-    At a terminal, shows each task's progress while it reads.
+    At a terminal, shows each task's progress while it reads. Exit 0: every task succeeded;
+    1: a task failed or was held (with --dry-run: would fail or be held).
     """
+    if dry_run and accept_changes:
+        raise click.UsageError("--dry-run applies nothing; --accept-changes applies: pick one")
     run = app.runner("manual")
+    if dry_run:
+        if as_xml:
+            raise click.UsageError("--dry-run reports as text or --json, not --xml")
+        results = [run.dry_run(name) for name in names]
+        emit_dry_runs(results, as_json)
+        return
     with progress_bars(run, as_json, as_xml):
-        results = run.run(names)
+        results = run.run(names, accept_changes=accept_changes)
     emit_results(app, results, as_json, as_xml)
+
+
+def emit_dry_runs(results: list[runner.TaskResult], as_json: bool) -> None:
+    """What each task would do; exit 1 when one would fail or be held."""
+    if as_json:
+        emit_json([report.dry_run(result) for result in results])
+    else:
+        for result in results:
+            click.echo(report.dry_run_text(result))
+    if any(result.status == data_engine.FAILED or result.note for result in results):
+        raise SystemExit(1)
 
 
 @cli.command("reset")
@@ -698,6 +736,8 @@ def history_command(app: App, name: str, limit: int, as_json: bool) -> None:
     for d in data:
         if d["error"]:
             click.echo(f"run {d['id']}: {d['error']}")
+        if d["reject_file"]:
+            click.echo(f"run {d['id']}: rejected rows written to {d['reject_file']}")
         for e in d["row_errors"]:
             where = f"row {e['row']}" if e["row"] is not None else "row ?"
             key = f" ({e['key']})" if e["key"] else ""

@@ -2,7 +2,9 @@
 
 Resolution order for the database URL: ``--db URL``, then ``IOTASK_DATABASE_URL``, then the INI
 file (``IOTASK_CONFIG``, else ``./iotask.ini``, section ``[iotask]``, key ``database_url``), then
-``sqlite:///iotask.db`` in the current folder.
+``sqlite:///iotask.db`` in the current folder. Rejected rows are written to ``IOTASK_REJECT_DIR``
+(INI ``reject_dir``), by default a ``rejects`` folder beside the SQLite database (else in the
+current folder).
 """
 
 from __future__ import annotations
@@ -29,6 +31,14 @@ class Config:
     lease_seconds: int = DEFAULT_LEASE_SECONDS
     log: str = "stderr"  # stderr, syslog, or a file path
     log_level: str | None = None  # None: INFO for a file or syslog, WARNING on stderr unless -v
+    reject_dir: Path = Path("rejects")  # where runs write their rejected rows
+
+
+def data_folder(url: str) -> Path:
+    """The folder iotask keeps its files in: the SQLite database's, else the current one."""
+    if url.startswith("sqlite:///") and url not in ("sqlite:///", "sqlite:///:memory:"):
+        return Path(url.removeprefix("sqlite:///")).expanduser().parent
+    return Path(".")
 
 
 def _ini_values() -> tuple[dict[str, str], str | None]:
@@ -116,5 +126,7 @@ def load(db_option: str | None = None) -> Config:
     level = os.environ.get("IOTASK_LOG_LEVEL") or ini.get("log_level")
     if level and level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise IotaskError(f"log level {level!r} is not one of DEBUG, INFO, WARNING, ERROR")
+    rejects = os.environ.get("IOTASK_REJECT_DIR") or ini.get("reject_dir")
     return Config(database_url=url, timezone=tz, source=source, lease_seconds=lease, log=log,
-                  log_level=level.upper() if level else None)
+                  log_level=level.upper() if level else None,
+                  reject_dir=Path(rejects) if rejects else data_folder(url) / "rejects")

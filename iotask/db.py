@@ -74,11 +74,12 @@ def _sqlite_setup(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
 
-def make_engine(url: str, read_only: bool = False) -> Engine:
+def make_engine(url: str, read_only: bool = False, local_infile: bool = False) -> Engine:
     """An engine for ``url`` with the settings iotask relies on.
 
     ``read_only``: on SQLite, transactions begin deferred, so a long read (WAL) never holds the
-    write lock that claims and lease renewals need.
+    write lock that claims and lease renewals need. ``local_infile``: on MariaDB/MySQL the client
+    may send files with LOAD DATA LOCAL (staging); only for a destination, never for reads.
     """
     parsed = parse_url(url)
     backend = parsed.get_backend_name()
@@ -89,7 +90,10 @@ def make_engine(url: str, read_only: bool = False) -> Engine:
                 f"cannot open SQLite database {parsed.database}: folder {folder} does not exist"
             )
     try:
-        engine = create_engine(parsed, pool_pre_ping=backend != "sqlite")
+        connect_args = {"local_infile": True} if local_infile and backend in (
+            "mysql", "mariadb") else {}
+        engine = create_engine(parsed, pool_pre_ping=backend != "sqlite",
+                               connect_args=connect_args)
     except (NoSuchModuleError, ModuleNotFoundError, ArgumentError) as exc:
         raise IotaskError(f"unsupported database URL {masked(parsed)}: {exc}") from None
     if backend == "sqlite":

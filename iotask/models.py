@@ -17,6 +17,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    false,
     true,
 )
 from sqlalchemy.dialects import sqlite
@@ -107,6 +108,9 @@ class Task(Base):
     locked_until: Mapped[datetime | None] = mapped_column(Timestamp)
     last_attempt: Mapped[datetime | None] = mapped_column(Timestamp)
     run_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    max_errors: Mapped[str | None] = mapped_column(String(20))  # "5%" or "100"; NULL: default
+    max_remove: Mapped[str | None] = mapped_column(String(20))  # "10%" or "500"; NULL: default
+    allow_empty: Mapped[bool] = mapped_column(Boolean, server_default=false())
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)  # set on edits
 
@@ -136,6 +140,7 @@ class TaskRun(Base):
     rows_failed: Mapped[int] = mapped_column(Integer, server_default="0")
     files: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
+    reject_file: Mapped[str | None] = mapped_column(String(1000))
 
 
 class TaskRunError(Base):

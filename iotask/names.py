@@ -21,3 +21,9 @@ def check_name(name: str, what: str) -> str:
     if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") for ch in name):
         raise IotaskError(f"{what} name {name!r} contains control or invisible characters")
     return name
+
+
+def file_safe(name: str) -> str:
+    """A name as part of a file name: letters, digits, dot, dash and underscore only."""
+    safe = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "._-") else "_" for ch in name)
+    return safe.strip(".") or "task"

@@ -32,6 +32,8 @@ def summary_line(result: TaskResult) -> str:
         return f"{result.task}: not executed ({result.error or result.note})"
     line = (f"{result.task}: {result.status} in {result.duration or 0:.1f}s "
             f"(run {result.run_id}): {counts_text(result.counts)}")
+    if result.reject_file:
+        line += f"; rejected rows in {result.reject_file}"
     return f"{line}: {result.error}" if result.error else line
 
 
@@ -42,9 +44,53 @@ def problem_line(result: TaskResult) -> str | None:
     if not result.executed and result.status == "failed":
         return f"task {result.task!r} not run: {result.error}"
     if result.executed and result.counts.failed:
+        rejects = f", fix and resubmit {result.reject_file}" if result.reject_file else ""
         return (f"task {result.task!r}: {result.counts.failed} rows rejected "
-                f"(run {result.run_id}; see `iotask history {result.task}`)")
+                f"(run {result.run_id}; see `iotask history {result.task}`{rejects})")
     return None
+
+
+KINDS = (("insert", "inserts"), ("update", "updates"), ("unchanged", "unchanged"),
+         ("remove", "removes"))
+
+
+def dry_run(result: TaskResult) -> dict[str, Any]:
+    """A dry run for scripts: the change set, sample keys, rejected rows, the guards' verdict."""
+    changes = result.changes
+    return {
+        "task": result.task,
+        "status": result.status,
+        "read": result.counts.read,
+        "rejected": result.counts.failed,
+        "changes": None if changes is None else {
+            **{kind: getattr(changes, field) for kind, field in KINDS},
+            "owned": changes.owned, "removal": changes.removal},
+        "samples": changes.samples if changes is not None else {},
+        "verdict": result.note,
+        "error": result.error,
+        "row_errors": [{"row": e.row_index, "key": e.key_values, "column": e.column,
+                        "message": e.message} for e in result.row_errors[:10]],
+    }
+
+
+def dry_run_text(result: TaskResult) -> str:
+    """A dry run for a person: what would change, a few keys of each kind, and the verdict."""
+    changes = result.changes
+    if changes is None:
+        return f"{result.task}: dry run {result.status}: {result.error or 'no change set'}"
+    removal = "deactivate" if changes.removal == "deactivate" else "delete"
+    lines = [f"{result.task}: dry run, nothing applied: read {result.counts.read}, "
+             f"would insert {changes.inserts}, update {changes.updates}, leave "
+             f"{changes.unchanged} unchanged, {removal} {changes.removes} of "
+             f"{changes.owned} owned; {result.counts.failed} rows rejected"]
+    for kind, keys in changes.samples.items():
+        if keys:
+            lines.append(f"  {kind}: " + "; ".join(keys))
+    for error in result.row_errors[:10]:
+        lines.append(f"  rejected row {error.row_index}: {error.message}")
+    lines.append(f"  guards: {result.note}" if result.note else
+                 "  guards: pass, a real run would apply this")
+    return "\n".join(lines)
 
 
 def result_dict(result: TaskResult, tz: ZoneInfo) -> dict[str, Any]:
@@ -60,6 +106,7 @@ def result_dict(result: TaskResult, tz: ZoneInfo) -> dict[str, Any]:
         "counts": {name: getattr(result.counts, name) for name in COUNT_NAMES},
         "error": result.error,
         "note": result.note,
+        "reject_file": result.reject_file,
         "row_errors": [{"row": e.row_index, "key": e.key_values, "column": e.column,
                         "message": e.message} for e in result.row_errors],
     }
@@ -172,6 +219,7 @@ def history(engine: Engine, name: str, limit: int, tz: ZoneInfo,
                 "counts": {name: getattr(run, f"rows_{name}") for name in COUNT_NAMES},
                 "files": json.loads(run.files) if run.files else [],
                 "error": run.error,
+                "reject_file": run.reject_file,
                 "row_errors": [{"row": e.row_index, "key": e.key_values,
                                 "column": e.column_name, "message": e.message}
                                for e in row_errors],

@@ -28,6 +28,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from connectors.base import (
+    ChangeSet,
+    Connector,
     ConnectorError,
     Counts,
     Held,
@@ -35,7 +37,7 @@ from connectors.base import (
     NothingToProcess,
     RowError,
 )
-from iotask import clock, connections, db, schedule, tasks
+from iotask import clock, connections, db, names, schedule, tasks
 from iotask import engine as data_engine
 from iotask.clock import utcnow
 from iotask.config import Config
@@ -49,12 +51,14 @@ from iotask.engine import (
     RUNNING,
 )
 from iotask.errors import IotaskError, NotFound
+from iotask.guards import Guards
 from iotask.models import Task, TaskRun, TaskRunError
 
 log = logging.getLogger("iotask.runner")
 
 TRIGGERS = ("cron", "url", "manual")
 MAX_STORED_ROW_ERRORS = 1000
+MAX_REJECTED_ROWS = 100_000  # rows written to a reject file; the count says how many in all
 MAX_KEY_TEXT = 500  # a row's key as stored and shown: enough to find it, never megabytes
 MAX_MESSAGE = 2000  # run and row messages: TEXT holds 64 KB on MariaDB
 RETRYABLE_CODES = {1205, 1213}  # MySQL/MariaDB lock wait timeout, deadlock
@@ -125,6 +129,8 @@ class TaskResult:
     error: str | None = None
     row_errors: list[RowError] = field(default_factory=list)
     note: str | None = None
+    reject_file: str | None = None
+    changes: ChangeSet | None = None  # what a dry run would have done
 
     @property
     def ok(self) -> bool:
@@ -198,18 +204,31 @@ class Lease:
 
 
 class Run:
-    """The RunContext a connector sees during one run."""
+    """The RunContext a connector sees during one run (or dry run: no lease, nothing applied)."""
 
-    def __init__(self, task: Task, run_id: int, lease: Lease, database_url: str) -> None:
+    def __init__(self, task: Task, run_id: int, lease: Lease | None, database_url: str,
+                 accept: bool = False) -> None:
         self.task = task.name
         self.run_id = run_id
         self.import_type = tasks.import_type_name(task.import_type)
         self.database_url = database_url
         self.key: list[str] | None = None
+        self.owner: str | None = task.conn_source
+        self.dry_run = lease is None
         self.counts = Counts()
         self.files: list[str] = []
         self.errors: list[RowError] = []
+        self.rejected: dict[int, str] = {}  # row index: first message, for the reject file
+        self.changes: ChangeSet | None = None
+        self.verdict: str | None = None  # what the guards would say about a dry run
+        self.reject_file: str | None = None
+        self._guard_settings = (task.max_errors, task.max_remove, task.allow_empty, accept)
         self._lease = lease
+
+    @property
+    def guards(self) -> Guards:
+        """Read when the change set is reviewed, so a hand-edited bad limit fails the run only."""
+        return Guards.for_task(self.task, self.import_type, *self._guard_settings)
 
     def row_error(self, error: RowError) -> None:
         self.counts.failed += 1
@@ -217,9 +236,24 @@ class Run:
             self.errors.append(RowError(error.row_index, shorten(error.message, MAX_MESSAGE),
                                         shorten(error.key_values, MAX_KEY_TEXT),
                                         shorten(error.column, 100)))
+        index = error.row_index
+        if index is not None and index not in self.rejected and \
+                len(self.rejected) < MAX_REJECTED_ROWS:
+            where = f"column {error.column}: " if error.column and \
+                not error.message.startswith(("column", "key column", "duplicate")) else ""
+            self.rejected[index] = where + error.message
+
+    def review(self, changes: ChangeSet) -> bool:
+        self.changes = changes
+        if self.dry_run:
+            self.verdict = self.guards.verdict(changes, self.counts)
+            return False
+        self.guards.check(changes, self.counts)
+        return True
 
     def check_lease(self, connection: Connection | None = None) -> None:
-        self._lease.check(connection)
+        if self._lease is not None:
+            self._lease.check(connection)
 
 
 class TaskProgress(Protocol):
@@ -323,14 +357,15 @@ class Runner:
     # --- running -------------------------------------------------------------------------
 
     def _execute(self, task: Task, run_id: int, token: str, started: datetime,
-                 scheduled: datetime | None) -> TaskResult:
+                 scheduled: datetime | None, accept: bool = False) -> TaskResult:
         log.info("task %s: run %d started (%s, %s)", task.name, run_id, self.trigger,
                  self.runner)
         lease = Lease(self.engine, self.config.database_url, task.name, token,
                       self.config.lease_seconds)
-        context = Run(task, run_id, lease, self.config.database_url)
         shown = self.progress(task.name) if self.progress is not None else None
         error: str | None = None
+        source: Connector | None = None
+        context = Run(task, run_id, lease, self.config.database_url, accept)
         try:
             with lease:
                 with Session(self.reader) as session:
@@ -353,6 +388,10 @@ class Runner:
         finally:
             if shown is not None:
                 shown.close()
+        if context.rejected and source is not None and status != ABANDONED:
+            problem = self._write_rejects(run_id, source, context)
+            if problem:
+                error = f"{error}; {problem}" if error else problem
         finished = utcnow()
         error = shorten(error, MAX_MESSAGE)
         if status not in EXECUTED:  # the destination rolled back: nothing was applied
@@ -376,7 +415,21 @@ class Runner:
                 context.counts.inserted, context.counts.updated, context.counts.unchanged,
                 context.counts.removed, context.counts.failed, f": {error}" if error else "")
         return TaskResult(task.name, True, status, run_id, started, finished, scheduled,
-                          context.counts, error, context.errors)
+                          context.counts, error, context.errors, reject_file=context.reject_file)
+
+    def _write_rejects(self, run_id: int, source: Connector, context: Run) -> str | None:
+        """Write the rejected rows for a person to fix and submit again; a problem, or None."""
+        folder = self.config.reject_dir
+        stem = f"{names.file_safe(context.task)}-run{run_id}-rejects"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = source.write_rejects(context.rejected, folder, stem)
+        except (OSError, ConnectorError) as exc:
+            log.warning("task %s: run %d: could not write the reject file: %s", context.task,
+                        run_id, exc)
+            return f"could not write the reject file in {folder}: {exc}"
+        context.reject_file = str(path) if path is not None else None
+        return None
 
     def _finish(self, task: Task, run_id: int, token: str, started: datetime,
                 finished: datetime, status: str, error: str | None, context: Run) -> None:
@@ -400,7 +453,7 @@ class Runner:
                 status=status, finished=finished, rows_read=counts.read,
                 rows_inserted=counts.inserted, rows_updated=counts.updated,
                 rows_unchanged=counts.unchanged, rows_removed=counts.removed,
-                rows_failed=counts.failed,
+                rows_failed=counts.failed, reject_file=context.reject_file,
                 files=json.dumps(context.files, ensure_ascii=False) if context.files else None,
                 error=stored_error))
             if context.errors:
@@ -444,8 +497,11 @@ class Runner:
             return TaskResult(name, False, scheduled=due, note="taken by another runner")
         return self._execute(task, *claim, now, due)
 
-    def run(self, names: Sequence[str]) -> list[TaskResult]:
-        """Run these tasks now, whatever their schedule or enabled flag; still claiming."""
+    def run(self, names: Sequence[str], accept_changes: bool = False) -> list[TaskResult]:
+        """Run these tasks now, whatever their schedule or enabled flag; still claiming.
+
+        ``accept_changes``: a person has looked at a held change set; apply it this once.
+        """
         missing = [name for name in names if self._task(name) is None]
         if missing:
             raise NotFound(f"no task named {missing[0]!r}: see `iotask task list`")
@@ -463,8 +519,32 @@ class Runner:
                 results.append(TaskResult(name, False, FAILED,
                                           error=f"task {name!r} is {self._holder(fresh)}"))
                 continue
-            results.append(self._execute(task, *claim, now, None))
+            results.append(self._execute(task, *claim, now, None, accept_changes))
         return results
+
+    def dry_run(self, name: str) -> TaskResult:
+        """Compute the task's change set and discard it: no claim, no history, nothing applied.
+
+        The result's ``changes`` holds the counts and sample keys, ``note`` the guards' verdict.
+        """
+        task = self._task(name)
+        if task is None:
+            raise NotFound(f"no task named {name!r}: see `iotask task list`")
+        context = Run(task, 0, None, self.config.database_url)
+        started = utcnow()
+        error: str | None = None
+        try:
+            with Session(self.reader) as session:
+                source = connections.endpoint(session, task.conn_source, "source")
+                destination = connections.endpoint(session, task.conn_destination,
+                                                   "destination")
+            status = data_engine.execute(source, destination, context, task.map)
+        except NothingToProcess as exc:
+            status, error = NOTHING_TO_PROCESS, str(exc) or None
+        except (IotaskError, ConnectorError) as exc:
+            status, error = FAILED, str(exc)
+        return TaskResult(name, False, status, None, started, utcnow(), None, context.counts,
+                          error, context.errors, note=context.verdict, changes=context.changes)
 
 
 @dataclass

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from connectors.base import Column, ConnectorError, MemoryContext
 from iotask import clock, connections, mapping, registry, schedule
 from iotask.errors import IotaskError, NotFound
+from iotask.guards import DEFAULT_MAX_ERRORS, DEFAULT_MAX_REMOVE, Limit
 from iotask.models import Task
 from iotask.names import check_name
 
@@ -37,6 +38,9 @@ class TaskChanges:
     email: str | None = None
     description: str | None = None
     enabled: bool | None = None
+    max_errors: str | None = None  # "" resets to the default
+    max_remove: str | None = None
+    allow_empty: bool | None = None
 
 
 def get(session: Session, name: str) -> Task:
@@ -121,10 +125,31 @@ def _apply(session: Session, row: Task, changes: TaskChanges) -> None:
         row.description = changes.description
     if changes.enabled is not None:
         row.enabled = changes.enabled
+    if changes.max_errors is not None:
+        row.max_errors = _limit(changes.max_errors, "--max-errors")
+    if changes.max_remove is not None:
+        row.max_remove = _limit(changes.max_remove, "--max-remove")
+    if changes.allow_empty is not None:
+        row.allow_empty = changes.allow_empty
     row.updated_at = clock.utcnow()
     if any(value is not None for value in (changes.source, changes.destination, changes.map,
                                            changes.import_type)):
         check_map(session, row)
+
+
+def _limit(text: str, option: str) -> str | None:
+    """A guard limit as stored ("5%", "100"); empty text means the default."""
+    if not text.strip():
+        return None
+    return Limit.parse(text, option).text
+
+
+def guards_of(row: Task) -> dict[str, Any]:
+    """The task's guards as they apply, defaults filled in (a hand-edited bad limit shown)."""
+    import_type = IMPORT_TYPES.get(row.import_type.strip().lower(), "insert")
+    return {"max_errors": row.max_errors or DEFAULT_MAX_ERRORS[import_type],
+            "max_remove": row.max_remove or DEFAULT_MAX_REMOVE,
+            "allow_empty": bool(row.allow_empty)}
 
 
 def endpoint_columns(session: Session, name: str, role: str,
@@ -155,7 +180,7 @@ def add(session: Session, name: str, changes: TaskChanges) -> Task:
     if changes.schedule_type is None:
         changes.schedule_type, changes.schedule = DEFAULT_SCHEDULE
     row = Task(name=name, description="", import_type="insert", sequence=0, enabled=True,
-               fail_count=0)
+               fail_count=0, allow_empty=False)
     _apply(session, row, changes)
     session.add(row)
     return row
@@ -211,6 +236,7 @@ def describe(row: Task, tz: ZoneInfo) -> dict[str, Any]:
         "schedule_words": words,
         "import_type": IMPORT_TYPES.get(row.import_type.strip().lower(), row.import_type),
         "map": _shown_map(row.map),
+        **guards_of(row),
         "sequence": row.sequence,
         "enabled": bool(row.enabled),
         "notify_email": row.notify_email,

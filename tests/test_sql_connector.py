@@ -343,7 +343,9 @@ def test_reading_a_missing_table_or_key_is_named(migrated_url, users):
         read(migrated_url, table="lms_user", key=["id"])
 
 
-def test_sync_is_refused_until_removal_exists(migrated_url, users):
-    """Never a silent insert-only run for a task that asked to remove missing records."""
-    with pytest.raises(SqlError, match="sync .* is not supported yet"):
-        write(migrated_url, [[user("ann")]], context=IotaskContext(import_type="sync"))
+def test_sync_needs_an_ownership_column(migrated_url, engine, users):
+    """Never a sync that could remove records nobody can tell it wrote."""
+    with pytest.raises(SqlError, match="has no column 'imported_from_connection'.*owner_column"):
+        write(migrated_url, [[user("ann")]],
+              context=IotaskContext(import_type="sync", owner="hr-feed"))
+    assert content(engine, users) == []
