@@ -40,6 +40,8 @@ LINE = "__line__"  # key of the physical line number in each row read; the engin
 REJECT_COLUMN = "iotask_error"  # the last column of a reject file; reading ignores it
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _LONE_CR = re.compile(r"(?<=\r)(?!\n)")
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)")
+CHUNK_BYTES = 1024 * 1024
 
 
 class CsvError(ConnectorError):
@@ -270,45 +272,87 @@ def file_path(url: str) -> Path:
 
 
 class _Lines:
-    """The file's lines, decoded and counted, so that problems are reported with their line.
+    """The file's lines, decoded, with their line ends, for csv.reader (which counts them).
 
-    Lines end at LF, CRLF or a lone CR, as Python's newline="" mode splits them. Splitting the
-    bytes at LF is safe for every supported encoding (none uses byte 0x0A inside a character).
+    Lines end at LF, CRLF or a lone CR, as Python's newline="" mode splits them. The file is
+    read a megabyte at a time and split by a regular expression; only when a chunk holds a NUL
+    byte or bytes the encoding cannot decode is it read again line by line, to name the line.
     """
 
     def __init__(self, raw: IO[bytes], path: Path, encoding: str) -> None:
         self.raw, self.path, self.encoding = raw, path, encoding
-        self.number = 0
 
     def __iter__(self) -> Iterator[str]:
+        try:
+            yield from self._chunks()
+        except _Locate:
+            self.raw.seek(0)
+            for _line in self._exactly():
+                pass
+            raise CsvError(f"{self.path}: the file is not text in {self.encoding}: save it "
+                           "as UTF-8 CSV") from None
+
+    def _start(self, chunk: bytes) -> None:
+        if chunk.startswith(codecs.BOM_UTF8) and self.encoding not in ("utf-8", "utf-8-sig"):
+            raise CsvError(f"{self.path} starts with a UTF-8 byte-order mark but encoding "
+                           f"is {self.encoding}: set encoding=utf-8-sig")
+
+    def _chunks(self) -> Iterator[str]:
         decoder = codecs.getincrementaldecoder(self.encoding)()
-        first = True
+        tail, first = "", True
+        while True:
+            chunk = self.raw.read(CHUNK_BYTES)
+            if first:
+                self._start(chunk)
+            if b"\x00" in chunk:
+                raise _Locate
+            try:
+                text = decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError:
+                raise _Locate from None
+            if first:
+                text, first = text.removeprefix("\ufeff"), False
+            text = tail + text
+            if not chunk:
+                if text:
+                    yield text
+                return
+            end = len(text) - 1 if text.endswith("\r") else len(text)  # CR LF may be split
+            cut = max(text.rfind("\n", 0, end), text.rfind("\r", 0, end)) + 1
+            yield from _LINE.findall(text, 0, cut)
+            tail = text[cut:]
+
+    def _exactly(self) -> Iterator[str]:
+        """Line by line, counting: raises CsvError naming the line of the first problem."""
+        decoder = codecs.getincrementaldecoder(self.encoding)()
+        number, first = 0, True
         for chunk in itertools.chain(self.raw, [b""]):
-            if first and chunk.startswith(codecs.BOM_UTF8) and self.encoding not in (
-                    "utf-8", "utf-8-sig"):
-                raise CsvError(f"{self.path} starts with a UTF-8 byte-order mark but encoding "
-                               f"is {self.encoding}: set encoding=utf-8-sig")
+            if first:
+                self._start(chunk)
             try:
                 text = decoder.decode(chunk, final=not chunk)
             except UnicodeDecodeError as exc:
-                line = (self.number + 1 + chunk.count(b"\r", 0, exc.start) if chunk
-                        else self.number)  # at the end: the last line was cut short
+                line = (number + 1 + chunk.count(b"\r", 0, exc.start) if chunk
+                        else number)  # at the end: the last line was cut short
                 raise CsvError(
                     f"{self.path} line {line}: bytes {exc.object[exc.start:exc.end]!r} are not "
                     f"valid {self.encoding}: set the connection's encoding to the file's "
                     "(utf-8, utf-8-sig, latin-1 or cp1252)") from None
             if first:
-                text = text.removeprefix("\ufeff")
-                first = False
+                text, first = text.removeprefix("\ufeff"), False
             for part in _LONE_CR.split(text) if "\r" in text else [text]:
                 if not part:
                     continue
-                self.number += 1
+                number += 1
                 if "\x00" in part:
-                    raise CsvError(f"{self.path} line {self.number} contains a NUL byte: the file "
+                    raise CsvError(f"{self.path} line {number} contains a NUL byte: the file "
                                    "is not text in a supported encoding (UTF-16?): save it as "
                                    "UTF-8 CSV")
                 yield part
+
+
+class _Locate(Exception):
+    """A chunk has a problem that only a line-by-line reading can place."""
 
 
 def _records(reader: Iterator[list[str]], path: Path) -> Iterator[tuple[int, list[str]]]:

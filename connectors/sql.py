@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime
 from decimal import Decimal
 from functools import partial
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -258,11 +259,15 @@ class _Rows:
         self.columns: list[str] = []  # keys first, then the other columns of the first row
         self.shape: set[str] = set()  # the first row's keys, which every row must have
         self.converters: list[tuple[str, Callable[[Any], Any]]] = []
+        self.plans: list[tuple[str, int | None, Callable[[Any], Any] | None]] = []
         self.key_positions: list[int] = []
 
     def convert(self, batch: Batch) -> list[tuple[Any, ...]]:
         if batch and not self.columns:
             self._start(batch[0])
+        fast = self._fast(batch)
+        if fast is not None:
+            return fast
         converters, shape, constants = self.converters, self.shape, self.constants
         out = []
         for row in batch:
@@ -289,6 +294,41 @@ class _Rows:
                 continue
             out.append((index, *values))
         return out
+
+    def _fast(self, batch: Batch) -> list[tuple[Any, ...]] | None:
+        """The batch converted column by column, in C loops where Python allows; None when any
+        row needs a closer look (another shape, a value to report, a value not text), which the
+        row-by-row path then gives."""
+        count = len(batch)
+        if not count or not all(row.keys() == self.shape for row in batch):
+            return None
+        if self.from_file:
+            lines: list[Any] = list(map(itemgetter(LINE), batch))
+        else:
+            lines = list(range(self.ordinal + 1, self.ordinal + count + 1))
+        columns = []
+        for position, (name, length, parse) in enumerate(self.plans):
+            if name in self.constants:
+                columns.append([self.constants[name]] * count)
+                continue
+            values = list(map(itemgetter(name), batch))
+            if set(map(type, values)) != {str}:
+                return None
+            if parse is not None:
+                try:
+                    values = list(map(parse, values))
+                except ValueError:
+                    return None
+                if position < len(self.keys) and None in values:
+                    return None
+            else:
+                if length is not None and max(map(len, values)) > length:
+                    return None
+                if position < len(self.keys) and not all(map(str.strip, values)):
+                    return None
+            columns.append(values)
+        self.ordinal += count
+        return list(zip(lines, *columns, strict=True))
 
     def _report(self, row: Row, index: int) -> None:
         """The first value of the row its column cannot hold, as a row error."""
@@ -319,6 +359,8 @@ class _Rows:
         self.columns = self.keys + [name for name in names if name not in self.keys]
         self.columns += [name for name in self.constants if name not in self.columns]
         self.converters = [(name, _converter(self.table.c[name])) for name in self.columns]
+        self.plans = [(name, *_plan(self.table.c[name], converter))
+                      for name, converter in self.converters]
         self.key_positions = list(range(len(self.keys)))
 
     def _refuse_unknown(self, names: list[str], index: int) -> None:
@@ -412,6 +454,15 @@ def _converter(column: sa.Column[Any]) -> Callable[[Any], Any]:
     if python_type in PARSERS:
         return partial(_parsed, *PARSERS[python_type])
     return _as_is
+
+
+def _plan(column: sa.Column[Any],
+          converter: Callable[[Any], Any]) -> tuple[int | None, Callable[[Any], Any] | None]:
+    """For the fast path: (the text's maximum length, None) for text columns, else (None, the
+    converter)."""
+    if isinstance(converter, partial) and converter.func is _text:
+        return converter.args[0], None
+    return None, converter
 
 
 def _as_is(value: Any) -> Any:

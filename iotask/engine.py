@@ -34,7 +34,7 @@ def _mapped(batches: Iterable[Batch], mapping: Mapping, context: RunContext, sou
         if progress is not None:
             done, total = source.progress() or (None, None)
             progress(context.counts.read, done, total)
-        yield [mapping.apply(row) for row in batch]
+        yield mapping.apply_batch(batch)
 
 
 def plan(source: Connector, destination: Connector, context: RunContext,

@@ -50,6 +50,17 @@ class Mapping:
             out[LINE] = row[LINE]
         return out
 
+    def apply_batch(self, batch: list[Row]) -> list[Row]:
+        """Map a batch; rows whose columns the map keeps as they are pass unchanged (fast)."""
+        if self.pairs is None:
+            return batch
+        if all(dest == source for dest, source in self.pairs):
+            same = {dest for dest, _ in self.pairs}
+            with_line = same | {LINE}
+            if all(row.keys() == same or row.keys() == with_line for row in batch):
+                return batch
+        return [self.apply(row) for row in batch]
+
     @property
     def destination_columns(self) -> list[str] | None:
         return None if self.pairs is None else [dest for dest, _ in self.pairs]
