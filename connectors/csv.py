@@ -41,7 +41,7 @@ REJECT_COLUMN = "iotask_error"  # the last column of a reject file; reading igno
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _LONE_CR = re.compile(r"(?<=\r)(?!\n)")
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)")
-CHUNK_BYTES = 1024 * 1024
+CHUNK_BYTES = 64 * 1024
 
 
 class CsvError(ConnectorError):
@@ -275,7 +275,7 @@ class _Lines:
     """The file's lines, decoded, with their line ends, for csv.reader (which counts them).
 
     Lines end at LF, CRLF or a lone CR, as Python's newline="" mode splits them. The file is
-    read a megabyte at a time and split by a regular expression; only when a chunk holds a NUL
+    read 64 KB at a time and split by a regular expression; only when a chunk holds a NUL
     byte or bytes the encoding cannot decode is it read again line by line, to name the line.
     """
 

@@ -86,7 +86,8 @@ def test_progress_follows_the_read(tasks, engine, migrated_url, users_csv):
     assert [rows for rows, _, _ in imported] == batches
     assert {total for _, _, total in imported} == {size}
     done = [done for _, done, _ in imported]
-    assert done == sorted(done) and len(set(done)) == len(done) and done[-1] == size
+    # the file is read 64 KB at a time: the position moves on, by chunks, to its size
+    assert done == sorted(done) and len(set(done)) > 1 and done[-1] == size
 
     assert shown["export"].updates == [(rows, None, None) for rows in batches]  # size unknown
     assert shown["missing"].updates == []
