@@ -65,3 +65,14 @@ def test_configuration_mistakes_are_one_line(clean_env, tmp_path, setup, args, f
     result = run_cli(*args)
     assert_user_error(result, *fragments)
     assert "topsecret" not in result.err
+
+
+def test_reject_files_go_beside_the_sqlite_database_unless_configured(clean_env, tmp_path):
+    clean_env.delenv("IOTASK_REJECT_DIR", raising=False)
+    assert config.load("sqlite:////srv/iotask/iotask.db").reject_dir.as_posix() == \
+        "/srv/iotask/rejects"
+    assert config.load("mysql+pymysql://u@h/db").reject_dir.as_posix() == "rejects"
+    (tmp_path / "iotask.ini").write_text("[iotask]\nreject_dir = /var/spool/ini-rejects\n")
+    assert config.load().reject_dir.as_posix() == "/var/spool/ini-rejects"
+    clean_env.setenv("IOTASK_REJECT_DIR", "/var/spool/env-rejects")
+    assert config.load().reject_dir.as_posix() == "/var/spool/env-rejects"
