@@ -47,11 +47,14 @@ class LeaseLost(Exception):
 
 @dataclass(frozen=True)
 class Column:
-    """A column an endpoint has: whether a destination needs a value, whether it is a key."""
+    """A column an endpoint has: whether a destination needs a value, whether it is a key, and
+    (when known) its type and default as the database states them, for people reading a map."""
 
     name: str
     required: bool = False
     key: bool = False
+    type: str | None = None
+    default: str | None = None
 
 
 @dataclass

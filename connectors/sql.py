@@ -95,7 +95,8 @@ class SqlConnector(Connector):
         keys = set(self._keys() or [c.name for c in table.primary_key.columns])
         return [Column(c.name, key=c.name in keys,
                        required=not c.nullable and c.default is None
-                       and c.server_default is None and not _generated(c))
+                       and c.server_default is None and not _generated(c),
+                       type=_type_name(c), default=_default_text(c))
                 for c in table.columns]
 
     def read(self, context: RunContext) -> Iterator[Batch]:
@@ -380,6 +381,20 @@ def _convert_setting(table: sa.Table, column: str, value: str, where: str) -> An
     except ValueError as exc:
         raise SqlError(f"status column {column!r}: {exc}: check settings 'active_value' and "
                        "'inactive_value'") from None
+
+
+def _type_name(column: sa.Column[Any]) -> str | None:
+    try:
+        return str(column.type)
+    except sa.exc.CompileError:  # a type only its own dialect can name
+        return type(column.type).__name__
+
+
+def _default_text(column: sa.Column[Any]) -> str | None:
+    default = column.server_default
+    if default is None:
+        return None
+    return str(getattr(default, "arg", default))
 
 
 def _generated(column: sa.Column[Any]) -> bool:

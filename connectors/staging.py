@@ -30,7 +30,7 @@ from iotask.db import reason
 
 LINE_COLUMN = "iotask_line"  # the row's physical line (or ordinal): for errors, never written
 CHUNK_ROWS = {"mysql": 20_000, "postgresql": 20_000, "sqlite": 5_000}  # flat memory
-NO_LOCAL_INFILE = {1148, 2068, 3948}  # the server (or client) refuses LOAD DATA LOCAL
+NO_LOCAL_INFILE = {1148, 2068, 3948, 4166}  # the server or client refuses LOAD DATA LOCAL
 _WARNING_ROW = re.compile(r"\bat row (\d+)")
 log = logging.getLogger("iotask.staging")
 

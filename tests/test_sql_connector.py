@@ -349,3 +349,49 @@ def test_sync_needs_an_ownership_column(migrated_url, engine, users):
         write(migrated_url, [[user("ann")]],
               context=IotaskContext(import_type="sync", owner="hr-feed"))
     assert content(engine, users) == []
+
+
+@pytest.mark.parametrize("backend", ["mariadb"])  # LOAD DATA LOCAL INFILE is MariaDB's
+def test_a_server_refusing_local_files_is_loaded_with_inserts(backend, migrated_url, engine,
+                                                              users):
+    """MariaDB with local_infile=OFF: staging falls back to multi-row INSERT, same result."""
+    with engine.connect() as conn:
+        before = conn.exec_driver_sql("SELECT @@GLOBAL.local_infile").scalar()
+        conn.exec_driver_sql("SET GLOBAL local_infile = 0")
+    try:
+        rows = [user(f"u{n}", lastname="O'Brien \"Q\"\tx\\y") for n in range(25_000)]
+        context = write(migrated_url, [rows[i:i + 1000] for i in range(0, 25_000, 1000)])
+    finally:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"SET GLOBAL local_infile = {int(before)}")
+    assert counts(context) == (25_000, 0, 0, 0)
+    assert content(engine, users)[0][2] == "O'Brien \"Q\"\tx\\y"
+
+
+def test_load_data_keeps_every_character_and_null(migrated_url, engine, users):
+    """Quotes, commas, tabs, backslashes, line breaks, the word NULL and a real NULL."""
+    odd = ["a,b", 'say "hi"', "tab\there", "back\\slash", "line\nbreak\r\nand CR\r",
+           "NULL", "\\N", "", " padded "]
+    rows = [user(f"u{n}", firstname=value, org_unit=None if n % 2 else value)
+            for n, value in enumerate(odd)]
+    write(migrated_url, [rows])
+    stored = {row[0]: row for row in content(engine, users)}
+    for n, value in enumerate(odd):
+        assert stored[f"u{n}"][1] == value
+        assert stored[f"u{n}"][4] == (None if n % 2 else value)
+    assert counts(write(migrated_url, [rows])) == (0, 0, len(odd), 0)
+
+
+def test_a_destination_declares_its_columns_types_defaults_and_key(migrated_url, engine):
+    sa.Table("course", sa.MetaData(),
+             sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+             sa.Column("code", sa.String(20), nullable=False),
+             sa.Column("hours", sa.Integer, nullable=False, server_default="8"),
+             sa.Column("title", sa.String(200))).create(engine)
+    columns = {c.name: c for c in SqlConnector({"database": migrated_url, "table": "course",
+                                                "key": ["code"]}).columns(MemoryContext())}
+    assert [(c.required, c.key) for c in columns.values()] == [
+        (False, False), (True, True), (False, False), (False, False)]
+    assert "VARCHAR" in columns["code"].type and "20" in columns["code"].type
+    assert "INT" in columns["hours"].type and "8" in columns["hours"].default
+    assert columns["title"].default is None
