@@ -146,10 +146,10 @@ class Transport:
     URL and options are checked when they are saved.
     """
 
-    scheme: ClassVar[str]
+    scheme: str
     can_rename: ClassVar[bool] = True
     checks_size: ClassVar[bool] = True
-    default_port: ClassVar[int | None] = None
+    default_port: int | None = None
     wrapped_errors: ClassVar[tuple[type[BaseException], ...]] = (OSError, EOFError)
 
     def __init__(self, url: str, options: TransportOptions) -> None:
@@ -365,24 +365,24 @@ class Transport:
     def _retry(self, action: str, path: str, operation: Callable[[], T]) -> T:
         """Run ``operation``; on a transient failure drop the connection, wait a jittered
         exponential backoff and try again, up to ``retries`` more times."""
-        attempts = self.options.retries + 1
-        for attempt in range(attempts):
+        failures = 0
+        while True:
             try:
                 return operation()
             except TransportError:
                 raise
             except (_Incomplete, *self.wrapped_errors) as exc:
+                failures += 1
                 transient = isinstance(exc, _Incomplete) or self._transient(exc)
                 self._reset()
-                if not transient or attempt == attempts - 1:
-                    tried = f" (after {attempt + 1} attempts)" if attempt else ""
+                if not transient or failures > self.options.retries:
+                    tried = f" (after {failures} attempts)" if failures > 1 else ""
                     raise self._error(action, path, exc, tried) from exc
-                delay = min(MAX_BACKOFF, self.options.backoff * 2**attempt)
+                delay = min(MAX_BACKOFF, self.options.backoff * 2 ** (failures - 1))
                 delay = delay / 2 + random.uniform(0, delay / 2)
                 log.warning("%s %s failed (%s); retrying in %.1f s", action,
                             self.where(path), self._scrub(self._describe(exc)), delay)
                 time.sleep(delay)
-        raise AssertionError("unreachable")
 
     def _error(self, action: str, path: str, exc: BaseException, tried: str) -> TransportError:
         return TransportError(self._scrub(

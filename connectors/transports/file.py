@@ -22,7 +22,6 @@ from connectors.transports.base import (
     RemoteFile,
     Transport,
     TransportError,
-    TransportOptions,
 )
 
 DEFAULT_ROOT_NAME = "iofiles"
@@ -56,18 +55,14 @@ def confine(path: str | Path, roots: Sequence[Path]) -> Path:
 class FileTransport(Transport):
     """Local files; renames and exports are atomic ``os.replace`` calls in the same folder."""
 
-    scheme = "file"
     wrapped_errors: ClassVar[tuple[type[BaseException], ...]] = (OSError,)
 
-    def __init__(self, url: str, options: TransportOptions) -> None:
-        super().__init__(url, options)
+    def _server_path(self, url_path: str) -> str:
         if self.host not in ("", "localhost"):
             raise TransportError(
-                f"file://{self.host}{self._url_path}: a file: URL cannot name another host; "
+                f"file://{self.host}{url_path}: a file: URL cannot name another host; "
                 "use ftp:, sftp: or a mounted folder"
             )
-
-    def _server_path(self, url_path: str) -> str:
         roots = list(self.options.file_roots)
         if not url_path:
             raise TransportError("file: URL without a path: name a file or a folder ending in /")

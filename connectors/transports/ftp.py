@@ -10,6 +10,7 @@ Listings use MLSD (UTC times); servers without it fall back to NLST + SIZE + MDT
 from __future__ import annotations
 
 import calendar
+import contextlib
 import ftplib
 import posixpath
 import socket
@@ -32,8 +33,7 @@ NOT_IMPLEMENTED = ("500", "501", "502", "504")
 class FtpTransport(Transport):
     """One control connection, opened on first use and reopened after a failure."""
 
-    scheme = "ftp"
-    default_port = 21
+    default_port: int | None = 21
     wrapped_errors: ClassVar[tuple[type[BaseException], ...]] = ftplib.all_errors
 
     def __init__(self, url: str, options: TransportOptions) -> None:
@@ -73,10 +73,8 @@ class FtpTransport(Transport):
 
     def close(self) -> None:
         if self._ftp is not None:
-            try:
+            with contextlib.suppress(*ftplib.all_errors):
                 self._ftp.quit()
-            except ftplib.all_errors:
-                pass
         self._reset()
 
     def _transient(self, exc: BaseException) -> bool:
@@ -89,6 +87,8 @@ class FtpTransport(Transport):
             return ("the server's certificate is not trusted: set ca_bundle to the CA file that "
                     "signed it (or fix the host name in the URL)")
         text = str(exc)
+        if text.startswith(("5", "4")) and ("TLS" in text or "SSL" in text):
+            return "the server wants TLS: use an ftps: URL"
         if text.startswith("530"):
             return "check the username and the password (or the variable that holds it)"
         if text.startswith("550"):

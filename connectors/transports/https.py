@@ -48,8 +48,7 @@ class HttpStatus(Exception):
 class HttpsTransport(Transport):
     """One requests session; no connection state to lose beyond its pool."""
 
-    scheme = "https"
-    default_port = 443
+    default_port: int | None = 443
     can_rename = False
     checks_size = False
     wrapped_errors: ClassVar[tuple[type[BaseException], ...]] = (

@@ -9,6 +9,7 @@ absolute as in ``sftp://host/data/in/``; ``sftp://host/~/in/`` is relative to th
 from __future__ import annotations
 
 import errno
+import logging
 import socket
 import stat
 from collections.abc import Callable
@@ -24,8 +25,15 @@ from connectors.transports.base import (
     Transport,
     TransportError,
     TransportOptions,
+    describe,
     temporary_name,
 )
+
+HANDSHAKE_TIMEOUTS = ("No existing session", "Error reading SSH protocol banner")
+
+# paramiko logs a failed negotiation as an ERROR with a traceback; the TransportError raised here
+# already says what failed, so under cron that log would only repeat it as mail-borne noise.
+logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
 
 class UnknownHostKey(paramiko.SSHException):
@@ -43,8 +51,7 @@ class _Refuse(paramiko.MissingHostKeyPolicy):
 class SftpTransport(Transport):
     """One SSH connection with one SFTP session, opened on first use, reopened after a failure."""
 
-    scheme = "sftp"
-    default_port = 22
+    default_port: int | None = 22
     wrapped_errors: ClassVar[tuple[type[BaseException], ...]] = (
         paramiko.SSHException, OSError, EOFError,
     )
@@ -102,6 +109,13 @@ class SftpTransport(Transport):
         # Other OSErrors carry SFTP status codes (no such file, permission denied): final.
         return isinstance(exc, paramiko.SSHException | EOFError | TimeoutError | ConnectionError
                           | NoValidConnectionsError)
+
+    def _describe(self, exc: BaseException) -> str:
+        """paramiko reports a handshake that timed out in its own words; say it plainly."""
+        if isinstance(exc, paramiko.SSHException) and str(exc) in HANDSHAKE_TIMEOUTS:
+            return (f"no SSH handshake within {self.options.timeout:g} s (is an SSH server "
+                    "listening on that port?)")
+        return describe(exc)
 
     def _hint(self, exc: BaseException) -> str:
         if isinstance(exc, UnknownHostKey):
