@@ -9,6 +9,7 @@ secrets are known and masked in every output.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 MASK = "********"
 
 KINDS = ("str", "int", "bool", "list", "url")
+ENV_PREFIX = "env:"
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off"}
 
@@ -43,6 +46,27 @@ class Held(Exception):
 
 class LeaseLost(Exception):
     """Another runner took the task over (this one was presumed dead): do not commit."""
+
+
+class FilesFailed(ConnectorError):
+    """Some files of a run failed (kept for the next run); the others were applied."""
+
+
+@dataclass
+class Unit:
+    """One file a source reads as its own unit of work: applied, then consumed.
+
+    ``where`` names it for people (never with a password); ``sha256`` and ``size`` are known
+    once the source has opened it. A file read in place every run (``once`` False: a fixed
+    file the sender overwrites) is imported whatever its content.
+    """
+
+    name: str
+    where: str
+    handle: Any = None  # the source's own reference (a listed remote file)
+    once: bool = True  # consumed after import: the same content is not imported twice
+    sha256: str | None = None
+    size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -107,8 +131,11 @@ class RunContext(Protocol):
     key: list[str] | None  # the key columns the task's map names, over the destination's own
     owner: str | None  # what a destination writes in its ownership column: the source's name
     dry_run: bool  # compute and review the change set, then discard it
+    file_roots: list[Path] | None  # folders file: URLs must stay in; None: not confined
+    reimport: bool  # apply files whose content was imported before
     counts: Counts
     files: list[str]
+    notes: list[str]  # what happened to each file, for the run's record
 
     def row_error(self, error: RowError) -> None:
         """Record a rejected row; the run goes on. A source counts the rows it rejects as read."""
@@ -119,6 +146,15 @@ class RunContext(Protocol):
         True: apply it. False: discard it (a dry run). Raises Held, or a ConnectorError for too
         many rejected rows, when a guard stops the run.
         """
+
+    def imported_before(self, unit: Unit) -> str | None:
+        """When (and as what) this task imported a file with ``unit``'s SHA-256; None if never."""
+
+    def record_import(self, unit: Unit) -> None:
+        """Remember ``unit``'s name, size and SHA-256 as imported by this task."""
+
+    def unit_done(self, source: Connector) -> None:
+        """A file is finished (applied or not): its rejected rows go to its reject file."""
 
     def check_lease(self, connection: Connection | None = None) -> None:
         """Raise LeaseLost unless this runner still owns the task. Call right before commit.
@@ -139,10 +175,25 @@ class MemoryContext:
     key: list[str] | None = None
     owner: str | None = None
     dry_run: bool = False
+    file_roots: list[Path] | None = None
+    reimport: bool = False
     counts: Counts = field(default_factory=Counts)
     files: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
     changes: ChangeSet | None = None
+    imported: dict[str, str] = field(default_factory=dict)  # SHA-256: name
+
+    def imported_before(self, unit: Unit) -> str | None:
+        name = self.imported.get(unit.sha256 or "")
+        return f"as {name}" if name else None
+
+    def record_import(self, unit: Unit) -> None:
+        if unit.sha256:
+            self.imported[unit.sha256] = unit.name
+
+    def unit_done(self, source: Connector) -> None:
+        return None
 
     def row_error(self, error: RowError) -> None:
         self.errors.append(error)
@@ -177,7 +228,13 @@ class Setting:
             raise ValueError(f"setting {self.name}: kind must be one of {', '.join(KINDS)}")
 
     def from_text(self, text: str) -> Any:
-        """Turn a command-line ``KEY=VALUE`` value into this setting's type."""
+        """Turn a command-line ``KEY=VALUE`` value into this setting's type.
+
+        A secret may be ``env:NAME``: read from that environment variable at run time, so the
+        password never sits in ``core_connection``.
+        """
+        if self.secret and text.startswith(ENV_PREFIX) and ENV_NAME.match(text[len(ENV_PREFIX):]):
+            return {"env": text[len(ENV_PREFIX):]}
         if self.kind == "int":
             try:
                 return int(text)
@@ -200,6 +257,12 @@ class Setting:
 
     def check(self, value: Any) -> Any:
         """Validate a typed value (from JSON or from_text); return it normalised."""
+        if self.secret and isinstance(value, dict):
+            if set(value) != {"env"} or not isinstance(value["env"], str) \
+                    or not ENV_NAME.match(value["env"]):
+                raise SettingsError(f'setting {self.name!r}: a secret from the environment is '
+                                    '{"env": "VARIABLE_NAME"} (or --set KEY=env:VARIABLE_NAME)')
+            return value
         expected = {"str": str, "url": str, "int": int, "bool": bool, "list": list}[self.kind]
         if (self.kind == "int" and isinstance(value, bool)) or not isinstance(value, expected):
             got = "a secret of another type" if self.secret else json.dumps(value)
@@ -220,7 +283,7 @@ class Setting:
         if value is None or value == "":
             return value
         if self.secret:
-            return MASK
+            return value if isinstance(value, dict) else MASK  # a variable's name is no secret
         if self.kind == "url":
             return mask_url_password(value)
         return value
@@ -298,6 +361,11 @@ class Connector:
     def check_settings(cls, params: dict[str, Any]) -> None:
         """Rules that involve more than one setting; raise SettingsError to refuse."""
 
+    @classmethod
+    def check_location(cls, params: dict[str, Any], roots: list[Path]) -> None:
+        """When a connection is saved: refuse a location no run could use (a file: path outside
+        ``roots``, an unknown scheme), without network I/O; raise SettingsError."""
+
     def describe(self) -> str:
         """Where the data is, for messages: a file and line, a table."""
         return f"the {self.type_name} connection"
@@ -323,6 +391,23 @@ class Connector:
         before committing, so a runner presumed dead never commits over its successor.
         """
         raise NotImplementedError(f"connector {self.type_name!r} cannot write")
+
+    def units(self, context: RunContext) -> list[Unit] | None:
+        """File sources: the files this run takes, oldest first, each applied and consumed on
+        its own. Raise NothingToProcess when none is ready. None: the source is one stream."""
+        return None
+
+    def open_unit(self, unit: Unit, context: RunContext) -> None:
+        """Make ``unit`` the one read() reads (fetching it if remote); fill its sha256, size."""
+
+    def close_unit(self, unit: Unit, consumed: bool) -> str | None:
+        """Done with ``unit``: when ``consumed`` (applied, or a copy of one already applied),
+        mark it so that it is not taken again (rename to .imported); else leave it for the next
+        run. Returns what was done to it, for the run's record, or None."""
+        return None
+
+    def close(self) -> None:
+        """Drop connections and temporary copies; called once the run is done with the source."""
 
     def write_rejects(self, rejected: Mapping[int, str], folder: Path, stem: str) -> Path | None:
         """Sources: write the rows numbered in ``rejected`` (row index: message) again, in the

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import codecs
 import csv
+import hashlib
 import itertools
+import logging
 import os
 import re
 import secrets
 import shutil
+import tempfile
 from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import unquote, urlsplit
 
 from connectors.base import (
     Batch,
@@ -25,15 +28,29 @@ from connectors.base import (
     Column,
     Connector,
     ConnectorError,
+    MemoryContext,
     NothingToProcess,
     Row,
     RowError,
     RunContext,
     Setting,
     SettingsError,
+    Unit,
+    mask_url_password,
+)
+from connectors.transports import (
+    RemoteFile,
+    Transport,
+    TransportError,
+    TransportOptions,
+    expand_name,
+    open_transport,
 )
 
 ENCODINGS = ("utf-8", "utf-8-sig", "latin-1", "cp1252")
+CONSUME = ("rename", "keep")
+DEFAULT_STABLE_SECONDS = 10
+log = logging.getLogger("iotask.csv")
 BATCH_SIZE = 1000
 FIELD_SIZE_LIMIT = 100 * 1024 * 1024
 LINE = "__line__"  # key of the physical line number in each row read; the engine pops it
@@ -62,8 +79,31 @@ class CsvConnector(Connector):
                 help="utf-8-sig for UTF-8 with a byte-order mark"),
         Setting("header", "bool", default=True, help="the first line names the columns"),
         Setting("columns", "list", help="column names when the file has no header line"),
+        Setting("username", help="login for ftp:, sftp: and https: (or user@ in the URL)"),
+        Setting("password", secret=True,
+                help="password; env:VARIABLE reads it from the environment at run time"),
+        Setting("private_key", help="sftp: SSH private key file"),
+        Setting("known_hosts", help="sftp: known_hosts file the server's key must be in "
+                                    "(default: ~/.ssh/known_hosts)"),
+        Setting("ca_bundle", help="ftps:/https: CA certificates (PEM) to trust instead of the "
+                                  "system's"),
+        Setting("allow_http", "bool", help="allow plain, unencrypted http: URLs"),
+        Setting("auth_header", secret=True,
+                help="https: Authorization header value, or 'Header-Name: value'"),
+        Setting("timeout", "int", help="seconds for each network operation; default 30"),
+        Setting("retries", "int", help="retries of a failed transfer; default 3"),
+        Setting("stable_seconds", "int",
+                help="take a file only once unchanged for this long; default 10"),
+        Setting("done_marker", help="take a file only when <name><done_marker> exists, e.g. .done"),
+        Setting("pattern", help="folder URLs: only file names matching this glob (anchored)"),
+        Setting("consume", choices=CONSUME,
+                help="after a file is imported: rename it to <name>.imported (the default for "
+                     "folder and glob URLs) or keep it (the default for one file)"),
     )
     _reading: IO[bytes] | None = None  # the file read() has open, for progress()
+    _open: tuple[Path, str] | None = None  # the unit being read: local copy, name for messages
+    _transport: Transport | None = None
+    _scratch: tempfile.TemporaryDirectory[str] | None = None
 
     @classmethod
     def check_settings(cls, params: dict[str, Any]) -> None:
@@ -81,53 +121,177 @@ class CsvConnector(Connector):
             raise SettingsError(f"setting 'columns' names {', '.join(twice)} more than once")
         if LINE in columns:
             raise SettingsError(f"setting 'columns': the name {LINE!r} is reserved")
+        for key in ("timeout", "retries", "stable_seconds"):
+            if params.get(key) is not None and (params[key] < 0 or
+                                                (key == "timeout" and params[key] == 0)):
+                raise SettingsError(f"setting {key!r} must be a positive number of "
+                                    f"{'tries' if key == 'retries' else 'seconds'}")
+
+    @classmethod
+    def check_location(cls, params: dict[str, Any], roots: list[Path]) -> None:
+        """The URL as a transport reads it (scheme, host, file: confinement): no network I/O,
+        and no secret read (an env: variable may be set only where cron runs)."""
+        public = {key: value for key, value in params.items()
+                  if key not in ("password", "auth_header")}
+        try:
+            cls(public)._open_transport(roots).close()
+        except TransportError as exc:
+            raise SettingsError(str(exc)) from None
 
     def describe(self) -> str:
-        path = file_path(self.params["url"])
-        return f"{path} line 1 (header)" if self.params["header"] else str(path)
+        where = self._open[1] if self._open else mask_url_password(self.params["url"])
+        return f"{where} line 1 (header)" if self.params["header"] else where
+
+    # --- where the bytes are ------------------------------------------------------------
+
+    def _options(self, roots: list[Path] | None) -> TransportOptions:
+        p = self.params
+        return TransportOptions(
+            username=p.get("username"), password=p.get("password"),
+            timeout=float(p.get("timeout") or 30), retries=p.get("retries", 3),
+            ca_bundle=_path(p.get("ca_bundle")), known_hosts=_path(p.get("known_hosts")),
+            private_key=_path(p.get("private_key")), allow_http=p.get("allow_http", False),
+            file_roots=[Path("/")] if roots is None else roots,
+            stable_seconds=float(p.get("stable_seconds", DEFAULT_STABLE_SECONDS)),
+            done_marker=p.get("done_marker"), pattern=p.get("pattern"),
+            content_type=f"text/csv; charset={p['encoding'].removesuffix('-sig')}",
+            auth_header=p.get("auth_header"))
+
+    def _open_transport(self, roots: list[Path] | None, url: str | None = None) -> Transport:
+        return open_transport(url or self.params["url"], self._options(roots))
+
+    def _consumes(self, transport: Transport) -> bool:
+        default = "rename" if transport.mode != "file" and transport.can_rename else "keep"
+        return (self.params.get("consume") or default) == "rename"
+
+    def units(self, context: RunContext) -> list[Unit]:
+        """The files ready now, oldest first. None listed, or only ones still being written
+        (changed within stable_seconds, or without their done-marker): NothingToProcess."""
+        transport = self._transport = self._open_transport(context.file_roots)
+        files = transport.list()
+        where = transport.where(transport.path)
+        if not files:
+            raise NothingToProcess(f"no file at {where}")
+        ready, waiting = transport.ready(files)
+        if waiting:
+            why = (f"without their {self.params['done_marker']} marker"
+                   if self.params.get("done_marker") else
+                   f"changed within the last {transport.options.stable_seconds:g} s")
+            message = (f"{len(waiting)} file(s) at {where} still being written ({why}): "
+                       f"{', '.join(f.name for f in waiting[:5])}; the next run takes them")
+            if not ready:
+                raise NothingToProcess(message)
+            log.warning("%s", message)
+        local, once = transport.scheme == "file", self._consumes(transport)
+        return [Unit(f.name, f.path if local else transport.where(f.path), f, once)
+                for f in ready]
+
+    def open_unit(self, unit: Unit, context: RunContext) -> None:
+        """Read local files in place; fetch remote ones to a private temporary folder."""
+        transport = self._transport
+        assert transport is not None, "units() comes first"
+        file: RemoteFile = unit.handle
+        if transport.scheme == "file":
+            local = Path(file.path)
+            try:
+                with open(local, "rb") as stream:
+                    unit.sha256 = hashlib.file_digest(stream, "sha256").hexdigest()
+            except OSError as exc:
+                raise CsvError(f"cannot open {local}: {exc.strerror}") from None
+        else:
+            if self._scratch is None:
+                self._scratch = tempfile.TemporaryDirectory(prefix="iotask-fetch-")
+            local = Path(self._scratch.name) / "unit"
+            with open(local, "wb") as out:
+                unit.sha256 = transport.fetch(file, out)
+        unit.size = local.stat().st_size
+        self._open = (local, unit.where)
+        context.files.append(unit.where)
+
+    def close_unit(self, unit: Unit, consumed: bool) -> str | None:
+        transport = self._transport
+        self._open = None
+        if transport is None or not consumed or not self._consumes(transport):
+            return None
+        renamed = transport.mark_imported(unit.handle)
+        return f"renamed to {renamed.name}"
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+        if self._scratch is not None:
+            self._scratch.cleanup()
+            self._scratch = None
+
+    def _local(self, context: RunContext) -> tuple[Path, str] | None:
+        """The file to read: the open unit, else the URL's own local file (previews, header
+        checks); None when that is not a local file or does not exist yet."""
+        if self._open is not None:
+            return self._open
+        transport = self._open_transport(context.file_roots)
+        try:
+            if transport.scheme != "file" or transport.mode != "file":
+                return None
+            return Path(transport.path), transport.path
+        finally:
+            transport.close()
+
+    # --- reading ------------------------------------------------------------------------
 
     def columns(self, context: RunContext) -> list[Column] | None:
-        """The ``columns`` setting, else the file's header line; None while there is no file."""
+        """The ``columns`` setting, else the file's header line; None while there is no file
+        (or it is remote, or one of a folder's: known when the run opens it)."""
         if self.params.get("columns"):
             return [Column(name) for name in self.params["columns"]]
         if not self.params["header"]:
             return None
-        path = file_path(self.params["url"])
+        found = self._local(context)
+        if found is None:
+            return None
+        path, label = found
         try:
             raw = open(path, "rb")
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise CsvError(f"cannot open {path}: {exc.strerror}") from None
-        if str(path) not in context.files:
-            context.files.append(str(path))
+            raise CsvError(f"cannot open {label}: {exc.strerror}") from None
+        if label not in context.files:
+            context.files.append(label)
         with raw:
-            lines = _Lines(raw, path, self.params["encoding"])
+            lines = _Lines(raw, label, self.params["encoding"])
             reader = csv.reader(lines, delimiter=self.params["delimiter"],
                                 quotechar=self.params["quotechar"], strict=True)
-            for line, record in _records(reader, path):
-                return [Column(name) for name in _header(record, path, line)]
+            for line, record in _records(reader, label):
+                return [Column(name) for name in _header(record, label, line)]
         return None
 
     def read(self, context: RunContext) -> Iterator[Batch]:
         """Yield the rows in batches of 1000, each row with its line number under ``__line__``.
 
-        A missing file raises NothingToProcess (cron tries again later). A row with the wrong
-        number of fields is a row error; a file that cannot be parsed raises CsvError.
+        Reads the open unit, else the URL's own file. A missing file raises NothingToProcess
+        (cron tries again later). A row with the wrong number of fields is a row error; a file
+        that cannot be parsed raises CsvError.
         """
-        path = file_path(self.params["url"])
+        found = self._local(context)
+        if found is None:
+            units = self.units(context)
+            self.open_unit(units[0], context)
+            found = self._open
+            assert found is not None
+        path, label = found
         try:
             raw = open(path, "rb")
         except FileNotFoundError:
-            raise NothingToProcess(f"no file {path}") from None
+            raise NothingToProcess(f"no file {label}") from None
         except OSError as exc:
-            raise CsvError(f"cannot open {path}: {exc.strerror}") from None
-        if str(path) not in context.files:
-            context.files.append(str(path))
+            raise CsvError(f"cannot open {label}: {exc.strerror}") from None
+        if label not in context.files:
+            context.files.append(label)
         csv.field_size_limit(max(csv.field_size_limit(), FIELD_SIZE_LIMIT))
         self._reading = raw
         with raw:
-            lines = _Lines(raw, path, self.params["encoding"])
+            lines = _Lines(raw, label, self.params["encoding"])
             reader = csv.reader(lines, delimiter=self.params["delimiter"],
                                 quotechar=self.params["quotechar"], strict=True)
             names = None if self.params["header"] else list(self.params["columns"])
@@ -159,24 +323,28 @@ class CsvConnector(Connector):
             if batch:
                 yield batch
 
-    def write_rejects(self, rejected: Mapping[int, str], folder: Path, stem: str) -> Path:
+    def write_rejects(self, rejected: Mapping[int, str], folder: Path,
+                      stem: str) -> Path | None:
         """The rejected records as they were, in this file's dialect and encoding, plus an
         ``iotask_error`` column when the file has a header; reading ignores that column, so the
         fixed file can be imported as it is."""
-        source = file_path(self.params["url"])
+        found = self._open or self._local(MemoryContext())
+        if found is None:
+            return None
+        source, label = found
         target = folder / f"{stem}.csv"
         dialect = {"delimiter": self.params["delimiter"], "quotechar": self.params["quotechar"]}
         with open(source, "rb") as raw, open(target, "w", encoding=self.params["encoding"],
                                              errors="replace", newline="") as out:
-            reader = csv.reader(_Lines(raw, source, self.params["encoding"]), strict=True,
+            reader = csv.reader(_Lines(raw, label, self.params["encoding"]), strict=True,
                                 **dialect)
             writer = csv.writer(out, quoting=csv.QUOTE_MINIMAL, **dialect)
             header = self.params["header"]
             width = 0 if header else len(self.params["columns"])
             again = False  # the source is itself a reject file: its old errors are replaced
-            for line, record in _records(reader, source):
+            for line, record in _records(reader, label):
                 if header and not width:
-                    names = _header(record, source, line)
+                    names = _header(record, label, line)
                     width, again = len(names), record[-1].strip() == REJECT_COLUMN
                     writer.writerow([*names, REJECT_COLUMN])
                     continue
@@ -197,11 +365,30 @@ class CsvConnector(Connector):
     def write(self, batches: Iterable[Batch], context: RunContext) -> None:
         """Write every row to a temporary file, then put it in place of the target at once.
 
-        The header is the ``columns`` setting when given, else the first row's keys; an empty
-        export still gets its header when the columns are known. Text cells that a spreadsheet
-        would run as a formula (starting with = + - @ tab or CR) get a leading ``'``.
+        A local target gets a temporary file beside it, renamed over it; a remote one is
+        uploaded under a temporary name and renamed (https: POSTed), so no reader ever sees half
+        a file. ``{date:%Y%m%d}`` in the file name is today's date. The header is the
+        ``columns`` setting when given, else the first row's keys; an empty export still gets
+        its header when the columns are known. Text cells that a spreadsheet would run as a
+        formula (starting with = + - @ tab or CR) get a leading ``'``.
         """
-        target = file_path(self.params["url"])
+        transport = self._open_transport(context.file_roots, _dated(self.params["url"]))
+        try:
+            if transport.mode != "file":
+                raise CsvError(f"{transport.where(transport.path)}: an export needs a file name "
+                               "at the end of the URL (e.g. .../users-{date:%Y%m%d}.csv), not a "
+                               "folder or a pattern")
+            if transport.scheme == "file":
+                written = self._write_local(Path(transport.path), batches, context)
+            else:
+                written = self._write_remote(transport, batches, context)
+        finally:
+            transport.close()
+        if written is not None:
+            context.counts.inserted += written
+
+    def _write_local(self, target: Path, batches: Iterable[Batch],
+                     context: RunContext) -> int | None:
         if not target.parent.is_dir():
             raise CsvError(f"cannot write {target}: folder {target.parent} does not exist")
         temp = target.parent / f".{target.name}.{secrets.token_hex(8)}.tmp"
@@ -218,13 +405,25 @@ class CsvConnector(Connector):
                 shutil.copymode(target, temp)  # keep the permissions, as overwriting would
             if not context.review(ChangeSet(inserts=written)):
                 temp.unlink()
-                return
+                return None
             context.check_lease()
             os.replace(temp, target)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
-        context.counts.inserted += written
+        return written
+
+    def _write_remote(self, transport: Transport, batches: Iterable[Batch],
+                      context: RunContext) -> int | None:
+        with tempfile.TemporaryDirectory(prefix="iotask-export-") as folder:
+            local = Path(folder) / "export.csv"
+            with open(local, "w", encoding=self.params["encoding"], newline="") as out:
+                written = self._write_rows(out, batches, context)
+            if not context.review(ChangeSet(inserts=written)):
+                return None
+            context.check_lease()
+            transport.put(local, transport.target)
+        return written
 
     def _write_rows(self, out: IO[str], batches: Iterable[Batch], context: RunContext) -> int:
         writer = csv.writer(out, delimiter=self.params["delimiter"],
@@ -257,18 +456,16 @@ class CsvConnector(Connector):
         return written
 
 
-def file_path(url: str) -> Path:
-    """The local path named by a plain path or a ``file:`` URL."""
-    parts = urlsplit(url)
-    if parts.scheme == "":
-        return Path(url)
-    if parts.scheme != "file":
-        raise CsvError(f"cannot use {parts.scheme}: URLs ({url}): give a local path or a "
-                       "file: URL; remote transfers are not supported yet")
-    if parts.netloc not in ("", "localhost"):
-        raise CsvError(f"file URL {url} names host {parts.netloc!r}: only local files "
-                       "(file:///path) are supported")
-    return Path(unquote(parts.path))
+def _dated(url: str) -> str:
+    """The URL with ``{date:FORMAT}`` in its file name filled in with today's date."""
+    folder, slash, name = url.rpartition("/")
+    if "{date" not in name:
+        return url
+    return folder + slash + expand_name(name, datetime.now())
+
+
+def _path(text: str | None) -> Path | None:
+    return Path(text).expanduser() if text else None
 
 
 class _Lines:
@@ -279,7 +476,7 @@ class _Lines:
     byte or bytes the encoding cannot decode is it read again line by line, to name the line.
     """
 
-    def __init__(self, raw: IO[bytes], path: Path, encoding: str) -> None:
+    def __init__(self, raw: IO[bytes], path: Path | str, encoding: str) -> None:
         self.raw, self.path, self.encoding = raw, path, encoding
 
     def __iter__(self) -> Iterator[str]:
@@ -355,7 +552,8 @@ class _Locate(Exception):
     """A chunk has a problem that only a line-by-line reading can place."""
 
 
-def _records(reader: Iterator[list[str]], path: Path) -> Iterator[tuple[int, list[str]]]:
+def _records(reader: Iterator[list[str]],
+             path: Path | str) -> Iterator[tuple[int, list[str]]]:
     """Each non-blank record with the line it starts on."""
     while True:
         start = reader.line_num + 1
@@ -376,7 +574,7 @@ def _records(reader: Iterator[list[str]], path: Path) -> Iterator[tuple[int, lis
             yield start, record
 
 
-def _header(record: list[str], path: Path, line: int) -> list[str]:
+def _header(record: list[str], path: Path | str, line: int) -> list[str]:
     """The column names; a reject file's trailing error column is not one of them."""
     names = [name.strip() for name in record]
     if len(names) > 1 and names[-1] == REJECT_COLUMN:

@@ -247,7 +247,8 @@ def connection_add(app: App, name: str, type_name: str, description: str,
     """
     with app.session() as session:
         connections.add(session, name, type_name, description,
-                        connections.parse_assignments(assignments), params_json)
+                        connections.parse_assignments(assignments), params_json,
+                        app.config.file_roots)
     app.say(f"added connection {name}")
 
 
@@ -265,7 +266,8 @@ def connection_edit(app: App, name: str, type_name: str | None, description: str
     """Change connection NAME's type, description or settings."""
     with app.session() as session:
         connections.edit(session, name, description, type_name,
-                         connections.parse_assignments(assignments), unset, params_json)
+                         connections.parse_assignments(assignments), unset, params_json,
+                         app.config.file_roots)
     app.say(f"changed connection {name}")
 
 
@@ -388,7 +390,7 @@ def task_add(app: App, name: str, disabled: bool, **options: Any) -> None:
     changes = changes_from(**options)
     changes.enabled = not disabled
     with app.session() as session:
-        tasks.add(session, name, changes)
+        tasks.add(session, name, changes, app.config.file_roots)
     app.say(f"added task {name}")
 
 
@@ -399,7 +401,7 @@ def task_add(app: App, name: str, disabled: bool, **options: Any) -> None:
 def task_edit(app: App, name: str, **options: Any) -> None:
     """Change task NAME; options not given stay as they are."""
     with app.session() as session:
-        tasks.edit(session, name, changes_from(**options))
+        tasks.edit(session, name, changes_from(**options), app.config.file_roots)
     app.say(f"changed task {name}")
 
 
@@ -473,7 +475,8 @@ def task_preview(app: App, name: str, limit: int, as_json: bool) -> None:
         source = connections.endpoint(session, task.conn_source, "source")
         destination = connections.endpoint(session, task.conn_destination, "destination")
     context = MemoryContext(task=name, import_type=tasks.import_type_name(task.import_type),
-                            database_url=app.config.database_url)
+                            database_url=app.config.database_url,
+                            file_roots=list(app.config.file_roots))
     try:
         columns, rows = data_engine.preview(source, destination, context, task.map, limit)
     except NothingToProcess as exc:
@@ -616,11 +619,14 @@ def progress_bars(run: runner.Runner, as_json: bool, as_xml: bool) -> Iterator[N
 @click.option("--accept-changes", is_flag=True,
               help="Apply a change set the removal guards held (max_remove, empty source), "
                    "once a person has looked at it (see --dry-run).")
+@click.option("--reimport", is_flag=True,
+              help="Import files even when this task imported the same content before "
+                   "(same SHA-256, under any name).")
 @json_option
 @xml_option
 @pass_app
 def run_command(app: App, names: tuple[str, ...], dry_run: bool, accept_changes: bool,
-                as_json: bool, as_xml: bool) -> None:
+                reimport: bool, as_json: bool, as_xml: bool) -> None:
     """Run these tasks now, whatever their schedule or enabled flag.
 
     Still claims each task: if it is running elsewhere, says where and since when, and exits 1.
@@ -637,7 +643,7 @@ def run_command(app: App, names: tuple[str, ...], dry_run: bool, accept_changes:
         emit_dry_runs(results, as_json)
         return
     with progress_bars(run, as_json, as_xml):
-        results = run.run(names, accept_changes=accept_changes)
+        results = run.run(names, accept_changes=accept_changes, reimport=reimport)
     emit_results(app, results, as_json, as_xml)
 
 
@@ -748,13 +754,16 @@ def history_command(app: App, name: str, limit: int, as_json: bool) -> None:
 # --- demo -------------------------------------------------------------------------------------
 
 @cli.command("demo")
-@click.option("--folder", default="iotask-demo", show_default=True, type=click.Path(),
-              help="Where the sample files go.")
+@click.option("--folder", type=click.Path(),
+              help="Where the sample files go (inside IOTASK_FILE_ROOTS); default: a demo "
+                   "folder in the first of them, ./iofiles/demo.")
 @pass_app
-def demo_command(app: App, folder: str) -> None:
+def demo_command(app: App, folder: str | None) -> None:
     """Create sample connections and tasks (idempotent) and list the tasks."""
+    roots = app.config.file_roots
     with app.session() as session:
-        created = demo.set_up(session, Path(folder).resolve())
+        created = demo.set_up(session, Path(folder).resolve() if folder else roots[0] / "demo",
+                              roots)
     app.say(f"created: {', '.join(created)}" if created else "demo already set up")
     task_list.callback(as_json=False)
 

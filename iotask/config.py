@@ -4,7 +4,8 @@ Resolution order for the database URL: ``--db URL``, then ``IOTASK_DATABASE_URL`
 file (``IOTASK_CONFIG``, else ``./iotask.ini``, section ``[iotask]``, key ``database_url``), then
 ``sqlite:///iotask.db`` in the current folder. Rejected rows are written to ``IOTASK_REJECT_DIR``
 (INI ``reject_dir``), by default a ``rejects`` folder beside the SQLite database (else in the
-current folder).
+current folder). ``file:`` URLs must lie in ``IOTASK_FILE_ROOTS`` (INI ``file_roots``; folders
+separated by ``:``), by default an ``iofiles`` folder in that same place.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class Config:
     log: str = "stderr"  # stderr, syslog, or a file path
     log_level: str | None = None  # None: INFO for a file or syslog, WARNING on stderr unless -v
     reject_dir: Path = Path("rejects")  # where runs write their rejected rows
+    file_roots: tuple[Path, ...] = (Path("iofiles"),)  # where file: URLs may point
 
 
 def data_folder(url: str) -> Path:
@@ -126,7 +128,12 @@ def load(db_option: str | None = None) -> Config:
     level = os.environ.get("IOTASK_LOG_LEVEL") or ini.get("log_level")
     if level and level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise IotaskError(f"log level {level!r} is not one of DEBUG, INFO, WARNING, ERROR")
-    rejects = os.environ.get("IOTASK_REJECT_DIR") or ini.get("reject_dir")
+    rejects_text = os.environ.get("IOTASK_REJECT_DIR") or ini.get("reject_dir")
+    rejects = Path(rejects_text) if rejects_text else data_folder(url) / "rejects"
+    roots_text = os.environ.get("IOTASK_FILE_ROOTS") or ini.get("file_roots")
+    roots = tuple(Path(part).expanduser() for part in (roots_text or "").split(os.pathsep)
+                  if part.strip()) or (data_folder(url) / "iofiles",)
     return Config(database_url=url, timezone=tz, source=source, lease_seconds=lease, log=log,
                   log_level=level.upper() if level else None,
-                  reject_dir=Path(rejects) if rejects else data_folder(url) / "rejects")
+                  reject_dir=rejects.absolute(),
+                  file_roots=tuple(root.absolute() for root in roots))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -79,6 +80,18 @@ def build_params(
         raise IotaskError(str(exc)) from None
 
 
+def check_location(cls: type[Connector], params: dict[str, Any],
+                   file_roots: Sequence[Path] | None) -> None:
+    """Refuse a URL no run could use (a file: path outside the base folders, an unknown
+    scheme) when the connection is saved, not at 2 a.m."""
+    if file_roots is None:
+        return
+    try:
+        cls.check_location(params, list(file_roots))
+    except SettingsError as exc:
+        raise IotaskError(str(exc)) from None
+
+
 def add(
     session: Session,
     name: str,
@@ -86,13 +99,16 @@ def add(
     description: str = "",
     assignments: Iterable[tuple[str, str]] = (),
     params_json: str | None = None,
+    file_roots: Sequence[Path] | None = None,
 ) -> Connection:
+    """Add a connection; ``file_roots`` (the configured ones) confine its file: URLs."""
     check_name(name, "connection")
     if session.get(Connection, name) is not None:
         raise IotaskError(f"connection {name!r} already exists: use `iotask connection edit`")
     cls = registry.connector_class(session, type_name)
     base = parse_params_json(params_json) if params_json is not None else {}
     params = build_params(cls, base, assignments)
+    check_location(cls, params, file_roots)
     row = Connection(name=name, type=type_name, description=description or "",
                      params=json.dumps(params, ensure_ascii=False))
     session.add(row)
@@ -107,6 +123,7 @@ def edit(
     assignments: Iterable[tuple[str, str]] = (),
     unset: Iterable[str] = (),
     params_json: str | None = None,
+    file_roots: Sequence[Path] | None = None,
 ) -> Connection:
     """Change a connection; with a new type, the settings are validated against the new schema."""
     row = get(session, name)
@@ -114,6 +131,7 @@ def edit(
     cls = registry.connector_class(session, new_type)
     base = parse_params_json(params_json) if params_json is not None else stored_params(row)
     params = build_params(cls, base, assignments, unset)
+    check_location(cls, params, file_roots)
     if new_type != row.type:
         check_roles_still_fit(session, name, cls)
     row.type = new_type

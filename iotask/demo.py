@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+import os
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -36,17 +39,22 @@ def create_demo_table(session: Session) -> None:
 
 
 def write_sample_files(folder: Path) -> Path:
+    """The HR system's users file, dated an hour ago: a finished file, ready to import (a file
+    younger than a connection's stable_seconds is taken for one still being written)."""
     folder.mkdir(parents=True, exist_ok=True)
     users = folder / "users.csv"
     with users.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["userid", "firstname", "lastname", "email", "org_unit"])
         writer.writerows(USERS)
+    an_hour_ago = time.time() - 3600
+    os.utime(users, (an_hour_ago, an_hour_ago))
     return users
 
 
-def set_up(session: Session, folder: Path) -> list[str]:
-    """Create what is missing of the demo; return the names of what was created."""
+def set_up(session: Session, folder: Path, file_roots: Sequence[Path]) -> list[str]:
+    """Create what is missing of the demo in ``folder`` (inside ``file_roots``); return the
+    names of what was created."""
     users_csv = write_sample_files(folder)
     create_demo_table(session)
     export_csv = folder / "users-export.csv"
@@ -61,7 +69,8 @@ def set_up(session: Session, folder: Path) -> list[str]:
     ]
     for name, type_name, description, settings in wanted_connections:
         if session.get(Connection, name) is None:
-            connections.add(session, name, type_name, description, settings)
+            connections.add(session, name, type_name, description, settings,
+                            file_roots=file_roots)
             created.append(name)
     session.flush()
     wanted_tasks = [
@@ -76,6 +85,6 @@ def set_up(session: Session, folder: Path) -> list[str]:
     ]
     for name, changes in wanted_tasks:
         if session.get(Task, name) is None:
-            tasks.add(session, name, changes)
+            tasks.add(session, name, changes, file_roots)
             created.append(name)
     return created

@@ -1,16 +1,29 @@
 """One run's data flow: rows from the source, through the task's map, into the destination.
 
-The destination applies everything in one transaction and checks the lease just before its
-commit. Staging, change sets and guards come in here with the rest of the import engine.
+The destination stages the rows, computes the change set, has it reviewed by the guards and
+applies it in one transaction, checking the lease just before its commit.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 
-from connectors.base import Batch, Connector, Row, RunContext
+from connectors.base import (
+    Batch,
+    Connector,
+    ConnectorError,
+    FilesFailed,
+    NothingToProcess,
+    Row,
+    RunContext,
+    Unit,
+)
+from iotask.errors import IotaskError
 from iotask.mapping import LINE, MapError, Mapping, resolve
+
+log = logging.getLogger("iotask.engine")
 
 SUCCESS = "success"
 PARTIAL = "partial"
@@ -54,14 +67,68 @@ def execute(source: Connector, destination: Connector, context: RunContext,
             map_text: str | None = None, progress: Progress | None = None) -> str:
     """Move the source's rows, mapped, into the destination; return the run's status.
 
-    NothingToProcess, Held and LeaseLost raised by a connector pass through to the runner.
-    ``progress`` is told how far the read has got, for a person watching a long import.
+    A file source's files are each their own unit of work: mapped, applied in one transaction,
+    then consumed (renamed to .imported); a file that fails is left where it was for the next
+    run and the others go on (FilesFailed at the end). A file whose content this task already
+    imported is consumed without being applied, unless the run re-imports. NothingToProcess,
+    Held and LeaseLost raised by a connector pass through to the runner. ``progress`` is told
+    how far the read has got, for a person watching a long import.
     """
-    mapping = plan(source, destination, context, map_text)
-    destination.write(_mapped(source.read(context), mapping, context, source, progress), context)
+    try:
+        units = source.units(context)
+        if units is None:
+            _apply(source, destination, context, map_text, progress)
+        else:
+            _apply_files(units, source, destination, context, map_text, progress)
+    finally:
+        source.close()
     return PARTIAL if context.counts.failed else SUCCESS
 
 
+def _apply(source: Connector, destination: Connector, context: RunContext,
+           map_text: str | None, progress: Progress | None) -> None:
+    mapping = plan(source, destination, context, map_text)
+    destination.write(_mapped(source.read(context), mapping, context, source, progress), context)
+
+
+def _apply_files(units: list[Unit], source: Connector, destination: Connector,
+                 context: RunContext, map_text: str | None, progress: Progress | None) -> None:
+    failed: list[str] = []
+    skipped = 0
+    for unit in units:
+        consumed = False
+        try:
+            source.open_unit(unit, context)
+            earlier = context.imported_before(unit) if unit.once else None
+            if earlier and not context.reimport:
+                log.warning("task %s: %s skipped: the same content (SHA-256 %s) was imported "
+                            "%s; `iotask run %s --reimport` to import it again", context.task,
+                            unit.where, unit.sha256, earlier, context.task)
+                context.notes.append(f"{unit.name}: already imported {earlier}, skipped")
+                consumed = not context.dry_run
+                skipped += 1
+                continue
+            _apply(source, destination, context, map_text, progress)
+            if not context.dry_run:
+                context.record_import(unit)
+                consumed = True
+        except (ConnectorError, IotaskError) as exc:
+            if len(units) == 1:
+                raise
+            failed.append(f"{unit.name}: {exc}")
+            log.warning("task %s: %s failed, left for the next run: %s", context.task,
+                        unit.where, exc)
+        finally:
+            context.unit_done(source)
+            done = source.close_unit(unit, consumed)
+            if done:
+                context.notes.append(f"{unit.name}: {done}")
+    if skipped == len(units):
+        raise NothingToProcess(f"every file was imported before ({'; '.join(context.notes)}): "
+                               f"`iotask run {context.task} --reimport` to import again")
+    if failed:
+        raise FilesFailed(f"{len(failed)} of {len(units)} files failed and were left for the "
+                          f"next run ({'; '.join(failed)}); the other files were applied")
 def preview(source: Connector, destination: Connector, context: RunContext,
             map_text: str | None, limit: int) -> tuple[list[str], list[Row]]:
     """The first ``limit`` source rows as the map makes them: (columns, rows).

@@ -10,9 +10,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -159,12 +161,33 @@ class TaskRunError(Base):
     message: Mapped[str] = mapped_column(Text)
 
 
+class TaskFile(Base):
+    """A file a task imported: its name, size and SHA-256, so the same content is not imported
+    twice (under the same or another name) unless a person asks with --reimport."""
+
+    __tablename__ = "core_task_file"
+    __table_args__ = (Index("ix_core_task_file_task_sha256", "task", "sha256"),
+                      MYSQL_TABLE_ARGS)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task: Mapped[str] = mapped_column(
+        String(NAME_LENGTH),
+        ForeignKey("core_task.name", onupdate="CASCADE", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    location: Mapped[str] = mapped_column(String(1000))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    run_id: Mapped[int | None] = mapped_column(Integer)
+    imported_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
 __all__ = [
     "Base",
     "Connection",
     "Connector",
     "Task",
     "TaskRun",
+    "TaskFile",
     "TaskRunError",
     "metadata",
 ]

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine, insert, or_, select, true, update
@@ -32,10 +33,12 @@ from connectors.base import (
     Connector,
     ConnectorError,
     Counts,
+    FilesFailed,
     Held,
     LeaseLost,
     NothingToProcess,
     RowError,
+    Unit,
 )
 from iotask import clock, connections, db, names, schedule, tasks
 from iotask import engine as data_engine
@@ -52,7 +55,7 @@ from iotask.engine import (
 )
 from iotask.errors import IotaskError, NotFound
 from iotask.guards import Guards
-from iotask.models import Task, TaskRun, TaskRunError
+from iotask.models import Task, TaskFile, TaskRun, TaskRunError
 
 log = logging.getLogger("iotask.runner")
 
@@ -206,22 +209,26 @@ class Lease:
 class Run:
     """The RunContext a connector sees during one run (or dry run: no lease, nothing applied)."""
 
-    def __init__(self, task: Task, run_id: int, lease: Lease | None, database_url: str,
-                 accept: bool = False) -> None:
+    def __init__(self, task: Task, run_id: int, lease: Lease | None, config: Config,
+                 engine: Engine, accept: bool = False, reimport: bool = False) -> None:
         self.task = task.name
         self.run_id = run_id
         self.import_type = tasks.import_type_name(task.import_type)
-        self.database_url = database_url
+        self.database_url = config.database_url
         self.key: list[str] | None = None
         self.owner: str | None = task.conn_source
         self.dry_run = lease is None
+        self.file_roots: list[Path] | None = list(config.file_roots)
+        self.reimport = reimport
         self.counts = Counts()
         self.files: list[str] = []
+        self.notes: list[str] = []
+        self.reject_files: list[str] = []
+        self._config, self._engine = config, engine
         self.errors: list[RowError] = []
         self.rejected: dict[int, str] = {}  # row index: first message, for the reject file
         self.changes: ChangeSet | None = None
         self.verdict: str | None = None  # what the guards would say about a dry run
-        self.reject_file: str | None = None
         self._guard_settings = (task.max_errors, task.max_remove, task.allow_empty, accept)
         self._lease = lease
 
@@ -254,6 +261,35 @@ class Run:
     def check_lease(self, connection: Connection | None = None) -> None:
         if self._lease is not None:
             self._lease.check(connection)
+
+    @property
+    def reject_file(self) -> str | None:
+        return shorten("; ".join(self.reject_files), 1000 - 40) if self.reject_files else None
+
+    def imported_before(self, unit: Unit) -> str | None:
+        with db.reader(self._engine).connect() as conn:
+            earlier = conn.execute(
+                select(TaskFile.name, TaskFile.imported_at, TaskFile.run_id)
+                .where(TaskFile.task == self.task, TaskFile.sha256 == unit.sha256)
+                .order_by(TaskFile.id).limit(1)).first()
+        if earlier is None:
+            return None
+        when = clock.show(earlier.imported_at, self._config.timezone)
+        return f"as {earlier.name} on {when} (run {earlier.run_id})"
+
+    def record_import(self, unit: Unit) -> None:
+        transaction(self._engine, lambda conn: conn.execute(insert(TaskFile).values(
+            task=self.task, name=unit.name[:255], location=shorten(unit.where, 900),
+            size=unit.size or 0, sha256=unit.sha256 or "", run_id=self.run_id or None,
+            imported_at=utcnow())))
+
+    def unit_done(self, source: Connector) -> None:
+        """Write the file's rejected rows now, while the source still has it."""
+        if self.rejected and not self.dry_run:
+            problem = write_rejects(self._config.reject_dir, self.run_id, source, self)
+            if problem:
+                self.notes.append(problem)
+            self.rejected = {}
 
 
 class TaskProgress(Protocol):
@@ -357,7 +393,8 @@ class Runner:
     # --- running -------------------------------------------------------------------------
 
     def _execute(self, task: Task, run_id: int, token: str, started: datetime,
-                 scheduled: datetime | None, accept: bool = False) -> TaskResult:
+                 scheduled: datetime | None, accept: bool = False,
+                 reimport: bool = False) -> TaskResult:
         log.info("task %s: run %d started (%s, %s)", task.name, run_id, self.trigger,
                  self.runner)
         lease = Lease(self.engine, self.config.database_url, task.name, token,
@@ -365,7 +402,8 @@ class Runner:
         shown = self.progress(task.name) if self.progress is not None else None
         error: str | None = None
         source: Connector | None = None
-        context = Run(task, run_id, lease, self.config.database_url, accept)
+        context = Run(task, run_id, lease, self.config, self.engine, accept, reimport)
+        keep_counts = False
         try:
             with lease:
                 with Session(self.reader) as session:
@@ -380,6 +418,8 @@ class Runner:
             status, error = HELD, str(exc)
         except LeaseLost as exc:
             status, error = ABANDONED, str(exc)
+        except FilesFailed as exc:  # the other files were applied: their counts stand
+            status, error, keep_counts = FAILED, str(exc), True
         except (IotaskError, ConnectorError) as exc:
             status, error = FAILED, str(exc)
         except Exception as exc:  # a connector's bug or an I/O error: this task fails alone
@@ -389,12 +429,13 @@ class Runner:
             if shown is not None:
                 shown.close()
         if context.rejected and source is not None and status != ABANDONED:
-            problem = self._write_rejects(run_id, source, context)
-            if problem:
-                error = f"{error}; {problem}" if error else problem
+            context.unit_done(source)
+        notes = [note for note in context.notes if note not in (error or "")]
+        if notes and status != NOTHING_TO_PROCESS:
+            error = "; ".join([*([error] if error else []), *notes])
         finished = utcnow()
         error = shorten(error, MAX_MESSAGE)
-        if status not in EXECUTED:  # the destination rolled back: nothing was applied
+        if status not in EXECUTED and not keep_counts:  # rolled back: nothing was applied
             counts = context.counts
             counts.inserted = counts.updated = counts.unchanged = counts.removed = 0
         if lease.lost and status != ABANDONED:
@@ -416,20 +457,6 @@ class Runner:
                 context.counts.removed, context.counts.failed, f": {error}" if error else "")
         return TaskResult(task.name, True, status, run_id, started, finished, scheduled,
                           context.counts, error, context.errors, reject_file=context.reject_file)
-
-    def _write_rejects(self, run_id: int, source: Connector, context: Run) -> str | None:
-        """Write the rejected rows for a person to fix and submit again; a problem, or None."""
-        folder = self.config.reject_dir
-        stem = f"{names.file_safe(context.task)}-run{run_id}-rejects"
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            path = source.write_rejects(context.rejected, folder, stem)
-        except (OSError, ConnectorError) as exc:
-            log.warning("task %s: run %d: could not write the reject file: %s", context.task,
-                        run_id, exc)
-            return f"could not write the reject file in {folder}: {exc}"
-        context.reject_file = str(path) if path is not None else None
-        return None
 
     def _finish(self, task: Task, run_id: int, token: str, started: datetime,
                 finished: datetime, status: str, error: str | None, context: Run) -> None:
@@ -497,10 +524,12 @@ class Runner:
             return TaskResult(name, False, scheduled=due, note="taken by another runner")
         return self._execute(task, *claim, now, due)
 
-    def run(self, names: Sequence[str], accept_changes: bool = False) -> list[TaskResult]:
+    def run(self, names: Sequence[str], accept_changes: bool = False,
+            reimport: bool = False) -> list[TaskResult]:
         """Run these tasks now, whatever their schedule or enabled flag; still claiming.
 
         ``accept_changes``: a person has looked at a held change set; apply it this once.
+        ``reimport``: import files even when their content was imported before.
         """
         missing = [name for name in names if self._task(name) is None]
         if missing:
@@ -519,7 +548,7 @@ class Runner:
                 results.append(TaskResult(name, False, FAILED,
                                           error=f"task {name!r} is {self._holder(fresh)}"))
                 continue
-            results.append(self._execute(task, *claim, now, None, accept_changes))
+            results.append(self._execute(task, *claim, now, None, accept_changes, reimport))
         return results
 
     def dry_run(self, name: str) -> TaskResult:
@@ -530,7 +559,7 @@ class Runner:
         task = self._task(name)
         if task is None:
             raise NotFound(f"no task named {name!r}: see `iotask task list`")
-        context = Run(task, 0, None, self.config.database_url)
+        context = Run(task, 0, None, self.config, self.engine)
         started = utcnow()
         error: str | None = None
         try:
@@ -545,6 +574,23 @@ class Runner:
             status, error = FAILED, str(exc)
         return TaskResult(name, False, status, None, started, utcnow(), None, context.counts,
                           error, context.errors, note=context.verdict, changes=context.changes)
+
+
+def write_rejects(folder: Path, run_id: int, source: Connector, context: Run) -> str | None:
+    """Write the rejected rows for a person to fix and submit again; a problem, or None."""
+    stem = f"{names.file_safe(context.task)}-run{run_id}-rejects"
+    if context.reject_files:
+        stem += f"-{len(context.reject_files) + 1}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = source.write_rejects(context.rejected, folder, stem)
+    except (OSError, ConnectorError) as exc:
+        log.warning("task %s: run %d: could not write the reject file: %s", context.task,
+                    run_id, exc)
+        return f"could not write the reject file in {folder}: {exc}"
+    if path is not None:
+        context.reject_files.append(str(path))
+    return None
 
 
 @dataclass

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -98,7 +100,8 @@ def _check_connection(session: Session, name: str, role: str) -> None:
         )
 
 
-def _apply(session: Session, row: Task, changes: TaskChanges) -> None:
+def _apply(session: Session, row: Task, changes: TaskChanges,
+           file_roots: Sequence[Path] | None) -> None:
     if changes.source is not None:
         _check_connection(session, changes.source, "source")
         row.conn_source = changes.source
@@ -134,7 +137,7 @@ def _apply(session: Session, row: Task, changes: TaskChanges) -> None:
     row.updated_at = clock.utcnow()
     if any(value is not None for value in (changes.source, changes.destination, changes.map,
                                            changes.import_type)):
-        check_map(session, row)
+        check_map(session, row, file_roots)
 
 
 def _limit(text: str, option: str) -> str | None:
@@ -161,17 +164,20 @@ def endpoint_columns(session: Session, name: str, role: str,
         return None  # a missing file or an unreachable database: checked again at run time
 
 
-def check_map(session: Session, row: Task) -> None:
-    """Refuse a map that does not fit the task's source and destination columns."""
+def check_map(session: Session, row: Task, file_roots: Sequence[Path] | None = None) -> None:
+    """Refuse a map that does not fit the task's source and destination columns (as far as
+    they can be read now, file: paths confined to ``file_roots``)."""
     context = MemoryContext(
         task=row.name, import_type=import_type_name(row.import_type),
-        database_url=session.get_bind().url.render_as_string(hide_password=False))
+        database_url=session.get_bind().url.render_as_string(hide_password=False),
+        file_roots=None if file_roots is None else list(file_roots))
     mapping.resolve(row.map, endpoint_columns(session, row.conn_source, "source", context),
                     endpoint_columns(session, row.conn_destination, "destination", context),
                     context.import_type)
 
 
-def add(session: Session, name: str, changes: TaskChanges) -> Task:
+def add(session: Session, name: str, changes: TaskChanges,
+        file_roots: Sequence[Path] | None = None) -> Task:
     check_name(name, "task")
     if session.get(Task, name) is not None:
         raise IotaskError(f"task {name!r} already exists: use `iotask task edit`")
@@ -181,14 +187,15 @@ def add(session: Session, name: str, changes: TaskChanges) -> Task:
         changes.schedule_type, changes.schedule = DEFAULT_SCHEDULE
     row = Task(name=name, description="", import_type="insert", sequence=0, enabled=True,
                fail_count=0, allow_empty=False)
-    _apply(session, row, changes)
+    _apply(session, row, changes, file_roots)
     session.add(row)
     return row
 
 
-def edit(session: Session, name: str, changes: TaskChanges) -> Task:
+def edit(session: Session, name: str, changes: TaskChanges,
+         file_roots: Sequence[Path] | None = None) -> Task:
     row = get(session, name)
-    _apply(session, row, changes)
+    _apply(session, row, changes, file_roots)
     return row
 
 

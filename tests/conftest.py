@@ -10,10 +10,12 @@ from __future__ import annotations
 import io
 import json
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -57,6 +59,20 @@ def _fresh_server_database(backend: str) -> Iterator[str]:
             else:
                 conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         admin.dispose()
+
+
+@pytest.fixture(autouse=True)
+def file_roots(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """file: URLs may name the tests' temporary files (confinement has tests of its own)."""
+    monkeypatch.setenv("IOTASK_FILE_ROOTS", str(tmp_path_factory.getbasetemp()))
+
+
+def aged(path: Path, seconds: float = 60) -> Path:
+    """Date a file back, as one finished a while ago: a fresh file is still being written for
+    a connection's stable_seconds (default 10 s) and waits for a later run."""
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+    return path
 
 
 @pytest.fixture(params=BACKENDS)

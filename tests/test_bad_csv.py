@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import BACKENDS, Result, _fresh_server_database, run_cli
+from conftest import BACKENDS, Result, _fresh_server_database, aged, run_cli
 
 from iotask import db as iotask_db
 
@@ -255,6 +255,7 @@ def test_bad_csv(site: Site, case: Case, tmp_path: Path, request: pytest.Fixture
     site.cli("task", "add", case.name, "--source", f"src {case.name}", "--destination", "lms",
              "--max-errors", "100%")  # the guard has tests of its own: here, every row error
     path.write_bytes(case.make() if case.make else (DATA / case.file).read_bytes())
+    aged(path)
 
     result = site.cli("run", case.name, "--json", ok=False)
     assert "Traceback" not in result.out + result.err

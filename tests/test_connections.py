@@ -10,11 +10,11 @@ from conftest import assert_user_error
 
 def test_add_list_show_edit_remove(iotask):
     iotask("connection", "add", "hr-users", "--type", "csv", "--description", "HR file",
-           "--set", "url=/srv/hr/users.csv", "--set", "delimiter=;", "--set", "header=false",
+           "--set", "url=hr/users.csv", "--set", "delimiter=;", "--set", "header=false",
            "--set", "columns=userid, firstname,lastname")
     shown = iotask("connection", "show", "hr-users", "--json").json()
     assert shown["type"] == "csv" and shown["description"] == "HR file"
-    assert shown["params"] == {"url": "/srv/hr/users.csv", "delimiter": ";", "header": False,
+    assert shown["params"] == {"url": "hr/users.csv", "delimiter": ";", "header": False,
                                "columns": ["userid", "firstname", "lastname"],
                                "quotechar": '"', "encoding": "utf-8"}
     listed = iotask("connection", "list", "--json").json()
@@ -39,10 +39,10 @@ def test_params_json_and_set_together(iotask):
 @pytest.mark.parametrize("args, fragments", [
     (["--set", "nonsense=1"], ["unknown setting 'nonsense'", "known: url"]),
     ([], ["missing required setting 'url'"]),
-    (["--set", "url=/x", "--set", "header=maybe"], ["'header' must be true or false"]),
-    (["--set", "url=/x", "--set", "encoding=ebcdic"], ["'encoding' must be one of"]),
-    (["--set", "url=/x", "--set", "delimiter=;;"], ["'delimiter' must be exactly one"]),
-    (["--set", "url=/x", "--set", "header=no"], ["'columns' is required"]),
+    (["--set", "url=x", "--set", "header=maybe"], ["'header' must be true or false"]),
+    (["--set", "url=x", "--set", "encoding=ebcdic"], ["'encoding' must be one of"]),
+    (["--set", "url=x", "--set", "delimiter=;;"], ["'delimiter' must be exactly one"]),
+    (["--set", "url=x", "--set", "header=no"], ["'columns' is required"]),
     (["--set", "url"], ["expected KEY=VALUE"]),
     (["--params-json", '{"url": 5}'], ["'url' must be a URL string"]),
     (["--params-json", "[1"], ["--params-json is not valid JSON"]),
@@ -65,7 +65,7 @@ def test_unknown_type_and_duplicates_and_missing(iotask):
 
 
 def test_remove_refused_while_tasks_use_it(iotask):
-    iotask("connection", "add", "src", "--type", "csv", "--set", "url=/x.csv")
+    iotask("connection", "add", "src", "--type", "csv", "--set", "url=x.csv")
     iotask("connection", "add", "dst", "--type", "sql", "--set", "table=t")
     iotask("task", "add", "t1", "--source", "src", "--destination", "dst")
     iotask("task", "add", "t2", "--source", "src", "--destination", "dst")
@@ -74,7 +74,7 @@ def test_remove_refused_while_tasks_use_it(iotask):
 
 
 def test_changing_type_revalidates_settings(iotask):
-    iotask("connection", "add", "c", "--type", "csv", "--set", "url=/x.csv")
+    iotask("connection", "add", "c", "--type", "csv", "--set", "url=x.csv")
     assert_user_error(iotask("connection", "edit", "c", "--type", "sql", ok=False),
                       "unknown setting")
     iotask("connection", "edit", "c", "--type", "sql", "--params-json", '{"table": "t"}')

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from connectors.base import Batch, LeaseLost, MemoryContext, NothingToProcess, SettingsError
+from connectors.base import (
+    Batch,
+    ConnectorError,
+    LeaseLost,
+    MemoryContext,
+    NothingToProcess,
+    SettingsError,
+)
 from connectors.csv import CsvConnector, CsvError
 
 DATA = Path(__file__).parent / "data" / "csv"
@@ -197,9 +204,11 @@ def test_a_file_url_is_a_local_path(tmp_path):
     assert rows == [{"id": "1", "__line__": 2}] and context.files == [str(path)]
 
 
-@pytest.mark.parametrize("url", ["sftp://host/x.csv", "file://otherhost/x.csv"])
-def test_remote_urls_are_refused(url):
-    with pytest.raises(CsvError, match="supported"):
+@pytest.mark.parametrize("url, words", [
+    ("sftp://host/x.csv", "no username"), ("file://otherhost/x.csv", "cannot name another host"),
+    ("gopher://host/x.csv", "gopher")])
+def test_urls_that_cannot_work_are_refused_before_any_transfer(url, words):
+    with pytest.raises(ConnectorError, match=words):
         read(url)
 
 

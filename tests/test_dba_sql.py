@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 
 def test_select_and_update_core_task_by_hand(iotask, engine):
-    iotask("connection", "add", "src", "--type", "csv", "--set", "url=/x.csv")
+    iotask("connection", "add", "src", "--type", "csv", "--set", "url=x.csv")
     iotask("connection", "add", "dst", "--type", "sql", "--set", "table=t")
     iotask("task", "add", "users", "--source", "src", "--destination", "dst", "--at", "02:30",
            "--sequence", "3")
@@ -33,7 +33,7 @@ def test_select_and_update_core_task_by_hand(iotask, engine):
 
 
 def test_docebo_stored_forms_written_by_hand_are_understood(iotask, engine):
-    iotask("connection", "add", "src", "--type", "csv", "--set", "url=/x.csv")
+    iotask("connection", "add", "src", "--type", "csv", "--set", "url=x.csv")
     iotask("connection", "add", "dst", "--type", "sql", "--set", "table=t")
     with engine.begin() as conn:
         conn.execute(sa.text(

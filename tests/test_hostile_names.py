@@ -18,7 +18,7 @@ HOSTILE = [
 
 @pytest.mark.parametrize("name", HOSTILE)
 def test_hostile_names_round_trip(iotask, engine, name):
-    iotask("connection", "add", name, "--type", "csv", "--set", "url=/x.csv",
+    iotask("connection", "add", name, "--type", "csv", "--set", "url=x.csv",
            "--description", name)
     iotask("connection", "add", "dst", "--type", "sql", "--set", "table=t")
     iotask("task", "add", name, "--source", name, "--destination", "dst", "--description", name)
@@ -40,7 +40,7 @@ def test_similar_names_stay_distinct(iotask):
     """Case and accents matter on every database (binary collation on MariaDB)."""
     names = ["users", "Users", "üsers", "users2"]
     for name in names:
-        iotask("connection", "add", name, "--type", "csv", "--set", "url=/x.csv")
+        iotask("connection", "add", name, "--type", "csv", "--set", "url=x.csv")
     listed = [c["name"] for c in iotask("connection", "list", "--json").json()]
     assert sorted(listed) == sorted(names)
 
@@ -52,5 +52,5 @@ def test_similar_names_stay_distinct(iotask):
     ("tab\there", "control or invisible"),
 ])
 def test_unusable_names_are_refused(iotask, name, fragment):
-    assert_user_error(iotask("connection", "add", name, "--type", "csv", "--set", "url=/x",
+    assert_user_error(iotask("connection", "add", name, "--type", "csv", "--set", "url=x",
                              ok=False), fragment)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from conftest import aged
 
 OWNER = "hr-csv"
 HEADER = ["userid", "firstname", "lastname", "email", "birth_year"]
@@ -28,7 +29,7 @@ def write_csv(path: Path, rows: list[list[str]], header: list[str] = HEADER) -> 
         writer = csv.writer(out)
         writer.writerow(header)
         writer.writerows(rows)
-    return path
+    return aged(path)
 
 
 class Site:
@@ -219,6 +220,7 @@ def test_within_the_threshold_rows_apply_and_the_fixed_reject_file_imports(site,
     written[3] = ["u0500", "Short", "Name", "s@example.com", "1990", written[3][5]]
     with open(reject, "w", encoding="utf-8", newline="") as handle:
         csv.writer(handle).writerows(written)
+    aged(reject)
     site.iotask("connection", "edit", OWNER, "--set", f"url={reject}")
     fixed = site.run().json()["tasks"][0]
     assert fixed["status"] == "success"

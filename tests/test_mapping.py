@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from conftest import assert_user_error
+from conftest import aged, assert_user_error
 
 from connectors.base import Column
 from iotask.mapping import Const, MapError, resolve
@@ -84,7 +84,7 @@ def hr_file(tmp_path):
     path = tmp_path / "hr.csv"
     path.write_text("id;first;last;mail\n1;Ann;Lee;ann@x.org\n2;Bob;Ray;bob@x.org\n"
                     "3;Cy;Day;cy@x.org\n", encoding="utf-8")
-    return path
+    return aged(path)
 
 
 @pytest.fixture
@@ -141,6 +141,7 @@ def test_a_map_broken_after_saving_fails_the_run_clearly(conns, engine, hr_file)
     conns("task", "add", "t", "--source", "hr", "--destination", "lms", "--map",
           '{"columns": {"userid": "id", "email": "mail"}}')
     hr_file.write_text("ident;mail\n1;a@x\n", encoding="utf-8")  # the HR system renamed it
+    aged(hr_file)
     result = conns("run", "t", ok=False)
     assert result.code == 1 and "source column 'id', which the source does not have" in \
         result.err

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
+from conftest import aged
 
 from iotask.config import Config
 from iotask.runner import Runner
@@ -31,7 +32,7 @@ def users_csv(tmp_path) -> Path:
     with open(path, "w", encoding="utf-8", newline="") as out:
         out.write("userid,firstname,email\n")
         out.writelines(f"u{n},Name {n},u{n}@example.org\n" for n in range(ROWS))
-    return path
+    return aged(path)
 
 
 @pytest.fixture

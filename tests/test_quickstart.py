@@ -29,7 +29,7 @@ def test_demo_installs_migrates_and_runs_due_tasks(tmp_path):
         statuses = conn.execute(sa.text("SELECT status FROM core_task_run")).scalars().all()
     engine.dispose()
     assert statuses == ["success", "success"]
-    with open(tmp_path / "iotask-demo" / "users-export.csv", encoding="utf-8") as handle:
+    with open(tmp_path / "iofiles" / "demo" / "users-export.csv", encoding="utf-8") as handle:
         exported = list(csv.DictReader(handle))
     assert {row["userid"] for row in exported} == {"akim", "jdoe", "lmüller", "mrossi"}
 

@@ -8,7 +8,7 @@ from conftest import assert_user_error
 
 @pytest.fixture
 def conns(iotask):
-    iotask("connection", "add", "hr-file", "--type", "csv", "--set", "url=/srv/users.csv")
+    iotask("connection", "add", "hr-file", "--type", "csv", "--set", "url=users.csv")
     iotask("connection", "add", "lms", "--type", "sql", "--set", "table=lms_user")
     iotask("connector", "register", "third_party_connector")
     iotask("connection", "add", "ldap", "--type", "ldap-directory",
@@ -111,7 +111,7 @@ def test_list_is_in_sequence_order(conns):
 
 def test_connection_type_change_must_keep_tasks_working(conns):
     conns("task", "add", "t", "--source", "ldap", "--destination", "hr-file")
-    conns("connection", "edit", "lms", "--type", "csv", "--params-json", '{"url": "/o.csv"}')
+    conns("connection", "edit", "lms", "--type", "csv", "--params-json", '{"url": "o.csv"}')
     assert_user_error(conns("connection", "edit", "hr-file", "--type", "ldap-directory",
                             "--params-json", '{"server": "ldap://y", "bind_password": "p"}',
                             ok=False), "cannot write", "task 't'")
