@@ -315,3 +315,15 @@ def test_a_secret_from_the_environment_must_be_set(iotask, engine, lms, tmp_path
         task = task_json(iotask, ok=False)
     assert task["status"] == "failed"
     assert "environment variable MISSING_PASSWORD, which is not set" in task["error"]
+
+
+@SQLITE_ONLY
+def test_a_dry_run_of_a_folder_consumes_nothing(iotask, engine, lms, tmp_path):
+    inbox = tmp_path / "inbox"
+    write(inbox / "a.csv", "u1,Ann\n")
+    add_intake(iotask, f"{inbox}/")
+    result = iotask("run", "intake", "--dry-run")
+    assert "would insert 1" in result.out
+    assert [p.name for p in inbox.iterdir()] == ["a.csv"] and content(engine, lms) == {}
+    assert iotask("history", "intake", "--json").json() == []
+    assert task_json(iotask)["counts"]["inserted"] == 1  # not taken for imported by the dry run
