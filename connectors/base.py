@@ -400,10 +400,11 @@ class Connector:
     def open_unit(self, unit: Unit, context: RunContext) -> None:
         """Make ``unit`` the one read() reads (fetching it if remote); fill its sha256, size."""
 
-    def close_unit(self, unit: Unit, consumed: bool) -> str | None:
-        """Done with ``unit``: when ``consumed`` (applied, or a copy of one already applied),
-        mark it so that it is not taken again (rename to .imported); else leave it for the next
-        run. Returns what was done to it, for the run's record, or None."""
+    def close_unit(self, unit: Unit, outcome: str) -> str | None:
+        """Done with ``unit``. ``outcome``: "consumed" (applied, or a copy of a file already
+        applied): mark it so that it is not taken again (rename to .imported); "failed": leave
+        it for the next run, or move it to a quarantine folder when one is configured; "kept"
+        (held, dry run): leave it. Returns what was done to it, for the run's record, or None."""
         return None
 
     def close(self) -> None:

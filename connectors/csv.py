@@ -96,6 +96,8 @@ class CsvConnector(Connector):
                 help="take a file only once unchanged for this long; default 10"),
         Setting("done_marker", help="take a file only when <name><done_marker> exists, e.g. .done"),
         Setting("pattern", help="folder URLs: only file names matching this glob (anchored)"),
+        Setting("quarantine", help="a subfolder (it must exist) that a file failing to import "
+                                   "is moved to; default: it stays for the next run"),
         Setting("consume", choices=CONSUME,
                 help="after a file is imported: rename it to <name>.imported (the default for "
                      "folder and glob URLs) or keep it (the default for one file)"),
@@ -121,6 +123,10 @@ class CsvConnector(Connector):
             raise SettingsError(f"setting 'columns' names {', '.join(twice)} more than once")
         if LINE in columns:
             raise SettingsError(f"setting 'columns': the name {LINE!r} is reserved")
+        if params.get("quarantine") and ("/" in params["quarantine"]
+                                         or params["quarantine"] in (".", "..")):
+            raise SettingsError("setting 'quarantine' is the name of a subfolder of the import "
+                                "folder, e.g. failed (without slashes)")
         for key in ("timeout", "retries", "stable_seconds"):
             if params.get(key) is not None and (params[key] < 0 or
                                                 (key == "timeout" and params[key] == 0)):
@@ -208,13 +214,18 @@ class CsvConnector(Connector):
         self._open = (local, unit.where)
         context.files.append(unit.where)
 
-    def close_unit(self, unit: Unit, consumed: bool) -> str | None:
+    def close_unit(self, unit: Unit, outcome: str) -> str | None:
         transport = self._transport
         self._open = None
-        if transport is None or not consumed or not self._consumes(transport):
+        if transport is None or not self._consumes(transport):
             return None
-        renamed = transport.mark_imported(unit.handle)
-        return f"renamed to {renamed.name}"
+        if outcome == "consumed":
+            return f"renamed to {transport.mark_imported(unit.handle).name}"
+        folder = self.params.get("quarantine")
+        if outcome == "failed" and folder:
+            moved = transport.quarantine(unit.handle, folder)
+            return f"moved to {folder}/{moved.name}"
+        return None
 
     def close(self) -> None:
         if self._transport is not None:

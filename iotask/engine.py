@@ -96,7 +96,7 @@ def _apply_files(units: list[Unit], source: Connector, destination: Connector,
     failed: list[str] = []
     skipped = 0
     for unit in units:
-        consumed = False
+        outcome = "kept"
         try:
             source.open_unit(unit, context)
             earlier = context.imported_before(unit) if unit.once else None
@@ -105,14 +105,15 @@ def _apply_files(units: list[Unit], source: Connector, destination: Connector,
                             "%s; `iotask run %s --reimport` to import it again", context.task,
                             unit.where, unit.sha256, earlier, context.task)
                 context.notes.append(f"{unit.name}: already imported {earlier}, skipped")
-                consumed = not context.dry_run
+                outcome = "kept" if context.dry_run else "consumed"
                 skipped += 1
                 continue
             _apply(source, destination, context, map_text, progress)
             if not context.dry_run:
                 context.record_import(unit)
-                consumed = True
+                outcome = "consumed"
         except (ConnectorError, IotaskError) as exc:
+            outcome = "failed"
             if len(units) == 1:
                 raise
             failed.append(f"{unit.name}: {exc}")
@@ -120,7 +121,7 @@ def _apply_files(units: list[Unit], source: Connector, destination: Connector,
                         unit.where, exc)
         finally:
             context.unit_done(source)
-            done = source.close_unit(unit, consumed)
+            done = source.close_unit(unit, "kept" if context.dry_run else outcome)
             if done:
                 context.notes.append(f"{unit.name}: {done}")
     if skipped == len(units):

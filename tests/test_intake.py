@@ -4,6 +4,7 @@ FTP/SFTP/HTTPS sources and exports, and file: URLs confined to their base folder
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import shutil
@@ -327,3 +328,27 @@ def test_a_dry_run_of_a_folder_consumes_nothing(iotask, engine, lms, tmp_path):
     assert [p.name for p in inbox.iterdir()] == ["a.csv"] and content(engine, lms) == {}
     assert iotask("history", "intake", "--json").json() == []
     assert task_json(iotask)["counts"]["inserted"] == 1  # not taken for imported by the dry run
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize("where", ["local", "ftp"])
+def test_a_failed_file_moves_to_the_quarantine_folder(iotask, engine, lms, tmp_path, where):
+    inbox = tmp_path / "inbox"
+    write(inbox / "good.csv", "u1,Ann\n", age=200)
+    write(inbox / "bad.csv", 'u2,"never closed\n', age=100)
+    (inbox / "failed").mkdir()
+    with contextlib.ExitStack() as stack:
+        if where == "ftp":
+            server = stack.enter_context(start_ftp(tmp_path))
+            add_intake(iotask, server.url("/inbox/"), f"password={PASSWORD}",
+                       "quarantine=failed")
+        else:
+            add_intake(iotask, f"{inbox}/", "quarantine=failed")
+        task = task_json(iotask, ok=False)
+        assert task["status"] == "failed" and "bad.csv: moved to failed/bad.csv" in task["error"]
+        assert sorted(p.name for p in inbox.iterdir() if p.is_file()) == ["good.csv.imported"]
+        assert [p.name for p in (inbox / "failed").iterdir()] == ["bad.csv"]
+        assert task_json(iotask)["status"] == "nothing_to_process"
+    assert content(engine, lms) == {"u1": "Ann"}
+    result = iotask("connection", "edit", "drop", "--set", "quarantine=../x", ok=False)
+    assert_user_error(result, "'quarantine' is the name of a subfolder")

@@ -289,6 +289,20 @@ class Transport:
             self.rename(marker_file, imported_name(marker_file.name, names | {done.name}))
         return done
 
+    def quarantine(self, file: RemoteFile, folder: str) -> RemoteFile:
+        """Move a file that failed into ``folder``, a subfolder of its own that must exist, so
+        that the next runs leave it alone until a person looks; a taken name gets a
+        timestamp."""
+        self._require_rename(file)
+        parent = self._join(self._parent(file.path), check_name(folder))
+        names = self._retry("list", parent, lambda: self._names(parent))
+        name = file.name
+        if name in names:
+            name = f"{file.name}.{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+        target = self._join(parent, name)
+        self._retry("rename", file.path, lambda: self._rename(file.path, target))
+        return RemoteFile(name, target, file.size, file.mtime)
+
     def put(self, local_path: Path, name: str | None = None) -> str:
         """Export a local file as ``name`` in the URL's folder (default: the URL's own file
         name), never leaving a partial file under that name; return the SHA-256 hex digest of
