@@ -75,7 +75,8 @@ def test_progress_follows_the_read(tasks, engine, migrated_url, users_csv):
         shown[task] = Recorder()
         return shown[task]
 
-    config = Config(database_url=migrated_url, timezone=ZoneInfo("UTC"), source="test")
+    config = Config(database_url=migrated_url, timezone=ZoneInfo("UTC"), source="test",
+                    file_roots=(users_csv.parent,))
     results = Runner(engine, config, "manual", progress=progress).run(
         ["import", "export", "missing"])
     assert [r.status for r in results] == ["success", "success", "nothing_to_process"]
@@ -114,7 +115,8 @@ def _attached(args: list[str], cwd: Path, stdout_tty: bool,
             read, end = os.pipe()
             masters[read] = name
         ends.append(end)
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(cwd), "IOTASK_TIMEZONE": "UTC", "TERM": "xterm"}
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(cwd), "IOTASK_TIMEZONE": "UTC", "TERM": "xterm",
+           "IOTASK_FILE_ROOTS": os.environ["IOTASK_FILE_ROOTS"]}
     process = subprocess.Popen([IOTASK, *args], stdin=subprocess.DEVNULL, stdout=ends[0],
                                stderr=ends[1], cwd=cwd, env=env)
     for end in ends:

@@ -15,7 +15,7 @@ DEMO = Path(__file__).resolve().parent.parent / "scripts" / "demo"
 def test_demo_installs_migrates_and_runs_due_tasks(tmp_path):
     """In a virtualenv of its own, as a newcomer's (never the one running these tests)."""
     env = {**os.environ, "IOTASK_VENV": str(tmp_path / "venv")}
-    for name in ("IOTASK_DATABASE_URL", "IOTASK_CONFIG", "IOTASK_LOG"):
+    for name in ("IOTASK_DATABASE_URL", "IOTASK_CONFIG", "IOTASK_LOG", "IOTASK_FILE_ROOTS"):
         env.pop(name, None)
     first = subprocess.run([str(DEMO)], cwd=tmp_path, env=env, capture_output=True, text=True,
                            timeout=600)
