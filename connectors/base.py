@@ -40,6 +40,11 @@ class NothingToProcess(Exception):
     """The source has nothing new (no file yet): the run ends without counting as a failure."""
 
 
+class NotReadyYet(NothingToProcess):
+    """Files are there but still being written: the task stays due, so the next run-due (a
+    minute later under cron) takes them once they are complete, not the next day."""
+
+
 class Held(Exception):
     """A guard stopped the run before anything was applied; a person must look at it."""
 

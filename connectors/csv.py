@@ -30,6 +30,7 @@ from connectors.base import (
     ConnectorError,
     MemoryContext,
     NothingToProcess,
+    NotReadyYet,
     Row,
     RowError,
     RunContext,
@@ -186,7 +187,7 @@ class CsvConnector(Connector):
             message = (f"{len(waiting)} file(s) at {where} still being written ({why}): "
                        f"{', '.join(f.name for f in waiting[:5])}; the next run takes them")
             if not ready:
-                raise NothingToProcess(message)
+                raise NotReadyYet(message)
             log.warning("%s", message)
         local, once = transport.scheme == "file", self._consumes(transport)
         return [Unit(f.name, f.path if local else transport.where(f.path), f, once)

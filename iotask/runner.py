@@ -37,6 +37,7 @@ from connectors.base import (
     Held,
     LeaseLost,
     NothingToProcess,
+    NotReadyYet,
     RowError,
     Unit,
 )
@@ -220,6 +221,7 @@ class Run:
         self.dry_run = lease is None
         self.file_roots: list[Path] | None = list(config.file_roots)
         self.reimport = reimport
+        self.stays_due = False  # files still being written: due again at the next run-due
         self.counts = Counts()
         self.files: list[str] = []
         self.notes: list[str] = []
@@ -414,6 +416,7 @@ class Runner:
                                              shown.update if shown is not None else None)
         except NothingToProcess as exc:
             status, error = NOTHING_TO_PROCESS, str(exc) or None
+            context.stays_due = isinstance(exc, NotReadyYet)
         except Held as exc:
             status, error = HELD, str(exc)
         except LeaseLost as exc:
@@ -462,7 +465,7 @@ class Runner:
                 finished: datetime, status: str, error: str | None, context: Run) -> None:
         values: dict[str, Any] = {"locked_by": None, "locked_until": None,
                                   "last_status": status, "last_error": error}
-        if status in EXECUTED:
+        if status in EXECUTED and not context.stays_due:
             values.update(last_execution=started, fail_count=0)
         elif status in (FAILED, HELD):
             values.update(fail_count=Task.fail_count + 1)

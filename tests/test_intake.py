@@ -123,11 +123,14 @@ def test_a_file_still_being_written_is_left_for_a_later_run(iotask, engine, lms,
         stop.set()
         writer.join()
     assert content(engine, lms) == {}
+    # still due: cron's next run-due, a minute later, takes the file (not the next day's)
+    assert iotask("task", "show", "intake", "--json").json()["next_due"] == "now"
     lines = growing.read_text(encoding="utf-8").count("\n") - 1
     time.sleep(1.2)
     task = task_json(iotask)
     assert task["status"] == "success" and task["counts"]["inserted"] == lines >= 5
     assert (inbox / "users.csv.imported").exists()
+    assert iotask("task", "show", "intake", "--json").json()["next_due"] != "now"
 
 
 @SQLITE_ONLY
