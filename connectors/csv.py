@@ -73,7 +73,8 @@ class CsvConnector(Connector):
     can_write = True
     settings = (
         Setting("url", "url", required=True,
-                help="file path or file: URL, e.g. /srv/hr/users.csv"),
+                help="path or file:, ftp:, ftps:, sftp:, https: URL; ending in / imports every "
+                     "file in that folder; an export name may hold {date:%Y%m%d}"),
         Setting("delimiter", default=",", help="one character separating fields"),
         Setting("quotechar", default='"', help="one character enclosing fields"),
         Setting("encoding", default="utf-8", choices=ENCODINGS,
