@@ -98,6 +98,10 @@ class CsvConnector(Connector):
                 help="take a file only once unchanged for this long; default 10"),
         Setting("done_marker", help="take a file only when <name><done_marker> exists, e.g. .done"),
         Setting("pattern", help="folder URLs: only file names matching this glob (anchored)"),
+        Setting("formulas", "bool", default=True,
+                help="exports: a cell starting with = + - @ gets a leading ' so a spreadsheet "
+                     "shows it instead of running it; false for files read by programs only "
+                     "(phone numbers such as +39...)"),
         Setting("quarantine", help="a subfolder (it must exist) that a file failing to import "
                                    "is moved to; default: it stays for the next run"),
         Setting("consume", choices=CONSUME,
@@ -450,6 +454,7 @@ class CsvConnector(Connector):
             writer.writerow(columns)
         known = {*columns, LINE}
         encoding = self.params["encoding"]
+        cell = _cell if self.params["formulas"] else _plain_cell
         written = 0
         for ordinal, row in itertools.chain([first] if first else [], rows):
             index = row.get(LINE, ordinal)
@@ -458,7 +463,7 @@ class CsvConnector(Connector):
                 raise CsvError(
                     f"row {index} has column {extra[0]!r}, which is not among the file's "
                     f"columns ({', '.join(columns)}): every row must have the same columns")
-            cells = [_cell(row.get(name)) for name in columns]
+            cells = [cell(row.get(name)) for name in columns]
             problem = _unencodable(cells, columns, encoding)
             if problem:
                 context.row_error(RowError(row_index=index, column=problem[0],
@@ -614,6 +619,10 @@ def _cell(value: Any) -> str:
     if isinstance(value, str):
         return "'" + value if value.startswith(FORMULA_STARTS) else value
     return str(value)
+
+
+def _plain_cell(value: Any) -> str:
+    return "" if value is None else str(value)
 
 
 def _unencodable(cells: list[str], columns: list[str], encoding: str) -> tuple[str, str] | None:

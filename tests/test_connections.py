@@ -16,7 +16,7 @@ def test_add_list_show_edit_remove(iotask):
     assert shown["type"] == "csv" and shown["description"] == "HR file"
     assert shown["params"] == {"url": "hr/users.csv", "delimiter": ";", "header": False,
                                "columns": ["userid", "firstname", "lastname"],
-                               "quotechar": '"', "encoding": "utf-8"}
+                               "quotechar": '"', "encoding": "utf-8", "formulas": True}
     listed = iotask("connection", "list", "--json").json()
     assert [c["name"] for c in listed] == ["hr-users"]
     iotask("connection", "edit", "hr-users", "--set", "encoding=cp1252", "--description", "x")

@@ -286,6 +286,13 @@ def test_spreadsheet_formulas_are_neutralised_in_text_only(tmp_path):
                        "i": "", "__line__": 2}
 
 
+def test_formula_neutralising_can_be_turned_off_for_programs(tmp_path):
+    path = tmp_path / "out.csv"
+    write(path, [[{"phone": "+39 055 123", "formula": "=1+1", "none": None}]], formulas=False)
+    rows, _ = read(path)
+    assert rows[0] == {"phone": "+39 055 123", "formula": "=1+1", "none": "", "__line__": 2}
+
+
 def test_missing_keys_are_empty_and_the_first_row_sets_the_order(tmp_path):
     path = tmp_path / "out.csv"
     write(path, [[{"b": "1", "a": "2"}, {"a": "3"}]])
