@@ -17,6 +17,21 @@ from iotask.errors import IotaskError
 FORMAT = "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
 
 
+def syslog_address(text: str) -> str | tuple[str, int]:
+    """``syslog``: /dev/log, else UDP localhost:514; ``syslog:/path``: that socket;
+    ``syslog:HOST:PORT``: UDP to that host."""
+    where = text.removeprefix("syslog").removeprefix(":")
+    if not where:
+        return "/dev/log" if Path("/dev/log").exists() else ("localhost", 514)
+    if where.startswith("/"):
+        return where
+    host, _, port = where.rpartition(":")
+    if not host or not port.isdigit():
+        raise IotaskError(f"log {text!r}: expected syslog, syslog:/path/to/socket or "
+                          "syslog:HOST:PORT")
+    return host, int(port)
+
+
 def setup(config: Config, verbose: int) -> None:
     logger = logging.getLogger("iotask")
     for handler in list(logger.handlers):
@@ -26,9 +41,8 @@ def setup(config: Config, verbose: int) -> None:
     if config.log == "stderr":
         handler: logging.Handler = logging.StreamHandler(sys.stderr)
         default = "INFO" if verbose > 1 else "WARNING"
-    elif config.log == "syslog":
-        address = "/dev/log" if Path("/dev/log").exists() else ("localhost", 514)
-        handler = logging.handlers.SysLogHandler(address=address)
+    elif config.log == "syslog" or config.log.startswith("syslog:"):
+        handler = logging.handlers.SysLogHandler(address=syslog_address(config.log))
         handler.setFormatter(logging.Formatter("iotask[%(process)d]: %(message)s"))
         default = "INFO"
     else:

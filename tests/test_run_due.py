@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -284,6 +285,30 @@ def test_log_file_gets_start_and_end(setup, tmp_path, monkeypatch):
     text = log_file.read_text()
     assert "task users: run 1 started (cron" in text
     assert "task users: run 1 success in" in text and "inserted 3" in text
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_syslog_gets_start_and_end(setup, monkeypatch):
+    """A real UDP syslog receiver on loopback (syslog:HOST:PORT)."""
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.settimeout(10)
+    monkeypatch.setenv("IOTASK_LOG", f"syslog:127.0.0.1:{receiver.getsockname()[1]}")
+    add_task(setup, "users")
+    try:
+        assert setup("run-due").err == ""
+        messages = [receiver.recv(4096).decode() for _ in range(2)]
+    finally:
+        receiver.close()
+    assert messages[0].startswith("<14>iotask[")  # facility user, severity info
+    assert "task users: run 1 started (cron" in messages[0]
+    assert "task users: run 1 success in" in messages[1]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_bad_syslog_address_is_named(setup, monkeypatch):
+    monkeypatch.setenv("IOTASK_LOG", "syslog:nowhere")
+    assert_user_error(setup("run-due", ok=False), "expected syslog, syslog:/path/to/socket")
 
 
 def test_lease_check_joins_the_destination_transaction_only_on_the_iotask_database(
