@@ -10,7 +10,8 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime
 from decimal import Decimal
 from functools import partial
-from operator import itemgetter
+from itertools import repeat
+from operator import eq, itemgetter, methodcaller
 from typing import Any
 
 import sqlalchemy as sa
@@ -36,6 +37,7 @@ BATCH_SIZE = 1000
 LINE = "__line__"  # the physical line of a row read from a file: for errors, never data
 OWNER_COLUMN = "imported_from_connection"  # Docebo's name for "the connection that wrote it"
 REMOVALS = ("delete", "deactivate")
+_KEYS = methodcaller("keys")
 
 
 class SqlError(ConnectorError):
@@ -260,7 +262,8 @@ class _Rows:
         self.columns: list[str] = []  # keys first, then the other columns of the first row
         self.shape: set[str] = set()  # the first row's keys, which every row must have
         self.converters: list[tuple[str, Callable[[Any], Any]]] = []
-        self.plans: list[tuple[str, int | None, Callable[[Any], Any] | None]] = []
+        self.plans: list[tuple[str, int | None, Callable[[Any], Any] | None,
+                               Callable[[Any], Any]]] = []
         self.key_positions: list[int] = []
 
     def convert(self, batch: Batch) -> list[tuple[Any, ...]]:
@@ -301,14 +304,14 @@ class _Rows:
         row needs a closer look (another shape, a value to report, a value not text), which the
         row-by-row path then gives."""
         count = len(batch)
-        if not count or not all(row.keys() == self.shape for row in batch):
+        if not count or not all(map(eq, map(_KEYS, batch), repeat(self.shape))):
             return None
         if self.from_file:
             lines: list[Any] = list(map(itemgetter(LINE), batch))
         else:
             lines = list(range(self.ordinal + 1, self.ordinal + count + 1))
         columns = []
-        for position, (name, length, parse) in enumerate(self.plans):
+        for position, (name, length, parse, convert) in enumerate(self.plans):
             if name in self.constants:
                 columns.append([self.constants[name]] * count)
                 continue
@@ -316,10 +319,13 @@ class _Rows:
             if set(map(type, values)) != {str}:
                 return None
             if parse is not None:
-                try:
+                try:  # the parser straight on the text, in C for most types
                     values = list(map(parse, values))
-                except ValueError:
-                    return None
+                except (ValueError, ArithmeticError):
+                    try:  # blanks are NULL, spaces around are fine: the converter knows
+                        values = list(map(convert, values))
+                    except ValueError:
+                        return None
                 if position < len(self.keys) and None in values:
                     return None
             else:
@@ -360,7 +366,7 @@ class _Rows:
         self.columns = self.keys + [name for name in names if name not in self.keys]
         self.columns += [name for name in self.constants if name not in self.columns]
         self.converters = [(name, _converter(self.table.c[name])) for name in self.columns]
-        self.plans = [(name, *_plan(self.table.c[name], converter))
+        self.plans = [(name, *_plan(self.table.c[name], converter), converter)
                       for name, converter in self.converters]
         self.key_positions = list(range(len(self.keys)))
 
@@ -473,10 +479,13 @@ def _converter(column: sa.Column[Any]) -> Callable[[Any], Any]:
 
 def _plan(column: sa.Column[Any],
           converter: Callable[[Any], Any]) -> tuple[int | None, Callable[[Any], Any] | None]:
-    """For the fast path: (the text's maximum length, None) for text columns, else (None, the
-    converter)."""
+    """For the fast path: (the text's maximum length, None) for text columns, else (None, a
+    parser). A column that parses text gets the bare parser: it gives the converter's value
+    whenever it accepts the text, and the fast path calls the converter when it does not."""
     if isinstance(converter, partial) and converter.func is _text:
         return converter.args[0], None
+    if isinstance(converter, partial) and converter.func is _parsed:
+        return None, converter.args[0]
     return None, converter
 
 

@@ -395,3 +395,90 @@ def test_a_destination_declares_its_columns_types_defaults_and_key(migrated_url,
     assert "VARCHAR" in columns["code"].type and "20" in columns["code"].type
     assert "INT" in columns["hours"].type and "8" in columns["hours"].default
     assert columns["title"].default is None
+
+
+# --- the change set through temporary key tables ----------------------------------------------
+
+
+def test_a_dry_run_into_an_empty_table_shows_the_first_new_keys_in_file_order(migrated_url,
+                                                                               engine, users):
+    """An empty table skips the joins; the samples are still the first rows of the source."""
+    rows = [user(f"u{n:02d}") for n in range(30, 0, -1)]
+    context = write(migrated_url, [rows], context=MemoryContext(dry_run=True))
+    changes = context.changes
+    assert (changes.inserts, changes.updates, changes.unchanged) == (30, 0, 0)
+    assert changes.samples == {"insert": [f"userid=u{n:02d}" for n in range(30, 20, -1)],
+                               "update": []}
+    assert content(engine, users) == []
+
+
+def test_a_dry_run_samples_new_and_changed_keys_in_file_order(migrated_url, engine, users):
+    write(migrated_url, [[user(f"u{n:02d}") for n in range(1, 21)]])
+    rows = [user(f"u{n:02d}", lastname="New") for n in range(20, 0, -1)] + [user("x1"),
+                                                                            user("a1")]
+    context = write(migrated_url, [rows], context=MemoryContext(dry_run=True))
+    changes = context.changes
+    assert (changes.inserts, changes.updates, changes.unchanged) == (2, 20, 0)
+    assert changes.samples == {"insert": ["userid=x1", "userid=a1"],
+                               "update": [f"userid=u{n:02d}" for n in range(20, 10, -1)]}
+    assert {row[2] for row in content(engine, users)} == {"Last"}
+
+
+def test_sync_on_a_table_without_primary_key_or_unique_key(migrated_url, engine):
+    """The key tables then take repeated keys; only the task's own records are removed."""
+    table = sa.Table("lms_user", sa.MetaData(), sa.Column("userid", sa.String(50)),
+                     sa.Column("firstname", sa.String(50)),
+                     sa.Column("imported_from_connection", sa.String(50)))
+    table.create(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(table), [
+            {"userid": u, "firstname": "Old", "imported_from_connection": owner}
+            for u, owner in [("ann", "feed"), ("ann", "feed"), ("bob", "feed"),
+                             ("bob", "other"), ("cid", "feed"), ("dan", None)]])
+    context = write(migrated_url, [[{"userid": "ann", "firstname": "New"},
+                                    {"userid": "cid", "firstname": "Old"}]],
+                    context=IotaskContext(import_type="sync", owner="feed"), key=["userid"])
+    assert (context.counts.inserted, context.counts.updated, context.counts.removed) == (0, 2, 1)
+    with engine.connect() as conn:
+        rows = sorted(conn.execute(sa.select(table)).all(), key=lambda row: (row[0], row[2] or ""))
+    assert rows == [("ann", "New", "feed"), ("ann", "New", "feed"), ("bob", "Old", "other"),
+                    ("cid", "Old", "feed"), ("dan", "Old", None)]
+
+
+def test_sync_removes_by_a_composite_primary_key(migrated_url, engine):
+    table = sa.Table("enrolment", sa.MetaData(),
+                     sa.Column("userid", sa.String(50), primary_key=True),
+                     sa.Column("course", sa.String(50), primary_key=True),
+                     sa.Column("status", sa.String(20)),
+                     sa.Column("imported_from_connection", sa.String(50)))
+    table.create(engine)
+    rows = [{"userid": u, "course": c, "status": "open"}
+            for u in ("ann", "bob") for c in ("c1", "c2")]
+    sync = {"import_type": "sync", "owner": "feed"}
+    write(migrated_url, [rows], context=IotaskContext(**sync), table="enrolment", key=None)
+    dry = write(migrated_url, [rows[1:3]], context=IotaskContext(**sync, dry_run=True),
+                table="enrolment", key=None)
+    assert dry.changes.samples["remove"] == ["userid=ann, course=c1", "userid=bob, course=c2"]
+    done = write(migrated_url, [rows[1:3]], context=IotaskContext(**sync), table="enrolment",
+                 key=None)
+    assert (done.counts.removed, done.counts.unchanged) == (2, 2)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(table.c.userid, table.c.course)
+                            .order_by(table.c.userid, table.c.course)).all() == [
+            ("ann", "c2"), ("bob", "c1")]
+
+
+@pytest.mark.parametrize("backend", ["mariadb"])  # LOAD DATA LOCAL INFILE is MariaDB's
+def test_a_value_the_server_refuses_in_a_later_chunk_names_its_line(backend, migrated_url,
+                                                                     engine):
+    from connectors.staging import StageError
+
+    table = sa.Table("scores", sa.MetaData(), sa.Column("userid", sa.String(20), primary_key=True),
+                     sa.Column("points", sa.Integer))
+    table.create(engine)
+    rows = [{"userid": f"u{n:05d}", "points": str(n), "__line__": n + 2} for n in range(25_000)]
+    rows[23_456]["points"] = str(10 ** 12)  # parses as a whole number, too big for INT
+    with pytest.raises(StageError, match=r"line 23458: .*Out of range"):
+        write(migrated_url, [rows[i:i + 1000] for i in range(0, 25_000, 1000)], table="scores")
+    with engine.connect() as conn:
+        assert conn.scalar(sa.select(sa.func.count()).select_from(table)) == 0
