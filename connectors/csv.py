@@ -314,28 +314,36 @@ class CsvConnector(Connector):
             names = None if self.params["header"] else list(self.params["columns"])
             rejects = False  # a reject file fed back: its last column is the error, ignored
             batch: Batch = []
-            for line, record in _records(reader, path):
-                if names is None:
-                    names = _header(record, path, line)
-                    rejects = record[-1].strip() == REJECT_COLUMN
-                    continue
-                if len(record) != len(names):
-                    if rejects and len(record) == len(names) + 1:
-                        record = record[:-1]
-                    else:
-                        context.counts.read += 1
-                        context.row_error(RowError(
-                            row_index=line,
-                            message=f"expected {len(names)} fields, found {len(record)}"))
+            width = len(names) if names is not None else 0
+            end = 0  # the line the previous record ended on
+            try:
+                for record in reader:
+                    line, end = end + 1, reader.line_num
+                    if not record:
                         continue
-                row: Row = dict(zip(names, record, strict=True))
-                row[LINE] = line
-                batch.append(row)
-                if len(batch) == BATCH_SIZE:
-                    yield batch
-                    batch = []
+                    if names is None:
+                        names = _header(record, label, line)
+                        width, rejects = len(names), record[-1].strip() == REJECT_COLUMN
+                        continue
+                    if len(record) != width:
+                        if rejects and len(record) == width + 1:
+                            record = record[:-1]
+                        else:
+                            context.counts.read += 1
+                            context.row_error(RowError(
+                                row_index=line,
+                                message=f"expected {width} fields, found {len(record)}"))
+                            continue
+                    row: Row = dict(zip(names, record, strict=False))  # lengths checked above
+                    row[LINE] = line
+                    batch.append(row)
+                    if len(batch) == BATCH_SIZE:
+                        yield batch
+                        batch = []
+            except csv.Error as exc:
+                raise _unparsable(exc, label, end + 1, reader.line_num) from None
             if names is None:
-                raise CsvError(f"{path} is empty: expected a header line naming the columns "
+                raise CsvError(f"{label} is empty: expected a header line naming the columns "
                                "(or set header=false and columns=...)")
             if batch:
                 yield batch
@@ -499,7 +507,8 @@ class _Lines:
 
     def __iter__(self) -> Iterator[str]:
         try:
-            yield from self._chunks()
+            for lines in self._chunks():
+                yield from lines
         except _Locate:
             self.raw.seek(0)
             for _line in self._exactly():
@@ -512,7 +521,7 @@ class _Lines:
             raise CsvError(f"{self.path} starts with a UTF-8 byte-order mark but encoding "
                            f"is {self.encoding}: set encoding=utf-8-sig")
 
-    def _chunks(self) -> Iterator[str]:
+    def _chunks(self) -> Iterator[list[str]]:
         decoder = codecs.getincrementaldecoder(self.encoding)()
         tail, first = "", True
         while True:
@@ -530,11 +539,11 @@ class _Lines:
             text = tail + text
             if not chunk:
                 if text:
-                    yield text
+                    yield [text]
                 return
             end = len(text) - 1 if text.endswith("\r") else len(text)  # CR LF may be split
             cut = max(text.rfind("\n", 0, end), text.rfind("\r", 0, end)) + 1
-            yield from _LINE.findall(text, 0, cut)
+            yield _LINE.findall(text, 0, cut)
             tail = text[cut:]
 
     def _exactly(self) -> Iterator[str]:
@@ -580,16 +589,20 @@ def _records(reader: Iterator[list[str]],
         except StopIteration:
             return
         except csv.Error as exc:
-            if str(exc) == "unexpected end of data":
-                raise CsvError(f"{path} line {start}: a quoted field in the record starting on "
-                               "this line is never closed: check the quote characters") from None
-            where = (f"line {start}" if reader.line_num == start else
-                     f"the record starting on line {start} (error seen on line "
-                     f"{reader.line_num})")
-            raise CsvError(f"{path} {where}: {exc}: a field with the quote character must be "
-                           "enclosed in quotes, its quotes doubled") from None
+            raise _unparsable(exc, path, start, reader.line_num) from None
         if record:
             yield start, record
+
+
+def _unparsable(exc: csv.Error, path: Path | str, start: int, seen: int) -> CsvError:
+    """csv's complaint about the record starting on line ``start``, said for a person."""
+    if str(exc) == "unexpected end of data":
+        return CsvError(f"{path} line {start}: a quoted field in the record starting on this "
+                        "line is never closed: check the quote characters")
+    where = (f"line {start}" if seen == start else
+             f"the record starting on line {start} (error seen on line {seen})")
+    return CsvError(f"{path} {where}: {exc}: a field with the quote character must be enclosed "
+                    "in quotes, its quotes doubled")
 
 
 def _header(record: list[str], path: Path | str, line: int) -> list[str]:
