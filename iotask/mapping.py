@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from itertools import repeat
+from operator import eq, methodcaller
 from typing import Any
 
 from connectors.base import Column, Row
@@ -23,6 +25,7 @@ from iotask.errors import IotaskError
 
 IGNORE = "ignorefield"
 LINE = "__line__"
+_KEYS = methodcaller("keys")
 
 
 class MapError(IotaskError):
@@ -56,8 +59,8 @@ class Mapping:
             return batch
         if all(dest == source for dest, source in self.pairs):
             same = {dest for dest, _ in self.pairs}
-            with_line = same | {LINE}
-            if all(row.keys() == same or row.keys() == with_line for row in batch):
+            shapes = list(map(_KEYS, batch))  # compared in C loops: this runs for every row
+            if all(map(eq, shapes, repeat(same | {LINE}))) or all(map(eq, shapes, repeat(same))):
                 return batch
         return [self.apply(row) for row in batch]
 
