@@ -154,6 +154,11 @@ class SqlConnector(Connector):
                            "--set table=lms_user")
         url = self._database_url(context)
         engine = make_engine(url, local_infile=True)
+        if engine.dialect.name in ("mysql", "mariadb"):
+            # InnoDB's REPEATABLE READ locks every target row an INSERT ... SELECT reads, so
+            # the LMS could not write its users until the import commits; READ COMMITTED reads
+            # them as a snapshot instead
+            engine = engine.execution_options(isolation_level="READ COMMITTED")
         try:
             with _connect(engine) as conn, conn.begin() as transaction:
                 table = _reflect(conn, name, url)

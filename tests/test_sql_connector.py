@@ -482,3 +482,38 @@ def test_a_value_the_server_refuses_in_a_later_chunk_names_its_line(backend, mig
         write(migrated_url, [rows[i:i + 1000] for i in range(0, 25_000, 1000)], table="scores")
     with engine.connect() as conn:
         assert conn.scalar(sa.select(sa.func.count()).select_from(table)) == 0
+
+
+@dataclass
+class WritingMeanwhile(MemoryContext):
+    """While the change set waits for review, the LMS updates a user the import read and found
+    unchanged."""
+
+    url: str = ""
+    outcome: str = ""
+
+    def review(self, changes) -> bool:
+        other = sa.create_engine(self.url, poolclass=sa.pool.NullPool)
+        try:
+            with other.begin() as conn:
+                if other.dialect.name in ("mysql", "mariadb"):
+                    conn.exec_driver_sql("SET SESSION innodb_lock_wait_timeout = 2")
+                elif other.dialect.name == "postgresql":
+                    conn.exec_driver_sql("SET LOCAL lock_timeout = '2s'")
+                conn.execute(sa.text("UPDATE lms_user SET email = 'new@x' WHERE userid = 'ann'"))
+            self.outcome = "written"
+        except sa.exc.OperationalError as exc:
+            self.outcome = f"blocked: {exc.orig}"
+        return super().review(changes)
+
+
+@pytest.mark.parametrize("backend", ["mariadb", "postgresql"])
+def test_the_lms_can_write_other_records_while_an_import_computes(backend, migrated_url, engine,
+                                                                   users):
+    write(migrated_url, [[user("ann"), user("bob")]])
+    context = WritingMeanwhile(url=migrated_url)
+    write(migrated_url, [[user("ann"), user("bob", firstname="Bobby"), user("cid")]],
+          context=context)
+    assert context.outcome == "written"
+    assert counts(context) == (1, 1, 1, 0)
+    assert {row[0]: row[3] for row in content(engine, users)}["ann"] == "new@x"
