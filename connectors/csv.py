@@ -8,7 +8,9 @@ replaces the target only when everything was written, so a failed export never l
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
+import glob
 import hashlib
 import itertools
 import logging
@@ -17,6 +19,7 @@ import re
 import secrets
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -416,6 +419,7 @@ class CsvConnector(Connector):
                      context: RunContext) -> int | None:
         if not target.parent.is_dir():
             raise CsvError(f"cannot write {target}: folder {target.parent} does not exist")
+        _sweep(target)
         temp = target.parent / f".{target.name}.{secrets.token_hex(8)}.tmp"
         try:
             descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -480,6 +484,16 @@ class CsvConnector(Connector):
             writer.writerow(cells)
             written += 1
         return written
+
+
+def _sweep(target: Path) -> None:
+    """Remove what an export of ``target`` killed mid-write left: its temporary files older than
+    an hour (a younger one may belong to an export running now)."""
+    an_hour_ago = time.time() - 3600
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        with contextlib.suppress(OSError):
+            if stale.stat().st_mtime < an_hour_ago:
+                stale.unlink()
 
 
 def _dated(url: str) -> str:

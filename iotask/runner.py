@@ -29,6 +29,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from connectors.base import (
+    SAMPLE_KEYS,
     ChangeSet,
     Connector,
     ConnectorError,
@@ -253,10 +254,11 @@ class Run:
             self.rejected[index] = where + error.message
 
     def review(self, changes: ChangeSet) -> bool:
-        self.changes = changes
-        if self.dry_run:
-            self.verdict = self.guards.verdict(changes, self.counts)
+        if self.dry_run:  # a folder's files add up to one change set to look at
+            self.changes = changes if self.changes is None else _added(self.changes, changes)
+            self.verdict = self.verdict or self.guards.verdict(changes, self.counts)
             return False
+        self.changes = changes
         self.guards.check(changes, self.counts)
         return True
 
@@ -292,6 +294,15 @@ class Run:
             if problem:
                 self.notes.append(problem)
             self.rejected = {}
+
+
+def _added(first: ChangeSet, then: ChangeSet) -> ChangeSet:
+    """Two files' change sets as one: counts summed, sample keys kept up to SAMPLE_KEYS."""
+    samples = {kind: (first.samples.get(kind, []) + then.samples.get(kind, []))[:SAMPLE_KEYS]
+               for kind in first.samples.keys() | then.samples.keys()}
+    return ChangeSet(first.inserts + then.inserts, first.updates + then.updates,
+                     first.unchanged + then.unchanged, first.removes + then.removes,
+                     max(first.owned, then.owned), then.removal, samples)
 
 
 class TaskProgress(Protocol):

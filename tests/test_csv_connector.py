@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -370,3 +371,18 @@ def test_replacing_keeps_the_file_permissions(tmp_path):
 def test_a_missing_folder_is_named(tmp_path):
     with pytest.raises(CsvError, match="folder .*nowhere does not exist"):
         write(tmp_path / "nowhere" / "out.csv", [[{"id": "1"}]])
+
+
+def test_an_export_sweeps_what_a_killed_export_left_behind(tmp_path):
+    path = tmp_path / "out.csv"
+    stale = tmp_path / ".out.csv.0123456789abcdef.tmp"
+    fresh = tmp_path / ".out.csv.fedcba9876543210.tmp"
+    other = tmp_path / ".other.csv.0123456789abcdef.tmp"
+    for leftover in (stale, fresh, other):
+        leftover.write_text("half a file")
+    two_hours_ago = time.time() - 7200
+    for leftover in (stale, other):
+        os.utime(leftover, (two_hours_ago, two_hours_ago))
+    write(path, [[{"a": "1"}]])
+    assert not stale.exists()
+    assert fresh.exists() and other.exists()  # maybe running now; another file's

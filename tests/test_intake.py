@@ -324,13 +324,15 @@ def test_a_secret_from_the_environment_must_be_set(iotask, engine, lms, tmp_path
 @SQLITE_ONLY
 def test_a_dry_run_of_a_folder_consumes_nothing(iotask, engine, lms, tmp_path):
     inbox = tmp_path / "inbox"
-    write(inbox / "a.csv", "u1,Ann\n")
+    write(inbox / "a.csv", "u1,Ann\n", age=200)
+    write(inbox / "b.csv", "u2,Bob\nu3,Cy\n", age=100)
     add_intake(iotask, f"{inbox}/")
     result = iotask("run", "intake", "--dry-run")
-    assert "would insert 1" in result.out
-    assert [p.name for p in inbox.iterdir()] == ["a.csv"] and content(engine, lms) == {}
-    assert iotask("history", "intake", "--json").json() == []
-    assert task_json(iotask)["counts"]["inserted"] == 1  # not taken for imported by the dry run
+    assert "read 3, would insert 3" in result.out  # both files' change sets, added up
+    assert "insert: userid=u1; userid=u2; userid=u3" in result.out
+    assert sorted(p.name for p in inbox.iterdir()) == ["a.csv", "b.csv"]
+    assert content(engine, lms) == {} and iotask("history", "intake", "--json").json() == []
+    assert task_json(iotask)["counts"]["inserted"] == 3  # not taken for imported by the dry run
 
 
 @SQLITE_ONLY
