@@ -69,10 +69,10 @@ def execute(source: Connector, destination: Connector, context: RunContext,
 
     A file source's files are each their own unit of work: mapped, applied in one transaction,
     then consumed (renamed to .imported); a file that fails is left where it was for the next
-    run and the others go on (FilesFailed at the end). A file whose content this task already
-    imported is consumed without being applied, unless the run re-imports. NothingToProcess,
-    Held and LeaseLost raised by a connector pass through to the runner. ``progress`` is told
-    how far the read has got, for a person watching a long import.
+    run (or moved to quarantine) and the others go on (FilesFailed at the end). A file whose
+    content this task already imported is consumed without being applied, unless the run
+    re-imports. NothingToProcess, Held and LeaseLost raised by a connector pass through to the
+    runner. ``progress`` is told how far the read has got, for a person watching a long import.
     """
     try:
         units = source.units(context)
@@ -128,8 +128,10 @@ def _apply_files(units: list[Unit], source: Connector, destination: Connector,
         raise NothingToProcess(f"every file was imported before ({'; '.join(context.notes)}): "
                                f"`iotask run {context.task} --reimport` to import again")
     if failed:
-        raise FilesFailed(f"{len(failed)} of {len(units)} files failed and were left for the "
-                          f"next run ({'; '.join(failed)}); the other files were applied")
+        raise FilesFailed(f"{len(failed)} of {len(units)} files failed ({'; '.join(failed)}); "
+                          "the other files were applied")
+
+
 def preview(source: Connector, destination: Connector, context: RunContext,
             map_text: str | None, limit: int) -> tuple[list[str], list[Row]]:
     """The first ``limit`` source rows as the map makes them: (columns, rows).
@@ -148,6 +150,7 @@ def preview(source: Connector, destination: Connector, context: RunContext,
         close = getattr(batches, "close", None)
         if close is not None:
             close()
+        source.close()
     columns = mapping.destination_columns or [
         name for name in (rows[0] if rows else {}) if name != LINE]
     return columns, rows
