@@ -168,8 +168,9 @@ class SqlConnector(Connector):
                     raise SqlError(f"table {name!r} has no primary key: name the columns that "
                                    "identify a record with --set key=col1,col2 (or in the map)")
                 owner_column, removal = self._ownership(table, context, url)
-                rows = _Rows(table, keys, url, context, self._constants(table, removal),
-                             owner_column)
+                constants = ({removal.status_column: removal.active}
+                             if removal is not None and removal.status_column else {})
+                rows = _Rows(table, keys, url, context, constants, owner_column)
                 stage: Stage | None = None
                 for batch in batches:
                     tuples = rows.convert(batch)
@@ -224,18 +225,8 @@ class SqlConnector(Connector):
             return column, Removal(column, context.owner)
         status = self.params["status_column"]
         inactive = _convert_setting(table, status, self.params.get("inactive_value") or "0", url)
-        return column, Removal(column, context.owner, action, status, inactive)
-
-    def _constants(self, table: sa.Table, removal: Removal | None) -> dict[str, Any]:
-        """Values every written row gets: a deactivating sync marks its rows active."""
-        if removal is None or removal.status_column is None:
-            return {}
-        status = removal.status_column
-        return {status: _convert_setting(table, status, self.params.get("active_value") or "1",
-                                         self._database_url_shown())}
-
-    def _database_url_shown(self) -> str:
-        return self.params.get("database") or "the iotask database"
+        active = _convert_setting(table, status, self.params.get("active_value") or "1", url)
+        return column, Removal(column, context.owner, action, status, inactive, active)
 
     def _keys(self) -> list[str]:
         return list(self.params.get("key") or [])

@@ -55,6 +55,7 @@ class Removal:
     action: str = "delete"  # or "deactivate"
     status_column: str | None = None
     inactive: Any = None
+    active: Any = None  # what every row the source still has gets, so it comes back to life
 
 
 class Stage:
