@@ -25,24 +25,20 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from connectors.base import (
+from iotask.connectors.base import Connector
+from iotask.connectors.context import (
     Batch,
     ChangeSet,
     Column,
-    Connector,
-    ConnectorError,
     MemoryContext,
-    NothingToProcess,
-    NotReadyYet,
     Row,
     RowError,
     RunContext,
-    Setting,
-    SettingsError,
     Unit,
-    mask_url_password,
 )
-from connectors.transports import (
+from iotask.connectors.errors import ConnectorError, NothingToProcess, NotReadyYet, SettingsError
+from iotask.connectors.settings import Setting, mask_url_password
+from iotask.connectors.transports import (
     RemoteFile,
     Transport,
     TransportError,
@@ -153,7 +149,7 @@ class CsvConnector(Connector):
         except TransportError as exc:
             raise SettingsError(str(exc)) from None
 
-    def describe(self) -> str:
+    def location(self) -> str:
         where = self._open[1] if self._open else mask_url_password(self.params["url"])
         return f"{where} line 1 (header)" if self.params["header"] else where
 
@@ -432,7 +428,7 @@ class CsvConnector(Connector):
                 os.fsync(out.fileno())
             if target.exists():
                 shutil.copymode(target, temp)  # keep the permissions, as overwriting would
-            if not context.review(ChangeSet(inserts=written)):
+            if not context.review(ChangeSet(inserted=written)):
                 temp.unlink()
                 return None
             context.check_lease()
@@ -448,7 +444,7 @@ class CsvConnector(Connector):
             local = Path(folder) / "export.csv"
             with open(local, "w", encoding=self.params["encoding"], newline="") as out:
                 written = self._write_rows(out, batches, context)
-            if not context.review(ChangeSet(inserts=written)):
+            if not context.review(ChangeSet(inserted=written)):
                 return None
             context.check_lease()
             transport.put(local, transport.target)

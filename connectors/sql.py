@@ -15,23 +15,13 @@ from operator import eq, itemgetter, methodcaller
 from typing import Any
 
 import sqlalchemy as sa
+from iotask.connectors.base import Connector
+from iotask.connectors.context import Batch, Column, Row, RowError, RunContext
+from iotask.connectors.databases import make_engine, masked, reason, unreachable
+from iotask.connectors.errors import ConnectorError, SettingsError
+from iotask.connectors.settings import FALSE_WORDS, TRUE_WORDS, Setting
+from iotask.connectors.staging import Removal, Stage
 from sqlalchemy.exc import DBAPIError, NoSuchTableError, OperationalError
-
-from connectors.base import (
-    FALSE_WORDS,
-    TRUE_WORDS,
-    Batch,
-    Column,
-    Connector,
-    ConnectorError,
-    Row,
-    RowError,
-    RunContext,
-    Setting,
-    SettingsError,
-)
-from connectors.staging import Removal, Stage
-from iotask.db import connect_error, make_engine, masked, reason
 
 BATCH_SIZE = 1000
 LINE = "__line__"  # the physical line of a row read from a file: for errors, never data
@@ -77,7 +67,7 @@ class SqlConnector(Connector):
                                 "that says whether a record is active, e.g. --set "
                                 "status_column=active")
 
-    def describe(self) -> str:
+    def location(self) -> str:
         if self.params.get("table"):
             return f"table {self.params['table']}"
         return "a query"
@@ -196,10 +186,10 @@ class SqlConnector(Connector):
                 transaction.commit()
         finally:
             engine.dispose()
-        context.counts.inserted += done.inserts
-        context.counts.updated += done.updates
+        context.counts.inserted += done.inserted
+        context.counts.updated += done.updated
         context.counts.unchanged += done.unchanged
-        context.counts.removed += done.removes
+        context.counts.removed += done.removed
 
     def _ownership(self, table: sa.Table, context: RunContext,
                    url: str) -> tuple[str | None, Removal | None]:
@@ -410,7 +400,7 @@ def _connect(engine: sa.Engine) -> sa.Connection:
     try:
         return engine.connect()
     except OperationalError as exc:
-        raise connect_error(engine.url, exc) from None
+        raise SqlError(unreachable(engine.url, exc)) from None
 
 
 def _reflect(conn: sa.Connection, name: str, url: str) -> sa.Table:

@@ -22,11 +22,11 @@ from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
+from iotask.connectors.context import SAMPLE_KEYS, ChangeKind, ChangeSet
+from iotask.connectors.databases import reason
+from iotask.connectors.errors import ConnectorError
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.exc import DBAPIError
-
-from connectors.base import SAMPLE_KEYS, ChangeSet, ConnectorError
-from iotask.db import reason
 
 LINE_COLUMN = "iotask_line"  # the row's physical line (or ordinal): for errors, never written
 NEW_COLUMN = "iotask_new"  # in the pending keys: 1 for a new record, 0 for a changed one
@@ -297,15 +297,15 @@ class Stage:
             sa.select(sa.literal(1)).select_from(self.target).limit(1)) is None,
             "looking for records in the table")
         if empty:
-            changes.inserts = self.staged
+            changes.inserted = self.staged
         else:
-            changes.inserts, changes.updates = self._find_pending()
-        changes.unchanged = self.staged - changes.inserts - changes.updates
+            changes.inserted, changes.updated = self._find_pending()
+        changes.unchanged = self.staged - changes.inserted - changes.updated
         if removal is not None and not empty:
             changes.owned = self._execute(lambda: self.conn.scalar(
                 sa.select(sa.func.count()).select_from(self.target).where(*self._owned(removal))),
                 "counting owned records")
-            changes.removes = self._find_removed(removal)
+            changes.removed = self._find_removed(removal)
         if samples:
             changes.samples = self._samples(removal)
         return changes
@@ -368,25 +368,25 @@ class Stage:
 
     def _samples(self, removal: Removal | None) -> dict[str, list[str]]:
         stage, target, pending = self.table, self.target, self._pending
-        queries: dict[str, sa.Select[Any] | None] = {}
+        queries: dict[ChangeKind, sa.Select[Any] | None] = {}
         if pending is None:
-            queries["insert"] = (sa.select(*(stage.c[k] for k in self.keys))
+            queries[ChangeKind.INSERT] = (sa.select(*(stage.c[k] for k in self.keys))
                                  .order_by(stage.c[LINE_COLUMN]))
         else:
-            queries["insert"] = (sa.select(*(pending.c[k] for k in self.keys))
+            queries[ChangeKind.INSERT] = (sa.select(*(pending.c[k] for k in self.keys))
                                  .where(pending.c[NEW_COLUMN] == 1)
                                  .order_by(pending.c[LINE_COLUMN]))
         if self._changed() is not None:
-            queries["update"] = None if pending is None else (
+            queries[ChangeKind.UPDATE] = None if pending is None else (
                 sa.select(*(pending.c[k] for k in self.keys))
                 .where(pending.c[NEW_COLUMN] == 0).order_by(pending.c[LINE_COLUMN]))
         if removal is not None:
             removed = self._removed
             keys = [target.c[k] for k in self.keys]
-            queries["remove"] = None if removed is None else (
+            queries[ChangeKind.REMOVE] = None if removed is None else (
                 sa.select(*keys).select_from(target.join(removed, self._identity(removed)))
                 .order_by(*keys))
-        return {kind: [] if query is None else
+        return {kind.value: [] if query is None else
                 [", ".join(f"{k}={v}" for k, v in zip(self.keys, row, strict=True))
                  for row in self.conn.execute(query.limit(SAMPLE_KEYS))]
                 for kind, query in queries.items()}
@@ -401,19 +401,19 @@ class Stage:
         stage, target, pending = self.table, self.target, self._pending
         done = ChangeSet(removal=changes.removal, owned=changes.owned)
         removed = self._removed
-        if removal is not None and changes.removes and removed is not None:
-            done.removes = self._execute(lambda: self._remove(removal, removed),
+        if removal is not None and changes.removed and removed is not None:
+            done.removed = self._execute(lambda: self._remove(removal, removed),
                                          "removing records")
         changed = self._changed()
-        if changed is not None and changes.updates and pending is not None:
+        if changed is not None and changes.updated and pending is not None:
             data = [name for name in self.columns if name not in self.keys]
             update = (sa.update(target)
                       .where(*(target.c[k] == pending.c[k] for k in self.keys),
                              *(stage.c[k] == pending.c[k] for k in self.keys),
                              pending.c[NEW_COLUMN] == 0, changed)
                       .values({target.c[name]: stage.c[name] for name in data}))
-            done.updates = self._execute(lambda: self._count(update), "updating records")
-        if changes.inserts:
+            done.updated = self._execute(lambda: self._count(update), "updating records")
+        if changes.inserted:
             names = list(self.columns)
             values: list[Any] = [stage.c[name] for name in names]
             if owner_column is not None and owner_column not in names:
@@ -425,8 +425,8 @@ class Stage:
                     *(stage.c[k] == pending.c[k] for k in self.keys))))
                     .where(pending.c[NEW_COLUMN] == 1))
             insert = sa.insert(target).from_select(names, rows)
-            done.inserts = self._execute(lambda: self._count(insert), "inserting records")
-        done.unchanged = self.staged - done.inserts - done.updates
+            done.inserted = self._execute(lambda: self._count(insert), "inserting records")
+        done.unchanged = self.staged - done.inserted - done.updated
         return done
 
     def _remove(self, removal: Removal, removed: sa.Table) -> int:

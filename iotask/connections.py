@@ -10,8 +10,9 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from connectors.base import Connector, SettingsError
 from iotask import registry
+from iotask.connectors.base import Connector
+from iotask.connectors.errors import SettingsError
 from iotask.errors import IotaskError, NotFound
 from iotask.models import Connection, Task
 from iotask.names import check_name

@@ -1,121 +1,77 @@
-"""Engines for the three supported databases, and the migration state check.
+"""The iotask database: its engine, short retried transactions, and the migration state check.
 
-SQLite is the embedded default: WAL, a long busy timeout, foreign keys on and ``BEGIN IMMEDIATE``
-for every transaction, because a deferred transaction that later writes fails at once when another
-process wrote first (the reason APScheduler-style claims break on SQLite).
+The engines themselves come from ``iotask.connectors.databases``, which the SQL connectors share.
 """
 
 from __future__ import annotations
 
+import random
+import time
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, inspect
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
+from sqlalchemy import Connection, Engine, inspect
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError, OperationalError
 
+from iotask.connectors import databases
+from iotask.connectors.databases import DatabaseUrlError
+from iotask.connectors.databases import masked as masked
+from iotask.connectors.databases import parse_url as parse_url
+from iotask.connectors.databases import reader as reader
+from iotask.connectors.databases import reason as reason
 from iotask.errors import IotaskError
 
-SQLITE_BUSY_TIMEOUT_MS = 30_000
-READ_ONLY = "iotask_read_only"
-DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg", "mysql": "mysql+pymysql",
-                   "mariadb": "mariadb+pymysql"}
-
-
-def parse_url(url: str) -> URL:
-    """Parse a database URL, choosing the drivers iotask ships with when none is named."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise IotaskError(
-            f"cannot parse database URL {url!r}: expected e.g. sqlite:///iotask.db, "
-            "mysql+pymysql://user:pass@host/db or postgresql+psycopg://user:pass@host/db"
-        ) from None
-    if parsed.drivername in DEFAULT_DRIVERS:
-        parsed = parsed.set(drivername=DEFAULT_DRIVERS[parsed.drivername])
-    if parsed.get_backend_name() in ("mysql", "mariadb") and "charset" not in parsed.query:
-        parsed = parsed.update_query_dict({"charset": "utf8mb4"})
-    return parsed
-
-
-def masked(url: str | URL) -> str:
-    """The URL as it may be shown: the password replaced by ***."""
-    try:
-        return (url if isinstance(url, URL) else make_url(url)).render_as_string(
-            hide_password=True
-        )
-    except ArgumentError:
-        return "<unparseable URL>"
-
-
-def reader(engine: Engine) -> Engine:
-    """The same engine for reading only: on SQLite its transactions begin deferred, so reads
-    (status, history, the run-due scan) never wait for a long import holding the write lock."""
-    return engine.execution_options(**{READ_ONLY: True})
-
-
-def _sqlite_setup(engine: Engine) -> None:
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA foreign_keys = ON")
-        if engine.url.database not in (None, "", ":memory:"):
-            cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection) -> None:
-        deferred = connection.get_execution_options().get(READ_ONLY)
-        connection.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
-
+RETRYABLE_CODES = {1205, 1213}  # MySQL/MariaDB lock wait timeout, deadlock
+RETRYABLE_SQLSTATES = {"40001", "40P01"}  # PostgreSQL serialization failure, deadlock
+T = TypeVar("T")
 
 def make_engine(url: str, read_only: bool = False, local_infile: bool = False) -> Engine:
-    """An engine for ``url`` with the settings iotask relies on.
-
-    ``read_only``: on SQLite, transactions begin deferred, so a long read (WAL) never holds the
-    write lock that claims and lease renewals need. ``local_infile``: on MariaDB/MySQL the client
-    may send files with LOAD DATA LOCAL (staging); only for a destination, never for reads.
-    """
-    parsed = parse_url(url)
-    backend = parsed.get_backend_name()
-    if backend == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        folder = Path(parsed.database).expanduser().resolve().parent
-        if not folder.is_dir():
-            raise IotaskError(
-                f"cannot open SQLite database {parsed.database}: folder {folder} does not exist"
-            )
+    """An engine for ``url`` (see ``iotask.connectors.databases.make_engine``); a URL that cannot
+    be used is a configuration mistake, told in one line."""
     try:
-        connect_args = {"local_infile": True} if local_infile and backend in (
-            "mysql", "mariadb") else {}
-        engine = create_engine(parsed, pool_pre_ping=backend != "sqlite",
-                               connect_args=connect_args)
-    except (NoSuchModuleError, ModuleNotFoundError, ArgumentError) as exc:
-        raise IotaskError(f"unsupported database URL {masked(parsed)}: {exc}") from None
-    if backend == "sqlite":
-        _sqlite_setup(engine)
-    return reader(engine) if read_only else engine
+        return databases.make_engine(url, read_only, local_infile)
+    except DatabaseUrlError as exc:
+        raise IotaskError(str(exc)) from None
 
 
-def reason(exc: DBAPIError) -> str:
-    """The driver's own message, first line only: what a person needs from a database error."""
-    lines = str(exc.orig if exc.orig is not None else exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
+def _retryable(exc: DBAPIError) -> bool:
+    orig = exc.orig
+    code = orig.args[0] if orig is not None and orig.args else None
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return code in RETRYABLE_CODES or sqlstate in RETRYABLE_SQLSTATES
+
+
+def transaction(engine: Engine, work: Callable[[Connection], T], attempts: int = 6) -> T:
+    """Run a short transaction, retrying deadlocks and lock timeouts (they happen under load).
+
+    SQLite needs no retry here: its busy timeout already waits for the writer ahead.
+    """
+    for attempt in range(attempts):
+        try:
+            with engine.begin() as conn:
+                return work(conn)
+        except DBAPIError as exc:
+            if attempt == attempts - 1 or not _retryable(exc):
+                raise
+            time.sleep(random.uniform(0.02, 0.1) * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def connect_error(url: str | URL, exc: OperationalError) -> IotaskError:
     """One clear line for a database that cannot be reached."""
-    return IotaskError(f"cannot connect to database {masked(url)}: {reason(exc)}")
+    return IotaskError(databases.unreachable(url, exc))
 
 
 def alembic_config(engine: Engine | None = None) -> AlembicConfig:
     """Alembic configuration pointing at the migrations shipped inside the package."""
     cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(resources.files("migrations")))
+    cfg.set_main_option("script_location", str(resources.files("iotask.migrations")))
     if engine is not None:
         cfg.attributes["engine"] = engine
     return cfg

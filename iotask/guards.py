@@ -9,15 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from connectors.base import ChangeSet, Counts, Held
+from iotask.connectors.context import ChangeSet, Counts
+from iotask.connectors.errors import Held, TooManyErrors
 from iotask.errors import IotaskError
 
 DEFAULT_MAX_ERRORS = {"insert": "5%", "sync": "0%"}
 DEFAULT_MAX_REMOVE = "10%"
-
-
-class TooManyErrors(IotaskError):
-    """More rows were rejected than the task allows: the run fails and nothing is applied."""
 
 
 @dataclass(frozen=True)
@@ -88,15 +85,15 @@ class Guards:
                 f"{self.max_errors.text}: nothing was applied; fix the rows (see `iotask history "
                 f"{self.task}` and the reject file) or raise the limit with `iotask task edit "
                 f"{self.task} --max-errors ...`")
-        if self.accept or not changes.removes:
+        if self.accept or not changes.removed:
             return
         verb = "deactivate" if changes.removal == "deactivate" else "delete"
         if counts.read == 0 and not self.allow_empty:
             raise Held(f"the source has no data rows, so this run would {verb} all "
-                       f"{changes.removes} records it owns: held, nothing was applied; if that "
+                       f"{changes.removed} records it owns: held, nothing was applied; if that "
                        f"is right, `iotask run {self.task} --accept-changes` (or --allow-empty)")
-        if self.max_remove.exceeded(changes.removes, changes.owned):
-            raise Held(f"this run would {verb} {changes.removes} of the {changes.owned} records "
-                       f"it owns ({share(changes.removes, changes.owned)}), more than max_remove "
+        if self.max_remove.exceeded(changes.removed, changes.owned):
+            raise Held(f"this run would {verb} {changes.removed} of the {changes.owned} records "
+                       f"it owns ({share(changes.removed, changes.owned)}), more than max_remove "
                        f"{self.max_remove.text}: held, nothing was applied; check the source "
                        f"(truncated file?), then `iotask run {self.task} --accept-changes`")

@@ -17,6 +17,13 @@ from iotask.errors import IotaskError
 FORMAT = "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
 
 
+def _without_traceback(record: logging.LogRecord) -> bool:
+    """On a person's terminal, an error logged with its traceback is left out: the command's
+    problem line already says what failed, and the traceback is for the log file or syslog (or
+    the terminal with IOTASK_LOG_LEVEL=DEBUG)."""
+    return record.exc_info is None
+
+
 def syslog_address(text: str) -> str | tuple[str, int]:
     """``syslog``: /dev/log, else UDP localhost:514; ``syslog:/path``: that socket;
     ``syslog:HOST:PORT``: UDP to that host."""
@@ -38,21 +45,25 @@ def setup(config: Config, verbose: int) -> None:
         logger.removeHandler(handler)
         handler.close()
     logger.propagate = False
+    handler: logging.Handler
     if config.log == "stderr":
-        handler: logging.Handler = logging.StreamHandler(sys.stderr)
+        handler = logging.StreamHandler(sys.stderr)
         default = "INFO" if verbose > 1 else "WARNING"
+        level = config.log_level or default
+        handler.setFormatter(logging.Formatter(FORMAT))
+        if level != "DEBUG":
+            handler.addFilter(_without_traceback)
     elif config.log == "syslog" or config.log.startswith("syslog:"):
         handler = logging.handlers.SysLogHandler(address=syslog_address(config.log))
         handler.setFormatter(logging.Formatter("iotask[%(process)d]: %(message)s"))
-        default = "INFO"
+        level = config.log_level or "INFO"
     else:
         path = Path(config.log).expanduser()
         try:
             handler = logging.FileHandler(path, encoding="utf-8")
         except OSError as exc:
             raise IotaskError(f"cannot open log file {path}: {exc.strerror}") from None
-        default = "INFO"
-    if not isinstance(handler, logging.handlers.SysLogHandler):
         handler.setFormatter(logging.Formatter(FORMAT))
+        level = config.log_level or "INFO"
     logger.addHandler(handler)
-    logger.setLevel(config.log_level or default)
+    logger.setLevel(level)

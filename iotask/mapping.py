@@ -20,16 +20,12 @@ from itertools import repeat
 from operator import eq, methodcaller
 from typing import Any
 
-from connectors.base import Column, Row
-from iotask.errors import IotaskError
+from iotask.connectors.context import Column, Row
+from iotask.errors import MapError
 
 IGNORE = "ignorefield"
 LINE = "__line__"
 _KEYS = methodcaller("keys")
-
-
-class MapError(IotaskError):
-    """The map does not fit the task's source or destination; the message names the column."""
 
 
 @dataclass(frozen=True)

@@ -9,17 +9,14 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connectors.base import KINDS, Connector, Setting
-from iotask.errors import IotaskError, NotFound
+from iotask.connectors.base import Connector
+from iotask.connectors.settings import KINDS, Setting
+from iotask.errors import ConnectorLoadError, IotaskError, NotFound
 from iotask.models import Connector as ConnectorRow
 
 MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 CLASS_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 TYPE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,24}$")
-
-
-class ConnectorLoadError(IotaskError):
-    """A registered connector's module or class cannot be loaded."""
 
 
 @dataclass
@@ -96,7 +93,7 @@ def _declared_class(module_name: str) -> type[Connector]:
     if not (isinstance(cls, type) and issubclass(cls, Connector)):
         raise IotaskError(
             f"module {module_name!r} declares no connector: it must set CONNECTOR = <a subclass "
-            "of connectors.base.Connector>"
+            "of iotask.connectors.base.Connector>"
         )
     type_name = getattr(cls, "type_name", None)
     if not isinstance(type_name, str) or not TYPE_NAME.match(type_name):
@@ -114,7 +111,7 @@ def _declared_class(module_name: str) -> type[Connector]:
     if not all(isinstance(s, Setting) and s.kind in KINDS for s in settings):
         raise IotaskError(
             f"module {module_name!r}: {cls.__name__}.settings must be a tuple of "
-            "connectors.base.Setting"
+            "iotask.connectors.settings.Setting"
         )
     names = [s.name for s in settings]
     if len(set(names)) != len(names):

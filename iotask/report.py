@@ -15,9 +15,11 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from iotask import clock, db, schedule
-from iotask.engine import RESET
+from iotask.connectors.context import ChangeKind
 from iotask.models import Task, TaskRun, TaskRunError
-from iotask.runner import TaskResult, due_at
+from iotask.run_status import RunStatus
+from iotask.runner import TaskResult
+from iotask.tasks import due_at
 
 COUNT_NAMES = ("read", "inserted", "updated", "unchanged", "removed", "failed")
 
@@ -50,10 +52,6 @@ def problem_line(result: TaskResult) -> str | None:
     return None
 
 
-KINDS = (("insert", "inserts"), ("update", "updates"), ("unchanged", "unchanged"),
-         ("remove", "removes"))
-
-
 def dry_run(result: TaskResult) -> dict[str, Any]:
     """A dry run for scripts: the change set, sample keys, rejected rows, the guards' verdict."""
     changes = result.changes
@@ -63,7 +61,7 @@ def dry_run(result: TaskResult) -> dict[str, Any]:
         "read": result.counts.read,
         "rejected": result.counts.failed,
         "changes": None if changes is None else {
-            **{kind: getattr(changes, field) for kind, field in KINDS},
+            **{kind: getattr(changes, kind.counted) for kind in ChangeKind},
             "owned": changes.owned, "removal": changes.removal},
         "samples": changes.samples if changes is not None else {},
         "verdict": result.note,
@@ -80,8 +78,8 @@ def dry_run_text(result: TaskResult) -> str:
         return f"{result.task}: dry run {result.status}: {result.error or 'no change set'}"
     removal = "deactivate" if changes.removal == "deactivate" else "delete"
     lines = [f"{result.task}: dry run, nothing applied: read {result.counts.read}, "
-             f"would insert {changes.inserts}, update {changes.updates}, leave "
-             f"{changes.unchanged} unchanged, {removal} {changes.removes} of "
+             f"would insert {changes.inserted}, update {changes.updated}, leave "
+             f"{changes.unchanged} unchanged, {removal} {changes.removed} of "
              f"{changes.owned} owned; {result.counts.failed} rows rejected"]
     for kind, keys in changes.samples.items():
         if keys:
@@ -151,7 +149,8 @@ def to_xml(results: Sequence[TaskResult], tz: ZoneInfo) -> str:
 # --- status and history ---------------------------------------------------------------------
 
 def _last_run(session: Session, name: str) -> TaskRun | None:
-    return session.scalars(select(TaskRun).where(TaskRun.task == name, TaskRun.status != RESET)
+    return session.scalars(select(TaskRun).where(TaskRun.task == name,
+                                                 TaskRun.status != RunStatus.RESET)
                            .order_by(TaskRun.id.desc()).limit(1)).first()
 
 
@@ -163,7 +162,7 @@ def status(engine: Engine, tz: ZoneInfo) -> list[dict[str, Any]]:
         for task in session.scalars(select(Task).order_by(Task.sequence, Task.name)):
             last = _last_run(session, task.name)
             try:
-                words = schedule.describe(schedule.parse(task.schedule_type, task.schedule))
+                words = schedule.in_words(schedule.parse(task.schedule_type, task.schedule))
                 due = due_at(task, tz)
                 next_due = "now" if due is None or due <= now else clock.iso(due, tz)
             except schedule.ScheduleError as exc:

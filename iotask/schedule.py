@@ -45,6 +45,8 @@ from zoneinfo import ZoneInfo
 
 from cronsim import CronSim, CronSimError
 
+from iotask.errors import ScheduleError
+
 _HOUR = timedelta(hours=1)
 _DAY = timedelta(days=1)
 _MINUTE = timedelta(minutes=1)
@@ -76,10 +78,6 @@ _RETRY_CAP = timedelta(hours=6)
 # 5 minutes doubled 7 times is past the cap; bounding the exponent keeps a huge fail_count
 # from overflowing timedelta.
 _RETRY_MAX_DOUBLINGS = 7
-
-
-class ScheduleError(ValueError):
-    """A schedule that cannot be used; the message says why and shows a valid example."""
 
 
 @dataclass(frozen=True)
@@ -129,7 +127,7 @@ def is_due(
     return due is None or now >= due
 
 
-def describe(schedule: Schedule) -> str:
+def in_words(schedule: Schedule) -> str:
     """The schedule in a few words, for listings and logs."""
     schedule = parse(schedule.type, schedule.text)
     if schedule.type == "at":

@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import Connection, Engine, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from connectors.base import Column, ConnectorError, MemoryContext
-from iotask import clock, connections, mapping, registry, schedule
+from iotask import clock, connections, db, mapping, registry, schedule
+from iotask.claims import runner_name
+from iotask.clock import utcnow
+from iotask.connectors.context import Column, MemoryContext
+from iotask.connectors.errors import ConnectorError
 from iotask.errors import IotaskError, NotFound
 from iotask.guards import DEFAULT_MAX_ERRORS, DEFAULT_MAX_REMOVE, Limit
-from iotask.models import Task
+from iotask.models import Task, TaskRun
 from iotask.names import check_name
+from iotask.run_status import RunStatus
 
 IMPORT_TYPES = {"insert": "insert", "sync": "sync", "1": "insert", "2": "sync"}
 EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+$")
@@ -207,6 +213,34 @@ def list_all(session: Session) -> list[Task]:
     return list(session.scalars(select(Task).order_by(Task.sequence, Task.name)))
 
 
+def failed_names(engine: Engine) -> list[str]:
+    """The tasks whose last run failed, was held or abandoned, in run order."""
+    with db.reader(engine).connect() as conn:
+        return list(conn.scalars(select(Task.name).where(
+            or_(Task.fail_count > 0, Task.last_status.in_(
+                (RunStatus.FAILED, RunStatus.HELD, RunStatus.ABANDONED))))
+            .order_by(Task.sequence, Task.name)))
+
+
+def all_names(engine: Engine) -> list[str]:
+    with db.reader(engine).connect() as conn:
+        return list(conn.scalars(select(Task.name).order_by(Task.sequence, Task.name)))
+
+
+def due_at(task: Task, tz: ZoneInfo) -> datetime | None:
+    """When the task is next due (naive UTC); None means now. Derived afresh on every call.
+
+    A failed or held task waits for its retry delay after the last attempt, on top of its
+    schedule, so a broken feed is not hammered every minute.
+    """
+    parsed = schedule.parse(task.schedule_type, task.schedule)
+    due = schedule.next_due(parsed, task.last_execution, tz)
+    if task.fail_count > 0 and task.last_attempt is not None:
+        retry = task.last_attempt + schedule.retry_delay(task.fail_count, parsed, tz)
+        due = retry if due is None else max(due, retry)
+    return due
+
+
 def schedule_of(row: Task) -> schedule.Schedule | None:
     """The task's parsed schedule; None when a hand edit left it unreadable."""
     try:
@@ -231,7 +265,7 @@ def describe(row: Task, tz: ZoneInfo) -> dict[str, Any]:
     if parsed is None:
         words, next_due = f"unreadable schedule {row.schedule_type} {row.schedule!r}", None
     else:
-        words = schedule.describe(parsed)
+        words = schedule.in_words(parsed)
         next_due = schedule.next_due(parsed, row.last_execution, tz)
     return {
         "name": row.name,
@@ -255,3 +289,52 @@ def describe(row: Task, tz: ZoneInfo) -> dict[str, Any]:
         "locked_by": row.locked_by,
         "locked_until": clock.iso(row.locked_until, tz),
     }
+
+
+@dataclass
+class ResetChange:
+    task: str
+    changed: bool
+    message: str
+
+
+def reset(engine: Engine, tz: ZoneInfo, names: Iterable[str], to: datetime | None = None,
+          force: bool = False) -> list[ResetChange]:
+    """Make tasks due at the next run-due (or as if last executed at ``to``), logged in history.
+
+    A task that is running is left alone unless ``force``: then its run is marked abandoned.
+    """
+    who = f"{getpass.getuser()}@{runner_name()}"
+    changes = []
+    for name in names:
+        now = utcnow()
+        with Session(db.reader(engine)) as session:
+            task = session.get(Task, name)
+        if task is None:
+            raise NotFound(f"no task named {name!r}: see `iotask task list`")
+        running = task.locked_until is not None and task.locked_until >= now
+        if running and not force:
+            changes.append(ResetChange(name, False, f"{name}: not reset, it is running "
+                                       f"({task.locked_by}); --force if that runner is dead"))
+            continue
+        before = (f"last_execution {clock.show(task.last_execution, tz) or 'none'} -> "
+                  f"{clock.show(to, tz) or 'none'}, fail_count {task.fail_count} -> 0")
+        message = f"{name}: {before}" + (", running run marked abandoned" if running else "")
+
+        db.transaction(engine, lambda conn, task=task, message=message, now=now:
+                       _reset_row(conn, task.name, to, now, who, message))
+        changes.append(ResetChange(name, True, message))
+    return changes
+
+
+def _reset_row(conn: Connection, name: str, to: datetime | None, now: datetime, who: str,
+               message: str) -> None:
+    conn.execute(update(Task).where(Task.name == name).values(
+        last_execution=to, fail_count=0, locked_by=None, locked_until=None,
+        last_status=RunStatus.RESET))
+    conn.execute(update(TaskRun).where(TaskRun.task == name,
+                                       TaskRun.status == RunStatus.RUNNING)
+                 .values(status=RunStatus.ABANDONED, finished=now,
+                         error=f"abandoned by a forced reset by {who}"))
+    conn.execute(insert(TaskRun).values(task=name, triggered_by="manual", runner=who, started=now,
+                                        finished=now, status=RunStatus.RESET, error=message))

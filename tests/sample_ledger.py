@@ -7,8 +7,8 @@ commits with the rows, as a real destination in that database does.
 from __future__ import annotations
 
 import sqlalchemy as sa
+from iotask.connectors.base import Connector
 
-from connectors.base import Connector
 from iotask.db import make_engine
 
 metadata = sa.MetaData()

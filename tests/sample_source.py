@@ -5,7 +5,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from connectors.base import Connector, NothingToProcess, RowError, Setting
+from iotask.connectors.base import Connector
+from iotask.connectors.context import RowError
+from iotask.connectors.errors import NothingToProcess
+from iotask.connectors.settings import Setting
 
 
 class SampleSource(Connector):

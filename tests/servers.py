@@ -367,7 +367,7 @@ def silent_server() -> Iterator[int]:
 EXPORTER = """
 import json, os, sys
 from pathlib import Path
-from connectors.transports import TransportOptions, open_transport
+from iotask.connectors.transports import TransportOptions, open_transport
 url, settings, source = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
 paths = {"file_roots": [Path(root) for root in settings.pop("file_roots", [])]}
 for key in ("known_hosts", "ca_bundle"):

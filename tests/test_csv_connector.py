@@ -10,16 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from connectors.base import (
-    Batch,
-    ConnectorError,
-    LeaseLost,
-    MemoryContext,
-    NothingToProcess,
-    SettingsError,
-)
-from connectors.csv import CsvConnector, CsvError
+from iotask.connectors.context import Batch, MemoryContext
+from iotask.connectors.csv import CsvConnector, CsvError
+from iotask.connectors.errors import ConnectorError, LeaseLost, NothingToProcess, SettingsError
 
 DATA = Path(__file__).parent / "data" / "csv"
 

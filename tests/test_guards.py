@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from iotask.connectors.context import ChangeSet, Counts
+from iotask.connectors.errors import Held
 
-from connectors.base import ChangeSet, Counts, Held
 from iotask.errors import IotaskError
 from iotask.guards import Guards, Limit, TooManyErrors
 
@@ -47,26 +48,26 @@ def test_defaults_are_strict_for_sync_and_lenient_for_insert():
 
 
 def test_removals_beyond_the_limit_are_held_unless_accepted():
-    changes = ChangeSet(removes=11, owned=100)
+    changes = ChangeSet(removed=11, owned=100)
     with pytest.raises(Held, match="delete 11 of the 100 records it owns .11.0%.*10%"):
         guards().check(changes, Counts(read=89))
     guards(accept=True).check(changes, Counts(read=89))
     guards(max_remove="20").check(changes, Counts(read=89))
-    deactivating = ChangeSet(removes=50, owned=100, removal="deactivate")
+    deactivating = ChangeSet(removed=50, owned=100, removal="deactivate")
     with pytest.raises(Held, match="deactivate 50"):
         guards().check(deactivating, Counts(read=50))
 
 
 def test_an_empty_source_is_held_even_within_the_limit():
     with pytest.raises(Held, match="no data rows.*all 3 records"):
-        guards(max_remove="100%").check(ChangeSet(removes=3, owned=3), Counts(read=0))
-    guards(max_remove="100%", allow_empty=True).check(ChangeSet(removes=3, owned=3), Counts())
+        guards(max_remove="100%").check(ChangeSet(removed=3, owned=3), Counts(read=0))
+    guards(max_remove="100%", allow_empty=True).check(ChangeSet(removed=3, owned=3), Counts())
     guards().check(ChangeSet(), Counts())  # nothing owned, nothing removed: nothing to guard
 
 
 def test_accepting_never_waives_the_error_limit():
     with pytest.raises(TooManyErrors):
         guards(accept=True).check(ChangeSet(), Counts(read=10, failed=1))
-    assert guards().verdict(ChangeSet(removes=1, owned=2), Counts(read=1)).startswith(
+    assert guards().verdict(ChangeSet(removed=1, owned=2), Counts(read=1)).startswith(
         "this run would delete 1 of the 2")
     assert guards().verdict(ChangeSet(), Counts(read=1)) is None

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 from conftest import aged, assert_user_error
+from iotask.connectors.context import Column
 
-from connectors.base import Column
 from iotask.mapping import Const, MapError, resolve
 
 SOURCE = [Column("id"), Column("first"), Column("last"), Column("mail")]

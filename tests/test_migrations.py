@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import json
 import os
 import subprocess
 import sys
@@ -37,8 +39,8 @@ def test_upgrade_creates_docebo_tables_and_seeds_connectors(engine):
     with engine.connect() as conn:
         rows = conn.execute(sa.text(
             "SELECT type, file, class FROM core_connector ORDER BY type")).all()
-    assert [tuple(r) for r in rows] == [("csv", "connectors.csv", "CsvConnector"),
-                                        ("sql", "connectors.sql", "SqlConnector")]
+    assert [tuple(r) for r in rows] == [("csv", "iotask.connectors.csv", "CsvConnector"),
+                                        ("sql", "iotask.connectors.sql", "SqlConnector")]
 
 
 def test_downgrade_and_upgrade_again(engine):
@@ -79,3 +81,41 @@ def test_alembic_ini_works_like_db_upgrade(tmp_path):
                    capture_output=True)
     result = run_cli("--db", f"sqlite:///{target}", "db", "current", "--json")
     assert result.json()["up_to_date"] is True
+
+
+def test_upgrade_moves_builtin_connectors_into_the_iotask_namespace(db_url, monkeypatch,
+                                                                     tmp_path):
+    """A database created before 0004 names connectors.csv; after the upgrade every built-in row
+    names an importable iotask.connectors module, and a third-party connector registered before
+    the upgrade keeps its module and still runs."""
+    engine = db.make_engine(db_url)
+    command.upgrade(db.alembic_config(engine), "0003")
+    with engine.begin() as conn:
+        assert dict(conn.execute(sa.text("SELECT type, file FROM core_connector")).all()) == {
+            "csv": "connectors.csv", "sql": "connectors.sql"}
+        conn.execute(sa.text("INSERT INTO core_connector (type, file, class) VALUES "
+                             "('test-source', 'sample_source', 'SampleSource'), "
+                             "('test-ledger', 'sample_ledger', 'SampleLedger')"))
+    db.upgrade(engine)
+    with engine.connect() as conn:
+        files = dict(conn.execute(sa.text("SELECT type, file FROM core_connector")).all())
+    engine.dispose()
+    assert files == {"csv": "iotask.connectors.csv", "sql": "iotask.connectors.sql",
+                     "test-source": "sample_source", "test-ledger": "sample_ledger"}
+    for module in files.values():
+        importlib.import_module(module)
+    monkeypatch.chdir(tmp_path)
+    for args in (("connection", "add", "src", "--type", "test-source", "--set", "rows=4"),
+                 ("connection", "add", "ledger", "--type", "test-ledger"),
+                 ("task", "add", "t", "--source", "src", "--destination", "ledger")):
+        assert run_cli("--db", db_url, *args).code == 0
+    ran = run_cli("--db", db_url, "run", "t", "--json")
+    assert ran.code == 0, ran.err
+    assert json.loads(ran.out)["tasks"][0]["counts"]["read"] == 4
+
+
+def test_downgrade_restores_the_old_module_names(engine):
+    command.downgrade(db.alembic_config(engine), "0003")
+    with engine.connect() as conn:
+        files = dict(conn.execute(sa.text("SELECT type, file FROM core_connector")).all())
+    assert files == {"csv": "connectors.csv", "sql": "connectors.sql"}

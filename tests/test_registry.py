@@ -8,7 +8,8 @@ from conftest import assert_user_error
 
 def test_builtin_connectors_listed(iotask):
     listed = {c["type"]: c for c in iotask("connector", "list", "--json").json()}
-    assert listed["csv"]["module"] == "connectors.csv" and listed["csv"]["class"] == "CsvConnector"
+    assert listed["csv"]["module"] == "iotask.connectors.csv"
+    assert listed["csv"]["class"] == "CsvConnector"
     assert listed["csv"]["read"] and listed["csv"]["write"]
     assert listed["sql"]["error"] is None
     table = iotask("connector", "list").out
@@ -47,7 +48,7 @@ def test_register_errors(iotask):
                       "not a Python module name")
     assert_user_error(iotask("connector", "register", "os; import shutil", ok=False),
                       "not a Python module name")
-    assert_user_error(iotask("connector", "register", "connectors.csv", ok=False),
+    assert_user_error(iotask("connector", "register", "iotask.connectors.csv", ok=False),
                       "'csv' is already registered")
     iotask("connector", "register", "third_party_connector")
     assert_user_error(iotask("connector", "register", "third_party_connector", ok=False),

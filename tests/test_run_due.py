@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from conftest import assert_user_error
+from iotask.connectors.errors import LeaseLost
 
 import iotask.runner
-from connectors.base import LeaseLost
+from iotask.claims import Lease
 from iotask.clock import utcnow
 from iotask.db import make_engine
-from iotask.runner import Lease
 
 
 @pytest.fixture
@@ -380,3 +380,21 @@ def test_a_run_whose_row_errors_cannot_be_stored_is_still_recorded(setup, monkey
     assert "1 row errors could not be stored" in run["error"]
     task = setup("task", "show", "users", "--json").json()
     assert task["locked_by"] is None and task["last_execution"] is not None
+
+
+def test_an_unexpected_error_logs_its_traceback_to_the_log_not_the_terminal(setup, tmp_path,
+                                                                             monkeypatch):
+    """A connector's bug fails its task with one line on stderr; the log file gets the
+    traceback at ERROR, for whoever fixes the bug."""
+    iotask = setup
+    iotask("connection", "add", "explodes", "--type", "test-source", "--set", "fail=true")
+    add_task(iotask, "raises", "explodes")
+    log_file = tmp_path / "iotask.log"
+    monkeypatch.setenv("IOTASK_LOG", str(log_file))
+    result = iotask("run", "raises", ok=False)
+    assert result.code == 1 and "Traceback" not in result.err
+    assert "source broke at row 2" in result.err
+    logged = log_file.read_text(encoding="utf-8")
+    assert "ERROR iotask.runner" in logged and "task raises failed on an unexpected error" in logged
+    assert "Traceback (most recent call last)" in logged
+    assert "RuntimeError: source broke at row 2" in logged

@@ -11,7 +11,7 @@ import pytest
 from iotask.schedule import (
     Schedule,
     ScheduleError,
-    describe,
+    in_words,
     is_due,
     next_due,
     parse,
@@ -334,7 +334,7 @@ def test_schedule_built_directly_is_normalised_before_use() -> None:
     assert next_due(schedule, wall_to_utc("2026-01-10 08:47", ROME), ROME) == wall_to_utc(
         "2026-01-10 14:00", ROME
     )
-    assert describe(schedule) == "every 6 hours"
+    assert in_words(schedule) == "every 6 hours"
 
 
 @pytest.mark.parametrize(
@@ -344,7 +344,7 @@ def test_invalid_schedule_is_rejected_by_every_function(schedule: Schedule) -> N
     for call in (
         lambda: next_due(schedule, None, ROME),
         lambda: is_due(schedule, None, at_utc("2026-01-10 12:00"), ROME),
-        lambda: describe(schedule),
+        lambda: in_words(schedule),
         lambda: period(schedule, ROME),
         lambda: retry_delay(1, schedule, ROME),
     ):
@@ -493,7 +493,7 @@ def test_every_two_hours_keeps_real_two_hour_gaps_through_dst(tz: ZoneInfo, day:
     assert {later - earlier for earlier, later in pairwise(runs)} == {2 * HOUR}
 
 
-# --- describe -------------------------------------------------------------------------------
+# --- in words --------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -511,8 +511,8 @@ def test_every_two_hours_keeps_real_two_hour_gaps_through_dst(tz: ZoneInfo, day:
         ("cron", "15 8 * * 1-5", "cron: 15 8 * * 1-5 (at 08:15 on Monday through Friday)"),
     ],
 )
-def test_describe(schedule_type: str, text: str, words: str) -> None:
-    assert describe(parse(schedule_type, text)) == words
+def test_in_words(schedule_type: str, text: str, words: str) -> None:
+    assert in_words(parse(schedule_type, text)) == words
 
 
 # --- period and retry_delay -----------------------------------------------------------------

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-
-from connectors.base import Batch, LeaseLost, MemoryContext
-from connectors.csv import CsvConnector
-from connectors.sql import SqlConnector, SqlError
+from iotask.connectors.context import Batch, MemoryContext
+from iotask.connectors.csv import CsvConnector
+from iotask.connectors.errors import LeaseLost
+from iotask.connectors.sql import SqlConnector, SqlError
 
 DATA = Path(__file__).parent / "data" / "csv"
 
@@ -406,7 +406,7 @@ def test_a_dry_run_into_an_empty_table_shows_the_first_new_keys_in_file_order(mi
     rows = [user(f"u{n:02d}") for n in range(30, 0, -1)]
     context = write(migrated_url, [rows], context=MemoryContext(dry_run=True))
     changes = context.changes
-    assert (changes.inserts, changes.updates, changes.unchanged) == (30, 0, 0)
+    assert (changes.inserted, changes.updated, changes.unchanged) == (30, 0, 0)
     assert changes.samples == {"insert": [f"userid=u{n:02d}" for n in range(30, 20, -1)],
                                "update": []}
     assert content(engine, users) == []
@@ -418,7 +418,7 @@ def test_a_dry_run_samples_new_and_changed_keys_in_file_order(migrated_url, engi
                                                                             user("a1")]
     context = write(migrated_url, [rows], context=MemoryContext(dry_run=True))
     changes = context.changes
-    assert (changes.inserts, changes.updates, changes.unchanged) == (2, 20, 0)
+    assert (changes.inserted, changes.updated, changes.unchanged) == (2, 20, 0)
     assert changes.samples == {"insert": ["userid=x1", "userid=a1"],
                                "update": [f"userid=u{n:02d}" for n in range(20, 10, -1)]}
     assert {row[2] for row in content(engine, users)} == {"Last"}
@@ -471,7 +471,7 @@ def test_sync_removes_by_a_composite_primary_key(migrated_url, engine):
 @pytest.mark.parametrize("backend", ["mariadb"])  # LOAD DATA LOCAL INFILE is MariaDB's
 def test_a_value_the_server_refuses_in_a_later_chunk_names_its_line(backend, migrated_url,
                                                                      engine):
-    from connectors.staging import StageError
+    from iotask.connectors.staging import StageError
 
     table = sa.Table("scores", sa.MetaData(), sa.Column("userid", sa.String(20), primary_key=True),
                      sa.Column("points", sa.Integer))

@@ -11,10 +11,8 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from servers import kill_mid_export
-
-from connectors.base import ConnectorError
-from connectors.transports import (
+from iotask.connectors.errors import ConnectorError
+from iotask.connectors.transports import (
     TransportError,
     TransportOptions,
     confine,
@@ -22,6 +20,7 @@ from connectors.transports import (
     open_transport,
     resolve_secret,
 )
+from servers import kill_mid_export
 
 
 @pytest.fixture

@@ -11,9 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from iotask.connectors.transports import Transport, TransportError, TransportOptions, open_transport
 from servers import PASSWORD, FtpServer, Tls, make_tls, silent_server, start_ftp
-
-from connectors.transports import Transport, TransportError, TransportOptions, open_transport
 
 DATA = os.urandom(1_000_000)
 

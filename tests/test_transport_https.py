@@ -12,15 +12,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from servers import Answer, HttpsServer, Tls, make_tls, silent_server, start_https
-
-from connectors.transports import (
+from iotask.connectors.transports import (
     RemoteFile,
     Transport,
     TransportError,
     TransportOptions,
     open_transport,
 )
+from servers import Answer, HttpsServer, Tls, make_tls, silent_server, start_https
 
 DOCUMENT = b"id,name\n" + b"1,Ada\n" * 10_000
 

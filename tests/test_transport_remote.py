@@ -12,9 +12,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
+from iotask.connectors.transports import TransportError, TransportOptions, open_transport
 from servers import PASSWORD, USER, kill_mid_export, make_tls, start_ftp, start_sftp
-
-from connectors.transports import TransportError, TransportOptions, open_transport
 
 FAST = {"timeout": 5.0, "backoff": 0.01}
 START = time.time()

@@ -9,9 +9,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from iotask.connectors.transports import TransportError, TransportOptions, open_transport
 from servers import PASSWORD, SftpServer, other_host_key, silent_server, start_sftp
-
-from connectors.transports import TransportError, TransportOptions, open_transport
 
 
 @pytest.fixture

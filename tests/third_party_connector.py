@@ -1,6 +1,7 @@
 """A connector as a third party would ship it: registered with `iotask connector register`."""
 
-from connectors.base import Connector, Setting
+from iotask.connectors.base import Connector
+from iotask.connectors.settings import Setting
 
 
 class LdapDirectory(Connector):

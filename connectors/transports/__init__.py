@@ -47,8 +47,8 @@ from __future__ import annotations
 from importlib import import_module
 from urllib.parse import urlsplit
 
-from connectors.base import mask_url_password
-from connectors.transports.base import (
+from iotask.connectors.settings import mask_url_password
+from iotask.connectors.transports.base import (
     RemoteFile,
     Transport,
     TransportError,
@@ -56,17 +56,19 @@ from connectors.transports.base import (
     expand_name,
     resolve_secret,
 )
-from connectors.transports.file import DEFAULT_ROOT_NAME, confine
+from iotask.connectors.transports.file import DEFAULT_ROOT_NAME, confine
 
 SCHEMES = {
-    "": ("connectors.transports.file", "FileTransport"),
-    "file": ("connectors.transports.file", "FileTransport"),
-    "ftp": ("connectors.transports.ftp", "FtpTransport"),
-    "ftps": ("connectors.transports.ftp", "FtpTransport"),
-    "sftp": ("connectors.transports.sftp", "SftpTransport"),
-    "https": ("connectors.transports.https", "HttpsTransport"),
-    "http": ("connectors.transports.https", "HttpsTransport"),
+    "": ("iotask.connectors.transports.file", "FileTransport"),
+    "file": ("iotask.connectors.transports.file", "FileTransport"),
+    "ftp": ("iotask.connectors.transports.ftp", "FtpTransport"),
+    "ftps": ("iotask.connectors.transports.ftp", "FtpTransport"),
+    "sftp": ("iotask.connectors.transports.sftp", "SftpTransport"),
+    "https": ("iotask.connectors.transports.https", "HttpsTransport"),
+    "http": ("iotask.connectors.transports.https", "HttpsTransport"),
 }
+
+EXTRAS = {"paramiko": "sftp"}  # a library a scheme needs: the extra that installs it
 
 __all__ = [
     "DEFAULT_ROOT_NAME",
@@ -94,5 +96,12 @@ def open_transport(url: str, options: TransportOptions | None = None) -> Transpo
             f"URL {mask_url_password(url)!r}: unknown scheme {scheme!r}; use one of {known}"
         )
     module, name = SCHEMES[scheme]
-    transport: type[Transport] = getattr(import_module(module), name)
+    try:
+        transport: type[Transport] = getattr(import_module(module), name)
+    except ModuleNotFoundError as exc:
+        extra = EXTRAS.get(exc.name or "")
+        if extra is None:
+            raise
+        raise TransportError(f"{scheme}: URLs need the {exc.name} library, which is not "
+                             f"installed: pip install 'iotask[{extra}]'") from None
     return transport(url, options or TransportOptions())

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import BinaryIO, ClassVar, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from connectors.base import MASK, ConnectorError, mask_url_password
+from iotask.connectors.errors import ConnectorError
+from iotask.connectors.settings import MASK, mask_url_password
 
 log = logging.getLogger("iotask.transports")
 
@@ -65,7 +66,7 @@ def resolve_secret(value: Secret, what: str = "password") -> str | None:
     )
 
 
-def check_name(name: str) -> str:
+def check_file_name(name: str) -> str:
     """A file name the transports will create: one plain path segment, no colon.
 
     Names come from configuration and templates; refusing separators keeps a rename or an
@@ -99,7 +100,7 @@ def expand_name(template: str, now: datetime) -> str:
                 "{date:FORMAT} with strftime codes is allowed, e.g. {date:%Y%m%d}"
             )
         parts.append(now.strftime(spec or "%Y%m%d"))
-    return check_name("".join(parts))
+    return check_file_name("".join(parts))
 
 
 @dataclass(frozen=True)
@@ -178,7 +179,7 @@ class Transport:
         if options.done_marker is not None:
             if not options.done_marker:
                 raise TransportError("done_marker must be a suffix such as .done, not empty")
-            check_name("x" + options.done_marker)
+            check_file_name("x" + options.done_marker)
         if options.retries < 0 or options.timeout <= 0:
             raise TransportError(f"{self.where('')}: retries must be >= 0 and timeout > 0")
 
@@ -259,7 +260,7 @@ class Transport:
         """Rename on the server, in the same folder. A retry after a lost reply that finds the
         rename already done counts as success."""
         self._require_rename(file)
-        target = self._join(self._parent(file.path), check_name(new_name))
+        target = self._join(self._parent(file.path), check_file_name(new_name))
         tries = 0
 
         def attempt() -> None:
@@ -294,7 +295,7 @@ class Transport:
         that the next runs leave it alone until a person looks; a taken name gets a
         timestamp."""
         self._require_rename(file)
-        parent = self._join(self._parent(file.path), check_name(folder))
+        parent = self._join(self._parent(file.path), check_file_name(folder))
         names = self._retry("list", parent, lambda: self._names(parent))
         name = file.name
         if name in names:
@@ -307,7 +308,7 @@ class Transport:
         """Export a local file as ``name`` in the URL's folder (default: the URL's own file
         name), never leaving a partial file under that name; return the SHA-256 hex digest of
         the bytes sent. The local file is read once per attempt."""
-        final = check_name(name or self.target or "")
+        final = check_file_name(name or self.target or "")
 
         def attempt() -> str:
             with open(local_path, "rb") as stream:
@@ -395,12 +396,12 @@ class Transport:
                 delay = min(MAX_BACKOFF, self.options.backoff * 2 ** (failures - 1))
                 delay = delay / 2 + random.uniform(0, delay / 2)
                 log.warning("%s %s failed (%s); retrying in %.1f s", action,
-                            self.where(path), self._scrub(self._describe(exc)), delay)
+                            self.where(path), self._scrub(self._explain(exc)), delay)
                 time.sleep(delay)
 
     def _error(self, action: str, path: str, exc: BaseException, tried: str) -> TransportError:
         return TransportError(self._scrub(
-            f"{self.where(path)}: {action} failed{tried}: {self._describe(exc)}; {self._hint(exc)}"
+            f"{self.where(path)}: {action} failed{tried}: {self._explain(exc)}; {self._hint(exc)}"
         ))
 
     def _scrub(self, text: str) -> str:
@@ -416,9 +417,9 @@ class Transport:
         """Whether retrying might help (connection cut, timeout, a 4xx FTP reply, ...)."""
         return False
 
-    def _describe(self, exc: BaseException) -> str:
+    def _explain(self, exc: BaseException) -> str:
         """The cause, as the message states it."""
-        return describe(exc)
+        return explain(exc)
 
     def _hint(self, exc: BaseException) -> str:
         """What the operator should do about ``exc``."""
@@ -494,7 +495,7 @@ class HashingReader:
         return self._stream.tell()
 
 
-def describe(exc: BaseException) -> str:
+def explain(exc: BaseException) -> str:
     """``Type: message`` of an exception, for error messages."""
     text = str(exc).strip().rstrip(".") or type(exc).__name__
     if isinstance(exc, TimeoutError | _Incomplete) or type(exc).__name__ in text:

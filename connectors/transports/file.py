@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
-from connectors.transports.base import (
+from iotask.connectors.transports.base import (
     CHUNK,
     HashingReader,
     RemoteFile,

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import ClassVar
 
-from connectors.transports.base import (
+from iotask.connectors.transports.base import (
     HashingReader,
     RemoteFile,
     Transport,

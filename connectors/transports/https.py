@@ -19,15 +19,14 @@ from typing import ClassVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
-
-from connectors.transports.base import (
+from iotask.connectors.transports.base import (
     CHUNK,
     HashingReader,
     RemoteFile,
     Transport,
     TransportError,
     TransportOptions,
-    describe,
+    explain,
 )
 
 QUOTED = 500
@@ -110,17 +109,17 @@ class HttpsTransport(Transport):
         return isinstance(exc, requests.ConnectionError | requests.Timeout
                           | requests.exceptions.ChunkedEncodingError)
 
-    def _describe(self, exc: BaseException) -> str:
+    def _explain(self, exc: BaseException) -> str:
         """For requests' wrappers, the innermost cause (a refused connection, a certificate
         error), not urllib3's retry summary."""
         if isinstance(exc, HttpStatus):
             return str(exc)
         if not isinstance(exc, requests.RequestException):
-            return describe(exc)
+            return explain(exc)
         root: BaseException = exc
         while (inner := root.__cause__ or root.__context__) is not None:
             root = inner
-        return describe(root)
+        return explain(root)
 
     def _hint(self, exc: BaseException) -> str:
         if isinstance(exc, requests.exceptions.SSLError):

@@ -16,18 +16,17 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 import paramiko
-from paramiko.ssh_exception import NoValidConnectionsError
-
-from connectors.transports.base import (
+from iotask.connectors.transports.base import (
     CHUNK,
     HashingReader,
     RemoteFile,
     Transport,
     TransportError,
     TransportOptions,
-    describe,
+    explain,
     temporary_name,
 )
+from paramiko.ssh_exception import NoValidConnectionsError
 
 HANDSHAKE_TIMEOUTS = ("No existing session", "Error reading SSH protocol banner")
 
@@ -110,12 +109,12 @@ class SftpTransport(Transport):
         return isinstance(exc, paramiko.SSHException | EOFError | TimeoutError | ConnectionError
                           | NoValidConnectionsError)
 
-    def _describe(self, exc: BaseException) -> str:
+    def _explain(self, exc: BaseException) -> str:
         """paramiko reports a handshake that timed out in its own words; say it plainly."""
         if isinstance(exc, paramiko.SSHException) and str(exc) in HANDSHAKE_TIMEOUTS:
             return (f"no SSH handshake within {self.options.timeout:g} s (is an SSH server "
                     "listening on that port?)")
-        return describe(exc)
+        return explain(exc)
 
     def _hint(self, exc: BaseException) -> str:
         if isinstance(exc, UnknownHostKey):

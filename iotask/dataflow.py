@@ -10,31 +10,14 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 
-from connectors.base import (
-    Batch,
-    Connector,
-    ConnectorError,
-    FilesFailed,
-    NothingToProcess,
-    Row,
-    RunContext,
-    Unit,
-)
+from iotask.connectors.base import Connector
+from iotask.connectors.context import Batch, Row, RunContext, Unit
+from iotask.connectors.errors import ConnectorError, FilesFailed, NothingToProcess
 from iotask.errors import IotaskError
 from iotask.mapping import LINE, MapError, Mapping, resolve
+from iotask.run_status import RunStatus
 
-log = logging.getLogger("iotask.engine")
-
-SUCCESS = "success"
-PARTIAL = "partial"
-NOTHING_TO_PROCESS = "nothing_to_process"
-HELD = "held"
-FAILED = "failed"
-ABANDONED = "abandoned"
-RUNNING = "running"
-RESET = "reset"
-
-EXECUTED = (SUCCESS, PARTIAL, NOTHING_TO_PROCESS)  # statuses that set last_execution
+log = logging.getLogger("iotask.dataflow")
 
 Progress = Callable[[int, int | None, int | None], None]
 """Told after each batch: rows read so far, then bytes read and total when the source knows."""
@@ -57,14 +40,14 @@ def plan(source: Connector, destination: Connector, context: RunContext,
         mapping = resolve(map_text, source.columns(context), destination.columns(context),
                           context.import_type)
     except MapError as exc:
-        raise MapError(f"{exc} (source: {source.describe()}; destination: "
-                       f"{destination.describe()})") from None
+        raise MapError(f"{exc} (source: {source.location()}; destination: "
+                       f"{destination.location()})") from None
     context.key = mapping.key or None
     return mapping
 
 
 def execute(source: Connector, destination: Connector, context: RunContext,
-            map_text: str | None = None, progress: Progress | None = None) -> str:
+            map_text: str | None = None, progress: Progress | None = None) -> RunStatus:
     """Move the source's rows, mapped, into the destination; return the run's status.
 
     A file source's files are each their own unit of work: mapped, applied in one transaction,
@@ -82,7 +65,7 @@ def execute(source: Connector, destination: Connector, context: RunContext,
             _apply_files(units, source, destination, context, map_text, progress)
     finally:
         source.close()
-    return PARTIAL if context.counts.failed else SUCCESS
+    return RunStatus.PARTIAL if context.counts.failed else RunStatus.SUCCESS
 
 
 def _apply(source: Connector, destination: Connector, context: RunContext,

@@ -1,0 +1,122 @@
+"""Engines for the three supported databases, shared by the iotask side and the SQL connectors.
+
+SQLite is the embedded default: WAL, a long busy timeout, foreign keys on and ``BEGIN IMMEDIATE``
+for every transaction, because a deferred transaction that later writes fails at once when another
+process wrote first (the reason APScheduler-style claims break on SQLite). MariaDB/MySQL and
+PostgreSQL drivers are optional extras: a missing one is named with the extra that installs it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from iotask.connectors.errors import ConnectorError
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
+
+
+class DatabaseUrlError(ConnectorError):
+    """A database URL that cannot be parsed or used (unknown dialect, missing driver, no folder)."""
+
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+READ_ONLY = "iotask_read_only"
+DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg", "mysql": "mysql+pymysql",
+                   "mariadb": "mariadb+pymysql"}
+EXTRAS = {"mysql": ("MariaDB/MySQL", "mysql"), "mariadb": ("MariaDB/MySQL", "mysql"),
+          "postgresql": ("PostgreSQL", "postgres")}  # backend: (what, the extra with its driver)
+
+
+def parse_url(url: str) -> URL:
+    """Parse a database URL, choosing the drivers iotask ships with when none is named."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise DatabaseUrlError(
+            f"cannot parse database URL {url!r}: expected e.g. sqlite:///iotask.db, "
+            "mysql+pymysql://user:pass@host/db or postgresql+psycopg://user:pass@host/db"
+        ) from None
+    if parsed.drivername in DEFAULT_DRIVERS:
+        parsed = parsed.set(drivername=DEFAULT_DRIVERS[parsed.drivername])
+    if parsed.get_backend_name() in ("mysql", "mariadb") and "charset" not in parsed.query:
+        parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+    return parsed
+
+
+def masked(url: str | URL) -> str:
+    """The URL as it may be shown: the password replaced by ***."""
+    try:
+        return (url if isinstance(url, URL) else make_url(url)).render_as_string(
+            hide_password=True
+        )
+    except ArgumentError:
+        return "<unparseable URL>"
+
+
+def reader(engine: Engine) -> Engine:
+    """The same engine for reading only: on SQLite its transactions begin deferred, so reads
+    (status, history, the run-due scan) never wait for a long import holding the write lock."""
+    return engine.execution_options(**{READ_ONLY: True})
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        if engine.url.database not in (None, "", ":memory:"):
+            cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection) -> None:
+        deferred = connection.get_execution_options().get(READ_ONLY)
+        connection.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
+
+
+def make_engine(url: str, read_only: bool = False, local_infile: bool = False) -> Engine:
+    """An engine for ``url`` with the settings iotask relies on.
+
+    ``read_only``: on SQLite, transactions begin deferred, so a long read (WAL) never holds the
+    write lock that claims and lease renewals need. ``local_infile``: on MariaDB/MySQL the client
+    may send files with LOAD DATA LOCAL (staging); only for a destination, never for reads.
+    """
+    parsed = parse_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        folder = Path(parsed.database).expanduser().resolve().parent
+        if not folder.is_dir():
+            raise DatabaseUrlError(
+                f"cannot open SQLite database {parsed.database}: folder {folder} does not exist"
+            )
+    try:
+        connect_args = {"local_infile": True} if local_infile and backend in (
+            "mysql", "mariadb") else {}
+        engine = create_engine(parsed, pool_pre_ping=backend != "sqlite",
+                               connect_args=connect_args)
+    except ModuleNotFoundError as exc:
+        if backend in EXTRAS:
+            what, extra = EXTRAS[backend]
+            raise DatabaseUrlError(
+                f"{what} databases need the {exc.name} driver, which is not installed: "
+                f"pip install 'iotask[{extra}]'") from None
+        raise DatabaseUrlError(f"unsupported database URL {masked(parsed)}: {exc}") from None
+    except (NoSuchModuleError, ArgumentError) as exc:
+        raise DatabaseUrlError(f"unsupported database URL {masked(parsed)}: {exc}") from None
+    if backend == "sqlite":
+        _sqlite_setup(engine)
+    return reader(engine) if read_only else engine
+
+
+def reason(exc: DBAPIError) -> str:
+    """The driver's own message, first line only: what a person needs from a database error."""
+    lines = str(exc.orig if exc.orig is not None else exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def unreachable(url: str | URL, exc: OperationalError) -> str:
+    """One clear line for a database that cannot be reached."""
+    return f"cannot connect to database {masked(url)}: {reason(exc)}"

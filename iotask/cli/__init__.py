@@ -1,0 +1,72 @@
+"""The `iotask` command. Cron-friendly: silent on success unless -v, errors as one line on stderr.
+
+Exit codes: 0 success, 1 a task failed or was held, 2 a usage or configuration error. Each
+command group is a module of this package; this one holds the top-level group and ``main``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import click
+from sqlalchemy.exc import OperationalError
+
+from iotask import __version__
+from iotask.cli import connections, connectors, db, demo, runs, tasks
+from iotask.cli.app import CONTEXT, App
+from iotask.db import reason
+from iotask.errors import IotaskError
+
+NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+@click.group(context_settings=CONTEXT)
+@click.option("--db", "db_option", metavar="URL",
+              help="Database URL. Default: $IOTASK_DATABASE_URL, else database_url in "
+                   "$IOTASK_CONFIG or ./iotask.ini, else sqlite:///iotask.db.")
+@click.option("-v", "--verbose", count=True, help="Say what was done (silent otherwise).")
+@click.version_option(__version__, prog_name="iotask")
+@click.pass_context
+def cli(ctx: click.Context, db_option: str | None, verbose: int) -> None:
+    """Scheduled imports and exports for learning and HR systems.
+
+    Connectors are kinds of endpoint (csv, sql, ...); connections are configured endpoints; tasks
+    move data from a source connection to a destination connection on a schedule. Times are
+    shown in IOTASK_TIMEZONE (default: the machine's zone) and stored in UTC.
+    """
+    ctx.obj = App(db_option, verbose)
+    ctx.call_on_close(ctx.obj.close)
+
+
+
+for command in (db.db_group, connectors.connector_group, connections.connection_group,
+                tasks.task_group, runs.run_due_command, runs.run_command, runs.reset_command,
+                runs.status_command, runs.history_command, demo.demo_command):
+    cli.add_command(command)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the CLI; user mistakes become one line on stderr, never a traceback."""
+    try:
+        code = cli.main(args=argv, prog_name="iotask", standalone_mode=False)
+    except NO_ARGS_IS_HELP as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx else str(exc), err=True)
+        sys.exit(2)
+    except click.UsageError as exc:
+        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
+        click.echo(f"iotask: error: {exc.format_message()}{hint}", err=True)
+        sys.exit(2)
+    except click.Abort:
+        click.echo("iotask: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        click.echo(f"iotask: error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except IotaskError as exc:
+        click.echo(f"iotask: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except OperationalError as exc:  # the database went away or stayed locked mid-command
+        click.echo(f"iotask: error: database error: {reason(exc)}", err=True)
+        sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)

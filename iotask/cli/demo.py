@@ -1,0 +1,26 @@
+"""`iotask demo`: sample connections and tasks for a first look."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from iotask import demo
+from iotask.cli.app import App, pass_app
+from iotask.cli.tasks import task_list
+
+
+@click.command("demo")
+@click.option("--folder", type=click.Path(),
+              help="Where the sample files go (inside IOTASK_FILE_ROOTS); default: a demo "
+                   "folder in the first of them, ./iofiles/demo.")
+@pass_app
+def demo_command(app: App, folder: str | None) -> None:
+    """Create sample connections and tasks (idempotent) and list the tasks."""
+    roots = app.config.file_roots
+    with app.session() as session:
+        created = demo.set_up(session, Path(folder).resolve() if folder else roots[0] / "demo",
+                              roots)
+    app.say(f"created: {', '.join(created)}" if created else "demo already set up")
+    task_list.callback(as_json=False)
