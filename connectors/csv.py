@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from iotask.connectors.base import Connector
 from iotask.connectors.context import (
@@ -589,7 +589,15 @@ class _Locate(Exception):
     """A chunk has a problem that only a line-by-line reading can place."""
 
 
-def _records(reader: Iterator[list[str]],
+class _Reader(Protocol):
+    """What csv.reader returns: records, and the physical line it has read up to."""
+
+    line_num: int
+
+    def __next__(self) -> list[str]: ...
+
+
+def _records(reader: _Reader,
              path: Path | str) -> Iterator[tuple[int, list[str]]]:
     """Each non-blank record with the line it starts on."""
     while True:

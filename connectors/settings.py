@@ -81,7 +81,7 @@ class Setting:
             raise SettingsError(
                 f"setting {self.name!r} must be {_kind_words(self.kind)}, got {got}"
             )
-        if self.kind == "list" and not all(isinstance(item, str) for item in value):
+        if isinstance(value, list) and not all(isinstance(item, str) for item in value):
             raise SettingsError(f"setting {self.name!r} must be a list of strings")
         if self.choices and value not in self.choices:
             got = MASK if self.secret else repr(value)

@@ -166,7 +166,7 @@ class SqlConnector(Connector):
                     tuples = rows.convert(batch)
                     if stage is None and rows.columns:
                         stage = Stage(conn, table, rows.columns, keys)
-                    if tuples:
+                    if tuples and stage is not None:
                         stage.add(tuples)
                 if stage is None:  # no rows: an empty stage still tells what a sync removes
                     stage = Stage(conn, table, keys, keys)

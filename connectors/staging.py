@@ -170,7 +170,7 @@ class Stage:
 
         statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
             sql.Identifier(self.name), sql.SQL(", ").join(map(sql.Identifier, self._names())))
-        raw = self.conn.connection.dbapi_connection
+        raw: Any = self.conn.connection.dbapi_connection
 
         def work() -> None:
             with raw.cursor() as cursor, cursor.copy(statement) as copy:
@@ -263,7 +263,8 @@ class Stage:
         return sa.or_(*(self._distinct(name) for name in data))
 
     def _distinct(self, name: str) -> sa.ColumnElement[bool]:
-        old, new = self.target.c[name], self.table.c[name]
+        old: sa.ColumnElement[Any] = self.target.c[name]
+        new: sa.ColumnElement[Any] = self.table.c[name]
         if self.backend == "mysql" and isinstance(old.type, sa.String):
             # compare bytes: a case-insensitive or space-padding collation would call a
             # corrected name "unchanged"
@@ -281,7 +282,7 @@ class Stage:
 
     def _owned(self, removal: Removal) -> list[sa.ColumnElement[bool]]:
         owned = [self.target.c[removal.owner_column] == removal.owner]
-        if removal.action == "deactivate":
+        if removal.action == "deactivate" and removal.status_column is not None:
             owned.append(self.target.c[removal.status_column].is_distinct_from(removal.inactive))
         return owned
 
@@ -327,8 +328,8 @@ class Stage:
             "finding new and changed records")
         self._analyse(pending, "the new and changed keys")
         self._pending = pending
-        kinds = dict(self.conn.execute(sa.select(pending.c[NEW_COLUMN], sa.func.count())
-                                       .group_by(pending.c[NEW_COLUMN])).all())
+        counted = sa.select(pending.c[NEW_COLUMN], sa.func.count()).group_by(pending.c[NEW_COLUMN])
+        kinds: dict[int, int] = {new: count for new, count in self.conn.execute(counted)}
         return kinds.get(1, 0), kinds.get(0, 0)
 
     def _find_removed(self, removal: Removal) -> int:
@@ -435,6 +436,7 @@ class Stage:
         SQLite has no DELETE ... USING, so there the identities are matched with IN.
         """
         target = self.target
+        found: sa.ColumnElement[bool]
         if self.backend == "sqlite":
             ids = [target.c[c.name] for c in removed.c]
             found = (ids[0].in_(sa.select(*removed.c)) if len(ids) == 1

@@ -141,10 +141,10 @@ def claim(engine: Engine, task: Task, now: datetime, *, trigger: str, runner: st
         conn.execute(update(TaskRun).where(TaskRun.task == task.name,
                                            TaskRun.status == RunStatus.RUNNING)
                      .values(status=RunStatus.ABANDONED, finished=now, error=LEASE_EXPIRED))
-        run_id: int = conn.execute(insert(TaskRun).values(
+        inserted = conn.execute(insert(TaskRun).values(
             task=task.name, triggered_by=trigger, runner=runner, started=now,
-            status=RunStatus.RUNNING)).inserted_primary_key[0]
-        return run_id
+            status=RunStatus.RUNNING)).inserted_primary_key
+        return None if inserted is None else int(inserted[0])
 
     run_id = db.transaction(engine, work)
     return None if run_id is None else (run_id, token)

@@ -65,25 +65,15 @@ def _ini_values() -> tuple[dict[str, str], str | None]:
 
 
 def machine_timezone() -> ZoneInfo:
-    """The machine's IANA zone: TZ, /etc/timezone, the /etc/localtime link, else UTC."""
-    candidates = [os.environ.get("TZ", "").lstrip(":")]
+    """The machine's IANA zone as tzlocal finds it (TZ, /etc/timezone, /etc/localtime, systemd);
+    UTC when it cannot tell, or when the machine's settings disagree."""
+    from tzlocal import get_localzone_name  # only when no zone is configured
+
     try:
-        candidates.append(Path("/etc/timezone").read_text().strip())
-    except OSError:
-        pass
-    try:
-        link = os.readlink("/etc/localtime")
-        if "zoneinfo/" in link:
-            candidates.append(link.split("zoneinfo/", 1)[1])
-    except OSError:
-        pass
-    for name in candidates:
-        if name:
-            try:
-                return ZoneInfo(name)
-            except (ZoneInfoNotFoundError, ValueError):
-                continue
-    return ZoneInfo("UTC")
+        name = get_localzone_name()
+        return ZoneInfo(name) if name else ZoneInfo("UTC")
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return ZoneInfo("UTC")
 
 
 def parse_timezone(name: str, where: str) -> ZoneInfo:

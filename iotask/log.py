@@ -41,9 +41,9 @@ def syslog_address(text: str) -> str | tuple[str, int]:
 
 def setup(config: Config, verbose: int) -> None:
     logger = logging.getLogger("iotask")
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
-        handler.close()
+    for old in list(logger.handlers):
+        logger.removeHandler(old)
+        old.close()
     logger.propagate = False
     handler: logging.Handler
     if config.log == "stderr":

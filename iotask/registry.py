@@ -23,7 +23,7 @@ TYPE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,24}$")
 class ConnectorInfo:
     """One registered connector, as ``iotask connector list`` shows it."""
 
-    type: str
+    type_name: str
     module: str
     class_name: str
     cls: type[Connector] | None
@@ -89,12 +89,13 @@ def list_connectors(session: Session) -> list[ConnectorInfo]:
 
 def _declared_class(module_name: str) -> type[Connector]:
     module = _import(module_name)
-    cls = getattr(module, "CONNECTOR", None)
-    if not (isinstance(cls, type) and issubclass(cls, Connector)):
+    declared = getattr(module, "CONNECTOR", None)
+    if not (isinstance(declared, type) and issubclass(declared, Connector)):
         raise IotaskError(
             f"module {module_name!r} declares no connector: it must set CONNECTOR = <a subclass "
             "of iotask.connectors.base.Connector>"
         )
+    cls: type[Connector] = declared
     type_name = getattr(cls, "type_name", None)
     if not isinstance(type_name, str) or not TYPE_NAME.match(type_name):
         raise IotaskError(

@@ -175,7 +175,7 @@ def check_map(session: Session, row: Task, file_roots: Sequence[Path] | None = N
     they can be read now, file: paths confined to ``file_roots``)."""
     context = MemoryContext(
         task=row.name, import_type=import_type_name(row.import_type),
-        database_url=session.get_bind().url.render_as_string(hide_password=False),
+        database_url=session.get_bind().engine.url.render_as_string(hide_password=False),
         file_roots=None if file_roots is None else list(file_roots))
     mapping.resolve(row.map, endpoint_columns(session, row.conn_source, "source", context),
                     endpoint_columns(session, row.conn_destination, "destination", context),
@@ -321,8 +321,11 @@ def reset(engine: Engine, tz: ZoneInfo, names: Iterable[str], to: datetime | Non
                   f"{clock.show(to, tz) or 'none'}, fail_count {task.fail_count} -> 0")
         message = f"{name}: {before}" + (", running run marked abandoned" if running else "")
 
-        db.transaction(engine, lambda conn, task=task, message=message, now=now:
-                       _reset_row(conn, task.name, to, now, who, message))
+        def work(conn: Connection, name: str = name, message: str = message,
+                 now: datetime = now) -> None:
+            _reset_row(conn, name, to, now, who, message)
+
+        db.transaction(engine, work)
         changes.append(ResetChange(name, True, message))
     return changes
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from test_import_engine import OWNER, Site, users, write_csv
+from test_dataflow import OWNER, Site, users, write_csv
 
 SCRIPT = Path(sys.executable).parent / "iotask"
 TRIALS = {"mariadb": 20, "postgresql": 4, "sqlite": 4}

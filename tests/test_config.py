@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+from zoneinfo import ZoneInfo
+
 import pytest
+import tzlocal
 from conftest import assert_user_error, run_cli
 
 from iotask import config
@@ -76,3 +80,17 @@ def test_reject_files_go_beside_the_sqlite_database_unless_configured(clean_env,
     assert config.load().reject_dir.as_posix() == "/var/spool/ini-rejects"
     clean_env.setenv("IOTASK_REJECT_DIR", "/var/spool/env-rejects")
     assert config.load().reject_dir.as_posix() == "/var/spool/env-rejects"
+
+
+def test_machine_zone_comes_from_tz_and_falls_back_to_utc(monkeypatch):
+    """tzlocal reads the zone once a process; reloading stands for a new process."""
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    tzlocal.reload_localzone()
+    assert config.machine_timezone() == ZoneInfo("Asia/Tokyo")
+    monkeypatch.setenv("TZ", "Not/AZone")
+    with contextlib.suppress(Exception):
+        tzlocal.reload_localzone()
+    assert isinstance(config.machine_timezone(), ZoneInfo)  # a zone, never an error
+    monkeypatch.delenv("TZ")
+    with contextlib.suppress(Exception):
+        tzlocal.reload_localzone()

@@ -1,24 +1,51 @@
-"""The README's first command: scripts/demo installs iotask and runs the main job on SQLite."""
+"""The README's first command: scripts/demo installs iotask (no extras) in a fresh virtualenv and
+runs the main job on SQLite; the installed package is one top-level name, and what an extra
+would bring is named when it is missing."""
 
 from __future__ import annotations
 
 import csv
 import os
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 DEMO = Path(__file__).resolve().parent.parent / "scripts" / "demo"
 
 
-def test_demo_installs_migrates_and_runs_due_tasks(tmp_path):
+@dataclass
+class Newcomer:
+    folder: Path
+    env: dict[str, str]
+    first: subprocess.CompletedProcess[str]
+
+    @property
+    def venv(self) -> Path:
+        return Path(self.env["IOTASK_VENV"])
+
+    def iotask(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(self.venv / "bin" / "iotask"), *args], cwd=self.folder,
+                              env=self.env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def newcomer(tmp_path_factory: pytest.TempPathFactory) -> Newcomer:
     """In a virtualenv of its own, as a newcomer's (never the one running these tests)."""
-    env = {**os.environ, "IOTASK_VENV": str(tmp_path / "venv")}
+    folder = tmp_path_factory.mktemp("newcomer")
+    env = {**os.environ, "IOTASK_VENV": str(folder / "venv")}
     for name in ("IOTASK_DATABASE_URL", "IOTASK_CONFIG", "IOTASK_LOG", "IOTASK_FILE_ROOTS"):
         env.pop(name, None)
-    first = subprocess.run([str(DEMO)], cwd=tmp_path, env=env, capture_output=True, text=True,
+    first = subprocess.run([str(DEMO)], cwd=folder, env=env, capture_output=True, text=True,
                            timeout=600)
+    return Newcomer(folder, env, first)
+
+
+@pytest.mark.slow
+def test_demo_installs_migrates_and_runs_due_tasks(newcomer: Newcomer):
+    first, tmp_path = newcomer.first, newcomer.folder
     assert first.returncode == 0, first.stderr
     assert "demo: import HR users: success" in first.stdout
     assert "demo: export users: success" in first.stdout
@@ -33,7 +60,42 @@ def test_demo_installs_migrates_and_runs_due_tasks(tmp_path):
         exported = list(csv.DictReader(handle))
     assert {row["userid"] for row in exported} == {"akim", "jdoe", "lmüller", "mrossi"}
 
-    again = subprocess.run([str(DEMO)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                           timeout=600)
+    again = subprocess.run([str(DEMO)], cwd=tmp_path, env=newcomer.env, capture_output=True,
+                           text=True, timeout=600)
     assert again.returncode == 0, again.stderr
     assert "demo already set up" in again.stdout and "nothing due" in again.stdout
+
+
+@pytest.mark.slow
+def test_the_package_installs_one_top_level_name(newcomer: Newcomer):
+    """connectors and migrations install inside iotask, never beside other projects' packages."""
+    assert newcomer.first.returncode == 0, newcomer.first.stderr
+    (site,) = newcomer.venv.glob("lib/python3*/site-packages")
+    (record,) = site.glob("iotask-*.dist-info/RECORD")
+    top = {line.split(",")[0].split("/")[0] for line in record.read_text().splitlines()}
+    assert {name for name in top if not name.endswith(".dist-info") and name != ".."} == {
+        "iotask"}
+    assert not (site / "connectors").exists() and not (site / "migrations").exists()
+    assert (site / "iotask" / "connectors" / "csv.py").is_file()
+    assert (site / "iotask" / "migrations" / "versions").is_dir()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("url", "extra"), [
+    ("mysql+pymysql://iotask@127.0.0.1:1/lms", "iotask[mysql]"),
+    ("mariadb://iotask@127.0.0.1:1/lms", "iotask[mysql]"),
+    ("postgresql://iotask@127.0.0.1:1/lms", "iotask[postgres]"),
+])
+def test_a_missing_database_driver_names_its_extra(newcomer: Newcomer, url: str, extra: str):
+    result = newcomer.iotask("--db", url, "status")
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == "" and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert f"pip install '{extra}'" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_sftp_without_its_extra_names_it(newcomer: Newcomer):
+    result = newcomer.iotask("connection", "add", "hr", "--type", "csv",
+                             "--set", "url=sftp://hr@sftp.example.com/out/users.csv")
+    assert result.returncode == 2, result.stderr
+    assert "pip install 'iotask[sftp]'" in result.stderr and "Traceback" not in result.stderr

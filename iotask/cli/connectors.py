@@ -24,7 +24,7 @@ def connector_list(app: App, as_json: bool) -> None:
     with app.session(read_only=True) as session:
         infos = registry.list_connectors(session)
     data = [{
-        "type": info.type, "module": info.module, "class": info.class_name,
+        "type": info.type_name, "module": info.module, "class": info.class_name,
         "read": bool(info.cls and info.cls.can_read),
         "write": bool(info.cls and info.cls.can_write),
         "description": info.cls.description if info.cls else "",

@@ -20,8 +20,8 @@ def db_group() -> None:
 def db_upgrade(app: App, revision: str) -> None:
     """Create or upgrade the iotask tables. Safe to run again."""
     db.upgrade(app.engine, revision)
-    revision = db.current_revision(app.engine)
-    app.say(f"database {db.masked(app.engine.url)} is at revision {revision}")
+    app.say(f"database {db.masked(app.engine.url)} is at revision "
+            f"{db.current_revision(app.engine)}")
 
 
 @db_group.command("current")

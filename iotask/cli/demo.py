@@ -23,4 +23,4 @@ def demo_command(app: App, folder: str | None) -> None:
         created = demo.set_up(session, Path(folder).resolve() if folder else roots[0] / "demo",
                               roots)
     app.say(f"created: {', '.join(created)}" if created else "demo already set up")
-    task_list.callback(as_json=False)
+    click.get_current_context().invoke(task_list, as_json=False)

@@ -1,4 +1,4 @@
-"""The import engine end to end through `iotask run`, on SQLite, MariaDB and PostgreSQL:
+"""One run's data flow end to end through `iotask run`, on SQLite, MariaDB and PostgreSQL:
 CSV to table and back, insert and sync, ownership, delete and deactivate, the guards, dry runs
 and reject files."""
 
