@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from iotask.connectors.context import Batch, Column, RunContext, Unit
+from iotask.connectors.context import Batch, Column, RunContext, Unit, UnitOutcome
 from iotask.connectors.errors import SettingsError
 from iotask.connectors.settings import MASK, Setting
 
@@ -104,7 +104,7 @@ class Connector:
     def open_unit(self, unit: Unit, context: RunContext) -> None:
         """Make ``unit`` the one read() reads (fetching it if remote); fill its sha256, size."""
 
-    def close_unit(self, unit: Unit, outcome: str) -> str | None:
+    def close_unit(self, unit: Unit, outcome: UnitOutcome) -> str | None:
         """Done with ``unit``. ``outcome``: "consumed" (applied, or a copy of a file already
         applied): mark it so that it is not taken again (rename to .imported); "failed": leave
         it for the next run, or move it to a quarantine folder when one is configured; "kept"

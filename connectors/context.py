@@ -33,6 +33,14 @@ class Unit:
     size: int | None = None
 
 
+class UnitOutcome(StrEnum):
+    """What becomes of a file once its run is done with it (``Connector.close_unit``)."""
+
+    CONSUMED = "consumed"  # applied, or a copy of a file already applied: not to be taken again
+    FAILED = "failed"  # left for the next run, or moved to quarantine
+    KEPT = "kept"  # held or a dry run: left as it is
+
+
 @dataclass(frozen=True)
 class Column:
     """A column an endpoint has: whether a destination needs a value, whether it is a key, and

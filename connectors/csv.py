@@ -35,6 +35,7 @@ from iotask.connectors.context import (
     RowError,
     RunContext,
     Unit,
+    UnitOutcome,
 )
 from iotask.connectors.errors import ConnectorError, NothingToProcess, NotReadyYet, SettingsError
 from iotask.connectors.settings import Setting, mask_url_password
@@ -219,15 +220,15 @@ class CsvConnector(Connector):
         self._open = (local, unit.where)
         context.files.append(unit.where)
 
-    def close_unit(self, unit: Unit, outcome: str) -> str | None:
+    def close_unit(self, unit: Unit, outcome: UnitOutcome) -> str | None:
         transport = self._transport
         self._open = None
         if transport is None or not self._consumes(transport):
             return None
-        if outcome == "consumed":
+        if outcome == UnitOutcome.CONSUMED:
             return f"renamed to {transport.mark_imported(unit.handle).name}"
         folder = self.params.get("quarantine")
-        if outcome == "failed" and folder:
+        if outcome == UnitOutcome.FAILED and folder:
             moved = transport.quarantine(unit.handle, folder)
             return f"moved to {folder}/{moved.name}"
         return None

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 
 from iotask.connectors.base import Connector
-from iotask.connectors.context import Batch, Row, RunContext, Unit
+from iotask.connectors.context import Batch, Row, RunContext, Unit, UnitOutcome
 from iotask.connectors.errors import ConnectorError, FilesFailed, NothingToProcess
 from iotask.errors import IotaskError
 from iotask.mapping import LINE, MapError, Mapping, resolve
@@ -79,7 +79,7 @@ def _apply_files(units: list[Unit], source: Connector, destination: Connector,
     failed: list[str] = []
     skipped = 0
     for unit in units:
-        outcome = "kept"
+        outcome = UnitOutcome.KEPT
         try:
             source.open_unit(unit, context)
             earlier = context.imported_before(unit) if unit.once else None
@@ -88,15 +88,15 @@ def _apply_files(units: list[Unit], source: Connector, destination: Connector,
                             "%s; `iotask run %s --reimport` to import it again", context.task,
                             unit.where, unit.sha256, earlier, context.task)
                 context.notes.append(f"{unit.name}: already imported {earlier}, skipped")
-                outcome = "kept" if context.dry_run else "consumed"
+                outcome = UnitOutcome.KEPT if context.dry_run else UnitOutcome.CONSUMED
                 skipped += 1
                 continue
             _apply(source, destination, context, map_text, progress)
             if not context.dry_run:
                 context.record_import(unit)
-                outcome = "consumed"
+                outcome = UnitOutcome.CONSUMED
         except (ConnectorError, IotaskError) as exc:
-            outcome = "failed"
+            outcome = UnitOutcome.FAILED
             if len(units) == 1:
                 raise
             failed.append(f"{unit.name}: {exc}")
@@ -104,7 +104,7 @@ def _apply_files(units: list[Unit], source: Connector, destination: Connector,
                         unit.where, exc)
         finally:
             context.unit_done(source)
-            done = source.close_unit(unit, "kept" if context.dry_run else outcome)
+            done = source.close_unit(unit, UnitOutcome.KEPT if context.dry_run else outcome)
             if done:
                 context.notes.append(f"{unit.name}: {done}")
     if skipped == len(units):

@@ -41,9 +41,9 @@ def summary_line(result: TaskResult) -> str:
 
 def problem_line(result: TaskResult) -> str | None:
     """The stderr line cron mails: failures, holds, rejected rows. None when all is well."""
-    if result.executed and result.status in ("failed", "held", "abandoned"):
+    if result.executed and result.status in (RunStatus.FAILED, RunStatus.HELD, RunStatus.ABANDONED):
         return f"task {result.task!r} {result.status} (run {result.run_id}): {result.error}"
-    if not result.executed and result.status == "failed":
+    if not result.executed and result.status == RunStatus.FAILED:
         return f"task {result.task!r} not run: {result.error}"
     if result.executed and result.counts.failed:
         rejects = f", fix and resubmit {result.reject_file}" if result.reject_file else ""

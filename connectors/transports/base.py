@@ -9,12 +9,12 @@ they never carry a password — lives here once.
 
 from __future__ import annotations
 
+import builtins
 import fnmatch
 import hashlib
 import logging
 import os
 import posixpath
-import random
 import string
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -185,7 +185,8 @@ class Transport:
 
     # ---------------------------------------------------------------- what a caller uses
 
-    def list(self) -> list[RemoteFile]:
+    # In this class body ``list`` names this method, so signatures spell ``builtins.list``.
+    def list(self) -> builtins.list[RemoteFile]:
         """The files this URL names, oldest first (then by name); ``[]`` when there are none.
 
         A directory URL (ending in ``/``) gives every file not ending in ``.imported``, not a
@@ -195,7 +196,9 @@ class Transport:
         chosen = [entry for entry in entries if self._wanted(entry.name)]
         return sorted(chosen, key=lambda f: (f.mtime if f.mtime is not None else 0.0, f.name))
 
-    def ready(self, files: Sequence[RemoteFile]) -> tuple[list[RemoteFile], list[RemoteFile]]:
+    def ready(
+        self, files: Sequence[RemoteFile]
+    ) -> tuple[builtins.list[RemoteFile], builtins.list[RemoteFile]]:
         """Split listed files into (ready, waiting); a waiting file is for a later run.
 
         With ``done_marker`` set, a file is ready exactly when ``<name><done_marker>`` exists
@@ -210,14 +213,15 @@ class Transport:
         marker = self.options.done_marker
         if marker is not None:
             names = self._retry("list", self.folder, lambda: self._names(self.folder))
-            ready = [f for f in files if f.name + marker in names]
-            return ready, [f for f in files if f.name + marker not in names]
+            marked = [f for f in files if f.name + marker in names]
+            return marked, [f for f in files if f.name + marker not in names]
         current = {
             entry.name: entry
             for entry in self._retry("list", self.folder, lambda: self._entries(self.folder))
         }
         now = time.time()
-        ready, waiting = [], []
+        ready: list[RemoteFile] = []
+        waiting: list[RemoteFile] = []
         for file in files:
             seen = current.get(file.name)
             stable = (
@@ -378,26 +382,56 @@ class Transport:
         return posixpath.join(folder, name) if folder else name
 
     def _retry(self, action: str, path: str, operation: Callable[[], T]) -> T:
-        """Run ``operation``; on a transient failure drop the connection, wait a jittered
-        exponential backoff and try again, up to ``retries`` more times."""
+        """Run ``operation``; a transient failure (a cut connection, a busy server) often passes,
+        so drop the connection and try again after a jittered exponential backoff, up to
+        ``retries`` more times, then raise a ``TransportError``. tenacity is imported here, not
+        at the top, so that importing the transports (cron's run-due start-up) does not load it."""
+        import tenacity
+
+        caught: tuple[type[BaseException], ...] = (_Incomplete, *self.wrapped_errors)
         failures = 0
-        while True:
+
+        def attempt() -> T:
+            nonlocal failures
             try:
                 return operation()
             except TransportError:
                 raise
-            except (_Incomplete, *self.wrapped_errors) as exc:
+            except caught:
                 failures += 1
-                transient = isinstance(exc, _Incomplete) or self._transient(exc)
                 self._reset()
-                if not transient or failures > self.options.retries:
-                    tried = f" (after {failures} attempts)" if failures > 1 else ""
-                    raise self._error(action, path, exc, tried) from exc
-                delay = min(MAX_BACKOFF, self.options.backoff * 2 ** (failures - 1))
-                delay = delay / 2 + random.uniform(0, delay / 2)
-                log.warning("%s %s failed (%s); retrying in %.1f s", action,
-                            self.where(path), self._scrub(self._explain(exc)), delay)
-                time.sleep(delay)
+                raise
+
+        def transient(exc: BaseException) -> bool:
+            if isinstance(exc, TransportError) or not isinstance(exc, caught):
+                return False
+            return isinstance(exc, _Incomplete) or self._transient(exc)
+
+        def announce(state: tenacity.RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome is not None else None
+            # tenacity calls before_sleep after a failed attempt, once it has chosen the sleep
+            assert exc is not None and state.next_action is not None
+            log.warning("%s %s failed (%s); retrying in %.1f s", action, self.where(path),
+                        self._scrub(self._explain(exc)), state.next_action.sleep)
+
+        # delay = backoff * 2**(failures-1), at most MAX_BACKOFF; wait delay/2 plus 0..delay/2
+        half, cap = self.options.backoff / 2, MAX_BACKOFF / 2
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(transient),
+            stop=tenacity.stop_after_attempt(self.options.retries + 1),
+            wait=(tenacity.wait_exponential(multiplier=half, max=cap)
+                  + tenacity.wait_random_exponential(multiplier=half, max=cap)),
+            sleep=_nap,
+            before_sleep=announce,
+            reraise=True,
+        )
+        try:
+            return retrying(attempt)
+        except TransportError:
+            raise
+        except caught as exc:
+            tried = f" (after {failures} attempts)" if failures > 1 else ""
+            raise self._error(action, path, exc, tried) from exc
 
     def _error(self, action: str, path: str, exc: BaseException, tried: str) -> TransportError:
         return TransportError(self._scrub(
@@ -428,7 +462,7 @@ class Transport:
     def _reset(self) -> None:
         """Forget the connection (after a failure, or on close)."""
 
-    def _entries(self, folder: str) -> list[RemoteFile]:
+    def _entries(self, folder: str) -> builtins.list[RemoteFile]:
         """The regular files in ``folder``."""
         raise NotImplementedError
 
@@ -445,6 +479,12 @@ class Transport:
     def _upload(self, source: HashingReader, folder: str, name: str) -> None:
         """Upload to a temporary name in ``folder``, then rename it over ``name``."""
         raise NotImplementedError
+
+
+def _nap(seconds: float) -> None:
+    """Sleep between retries; a backoff of 0 (as in tests) does not sleep at all."""
+    if seconds > 0:
+        time.sleep(seconds)
 
 
 def imported_name(name: str, taken: set[str] | frozenset[str]) -> str:

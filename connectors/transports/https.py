@@ -12,6 +12,7 @@ and timeouts are retried; other 4xx fail at once, quoting the start of the respo
 
 from __future__ import annotations
 
+import builtins
 import re
 from collections.abc import Callable, Sequence
 from email.utils import parsedate_to_datetime
@@ -153,7 +154,8 @@ class HttpsTransport(Transport):
         raise HttpStatus(response.status_code, response.reason or "", body,
                          response.headers.get("Location"))
 
-    def list(self) -> list[RemoteFile]:
+    # In this class body ``list`` names this method, so signatures spell ``builtins.list``.
+    def list(self) -> builtins.list[RemoteFile]:
         """The one document the URL names, with its size and time when the server tells them;
         ``[]`` when the server says 404 or 410."""
         if self.mode != "file":
@@ -181,7 +183,9 @@ class HttpsTransport(Transport):
 
         return self._retry("list", self.path, head)
 
-    def ready(self, files: Sequence[RemoteFile]) -> tuple[list[RemoteFile], list[RemoteFile]]:
+    def ready(
+        self, files: Sequence[RemoteFile]
+    ) -> tuple[builtins.list[RemoteFile], builtins.list[RemoteFile]]:
         """Every document is ready: a server sends whole responses."""
         return list(files), []
 

@@ -89,7 +89,9 @@ class SftpTransport(Transport):
                 channel_timeout=timeout, allow_agent=False, look_for_keys=False,
             )
             sftp = client.open_sftp()
-            sftp.get_channel().settimeout(timeout)
+            channel = sftp.get_channel()
+            assert channel is not None  # an SFTP client made by open_sftp has its channel
+            channel.settimeout(timeout)
         except BaseException:
             client.close()
             raise
@@ -156,7 +158,8 @@ class SftpTransport(Transport):
         sftp = self._connect()
         temporary = self._join(folder, temporary_name(name))
         target = self._join(folder, name)
-        sftp.putfo(source, temporary, confirm=True)
+        # putfo only calls read(); the stub demands a whole IO[bytes]
+        sftp.putfo(source, temporary, confirm=True)  # type: ignore[arg-type]
         try:
             sftp.posix_rename(temporary, target)
         except OSError:
