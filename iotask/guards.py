@@ -7,6 +7,7 @@ source) hold it for a person to look at, and `iotask run NAME --accept-changes` 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from iotask.connectors.context import ChangeSet, Counts
@@ -15,6 +16,8 @@ from iotask.errors import IotaskError
 
 DEFAULT_MAX_ERRORS = {"insert": "5%", "sync": "0%"}
 DEFAULT_MAX_REMOVE = "10%"
+COUNT = re.compile(r"[0-9]{1,12}", re.ASCII)
+PERCENT = re.compile(r"[0-9]{1,3}(\.[0-9]{1,6})?", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -27,18 +30,17 @@ class Limit:
 
     @classmethod
     def parse(cls, text: str, what: str) -> Limit:
-        """Read a limit, or say exactly what is wrong with it."""
+        """Read a limit, or say exactly what is wrong with it. Only plain ASCII digits are
+        numbers here: 'nan%', 'inf', '1e9' or '١٠' would otherwise switch a guard off."""
         cleaned = str(text).strip()
         percent = cleaned.endswith("%")
         number = cleaned.removesuffix("%").strip()
-        try:
-            value = float(number) if percent else int(number)
-        except ValueError:
+        if not (PERCENT if percent else COUNT).fullmatch(number):
             raise IotaskError(f"{what} must be a count such as 100 or a percent such as 5%, "
-                              f"got {text!r}") from None
-        if value < 0 or (percent and value > 100):
-            raise IotaskError(f"{what} must be between 0 and {'100%' if percent else 'any count'}"
-                              f", got {text!r}")
+                              f"got {text!r}")
+        value = float(number) if percent else int(number)
+        if percent and value > 100:
+            raise IotaskError(f"{what} must be between 0% and 100%, got {text!r}")
         return cls(value, percent, f"{number}%" if percent else number)
 
     def exceeded(self, count: int, base: int) -> bool:
@@ -64,9 +66,19 @@ class Guards:
     @classmethod
     def for_task(cls, task: str, import_type: str, max_errors: str | None,
                  max_remove: str | None, allow_empty: bool, accept: bool = False) -> Guards:
-        return cls(task, Limit.parse(max_errors or DEFAULT_MAX_ERRORS[import_type], "max_errors"),
-                   Limit.parse(max_remove or DEFAULT_MAX_REMOVE, "max_remove"),
-                   allow_empty, accept)
+        """The guards as stored in the task's row; a limit a hand edit broke fails the run
+        (never "no limit"), saying how to put it right."""
+        def stored(text: str, column: str) -> Limit:
+            try:
+                return Limit.parse(text, column)
+            except IotaskError as exc:
+                option = "--" + column.replace("_", "-")
+                raise IotaskError(f"task {task!r}: core_task.{exc}; nothing was applied: set "
+                                  f"a valid limit with `iotask task edit {task} {option} ...`"
+                                  ) from None
+
+        return cls(task, stored(max_errors or DEFAULT_MAX_ERRORS[import_type], "max_errors"),
+                   stored(max_remove or DEFAULT_MAX_REMOVE, "max_remove"), allow_empty, accept)
 
     def verdict(self, changes: ChangeSet, counts: Counts) -> str | None:
         """Why the change set must not be applied (TooManyErrors or Held), or None."""
