@@ -121,7 +121,7 @@ class RunContext(Protocol):
     key: list[str] | None  # the key columns the task's map names, over the destination's own
     owner: str | None  # what a destination writes in its ownership column: the source's name
     dry_run: bool  # compute and review the change set, then discard it
-    file_roots: list[Path] | None  # folders file: URLs must stay in; None: not confined
+    file_roots: list[Path]  # the folders file: URLs must stay in; none given: no file at all
     reimport: bool  # apply files whose content was imported before
     counts: Counts
     files: list[str]
@@ -165,7 +165,7 @@ class MemoryContext:
     key: list[str] | None = None
     owner: str | None = None
     dry_run: bool = False
-    file_roots: list[Path] | None = None
+    file_roots: list[Path] = field(default_factory=list)  # no folder: file: URLs refused
     reimport: bool = False
     counts: Counts = field(default_factory=Counts)
     files: list[str] = field(default_factory=list)

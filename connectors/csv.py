@@ -44,6 +44,7 @@ from iotask.connectors.transports import (
     Transport,
     TransportError,
     TransportOptions,
+    confine,
     expand_name,
     open_transport,
 )
@@ -112,6 +113,7 @@ class CsvConnector(Connector):
     _open: tuple[Path, str] | None = None  # the unit being read: local copy, name for messages
     _transport: Transport | None = None
     _scratch: tempfile.TemporaryDirectory[str] | None = None
+    _roots: list[Path] = []  # the roots the last transport was opened with (never changed)
 
     @classmethod
     def check_settings(cls, params: dict[str, Any]) -> None:
@@ -156,20 +158,21 @@ class CsvConnector(Connector):
 
     # --- where the bytes are ------------------------------------------------------------
 
-    def _options(self, roots: list[Path] | None) -> TransportOptions:
+    def _options(self, roots: list[Path]) -> TransportOptions:
         p = self.params
         return TransportOptions(
             username=p.get("username"), password=p.get("password"),
             timeout=float(p.get("timeout") or 30), retries=p.get("retries", 3),
             ca_bundle=_path(p.get("ca_bundle")), known_hosts=_path(p.get("known_hosts")),
             private_key=_path(p.get("private_key")), allow_http=p.get("allow_http", False),
-            file_roots=[Path("/")] if roots is None else roots,
+            file_roots=roots,
             stable_seconds=float(p.get("stable_seconds", DEFAULT_STABLE_SECONDS)),
             done_marker=p.get("done_marker"), pattern=p.get("pattern"),
             content_type=f"text/csv; charset={p['encoding'].removesuffix('-sig')}",
             auth_header=p.get("auth_header"))
 
-    def _open_transport(self, roots: list[Path] | None, url: str | None = None) -> Transport:
+    def _open_transport(self, roots: list[Path], url: str | None = None) -> Transport:
+        self._roots = roots  # reject files are read back within the run's own roots
         return open_transport(url or self.params["url"], self._options(roots))
 
     def _consumes(self, transport: Transport) -> bool:
@@ -204,7 +207,7 @@ class CsvConnector(Connector):
         assert transport is not None, "units() comes first"
         file: RemoteFile = unit.handle
         if transport.scheme == "file":
-            local = Path(file.path)
+            local = confine(file.path, transport.options.file_roots)  # a symlink out: refused
             try:
                 with open(local, "rb") as stream:
                     unit.sha256 = hashlib.file_digest(stream, "sha256").hexdigest()
@@ -353,7 +356,7 @@ class CsvConnector(Connector):
         """The rejected records as they were, in this file's dialect and encoding, plus an
         ``iotask_error`` column when the file has a header; reading ignores that column, so the
         fixed file can be imported as it is."""
-        found = self._open or self._local(MemoryContext())
+        found = self._open or self._local(MemoryContext(file_roots=self._roots))
         if found is None:
             return None
         source, label = found

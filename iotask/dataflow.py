@@ -12,7 +12,7 @@ from itertools import islice
 
 from iotask.connectors.base import Connector
 from iotask.connectors.context import Batch, Row, RunContext, Unit, UnitOutcome
-from iotask.connectors.errors import ConnectorError, FilesFailed, NothingToProcess
+from iotask.connectors.errors import ConnectorError, FilesFailed, NothingToProcess, TooManyErrors
 from iotask.errors import IotaskError
 from iotask.mapping import LINE, MapError, Mapping, resolve
 from iotask.run_status import RunStatus
@@ -77,6 +77,7 @@ def _apply(source: Connector, destination: Connector, context: RunContext,
 def _apply_files(units: list[Unit], source: Connector, destination: Connector,
                  context: RunContext, map_text: str | None, progress: Progress | None) -> None:
     failed: list[str] = []
+    stuck: list[str] = []  # applied, but not marked consumed
     skipped = 0
     for unit in units:
         outcome = UnitOutcome.KEPT
@@ -95,7 +96,7 @@ def _apply_files(units: list[Unit], source: Connector, destination: Connector,
             if not context.dry_run:
                 context.record_import(unit)
                 outcome = UnitOutcome.CONSUMED
-        except (ConnectorError, IotaskError) as exc:
+        except (ConnectorError, IotaskError, TooManyErrors) as exc:
             outcome = UnitOutcome.FAILED
             if len(units) == 1:
                 raise
@@ -104,9 +105,23 @@ def _apply_files(units: list[Unit], source: Connector, destination: Connector,
                         unit.where, exc)
         finally:
             context.unit_done(source)
-            done = source.close_unit(unit, UnitOutcome.KEPT if context.dry_run else outcome)
+            try:
+                done = source.close_unit(unit, UnitOutcome.KEPT if context.dry_run else outcome)
+            except ConnectorError as exc:
+                if outcome != UnitOutcome.CONSUMED:
+                    raise
+                done = None  # its rows are committed: the run's counts must say so
+                stuck.append(f"{unit.name}: {exc}")
+                log.warning("task %s: %s was applied but could not be marked imported: %s",
+                            context.task, unit.where, exc)
             if done:
                 context.notes.append(f"{unit.name}: {done}")
+    if stuck:
+        raise FilesFailed(
+            f"{len(stuck)} of {len(units)} files were applied but could not be marked imported "
+            f"({'; '.join(stuck)}); the next run skips their content as already imported "
+            "and tries again" + (f"; {len(failed)} other files failed ({'; '.join(failed)})"
+                                 if failed else ""))
     if skipped == len(units):
         raise NothingToProcess(f"every file was imported before ({'; '.join(context.notes)}): "
                                f"`iotask run {context.task} --reimport` to import again")

@@ -4,6 +4,7 @@ files imported before, notes, and the lease check before a commit."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, insert, select
@@ -45,10 +46,11 @@ class Run:
         self.key: list[str] | None = None
         self.owner: str | None = task.conn_source
         self.dry_run = lease is None
-        self.file_roots: list[Path] | None = list(config.file_roots)
+        self.file_roots: list[Path] = list(config.file_roots)
         self.reimport = reimport
         self.stays_due = False  # files still being written: due again at the next run-due
         self.counts = Counts()
+        self._unit_start = Counts()  # the counts when the current file began
         self.files: list[str] = []
         self.notes: list[str] = []
         self.reject_files: list[str] = []
@@ -78,13 +80,18 @@ class Run:
                 not error.message.startswith(("column", "key column", "duplicate")) else ""
             self.rejected[index] = where + error.message
 
+    def _unit_counts(self) -> Counts:
+        """This file's own counts: each file of a folder is judged by the guards on its own."""
+        start = self._unit_start
+        return Counts(read=self.counts.read - start.read, failed=self.counts.failed - start.failed)
+
     def review(self, changes: ChangeSet) -> bool:
         if self.dry_run:  # a folder's files add up to one change set to look at
             self.changes = changes if self.changes is None else _added(self.changes, changes)
-            self.verdict = self.verdict or self.guards.verdict(changes, self.counts)
+            self.verdict = self.verdict or self.guards.verdict(changes, self._unit_counts())
             return False
         self.changes = changes
-        self.guards.check(changes, self.counts)
+        self.guards.check(changes, self._unit_counts())
         return True
 
     def check_lease(self, connection: Connection | None = None) -> None:
@@ -113,7 +120,9 @@ class Run:
             imported_at=utcnow())))
 
     def unit_done(self, source: Connector) -> None:
-        """Write the file's rejected rows now, while the source still has it."""
+        """Write the file's rejected rows now, while the source still has it; the next file's
+        counts start from here."""
+        self._unit_start = replace(self.counts)
         if self.rejected and not self.dry_run:
             problem = write_rejects(self._config.reject_dir, self.run_id, source, self)
             if problem:

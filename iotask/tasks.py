@@ -176,7 +176,7 @@ def check_map(session: Session, row: Task, file_roots: Sequence[Path] | None = N
     context = MemoryContext(
         task=row.name, import_type=import_type_name(row.import_type),
         database_url=session.get_bind().engine.url.render_as_string(hide_password=False),
-        file_roots=None if file_roots is None else list(file_roots))
+        file_roots=list(file_roots or ()))
     mapping.resolve(row.map, endpoint_columns(session, row.conn_source, "source", context),
                     endpoint_columns(session, row.conn_destination, "destination", context),
                     context.import_type)

@@ -92,9 +92,10 @@ class FtpServer:
 
 
 @contextmanager
-def start_ftp(root: Path, tls: Tls | None = None) -> Iterator[FtpServer]:
-    """pyftpdlib serving ``root`` to USER/PASSWORD; with ``tls``, explicit FTPS is required
-    on the control and the data connections."""
+def start_ftp(root: Path, tls: Tls | None = None,
+              perm: str = "elradfmwMT") -> Iterator[FtpServer]:
+    """pyftpdlib serving ``root`` to USER/PASSWORD (with pyftpdlib's ``perm`` letters); with
+    ``tls``, explicit FTPS is required on the control and the data connections."""
     try:
         from pyftpdlib.authorizers import DummyAuthorizer
         from pyftpdlib.filesystems import AbstractedFS
@@ -126,7 +127,7 @@ def start_ftp(root: Path, tls: Tls | None = None) -> Iterator[FtpServer]:
             return stream
 
     authorizer = DummyAuthorizer()
-    authorizer.add_user(USER, PASSWORD, str(root), perm="elradfmwMT")
+    authorizer.add_user(USER, PASSWORD, str(root), perm=perm)
     attributes: dict[str, Any] = {
         "authorizer": authorizer, "abstracted_fs": CuttingFS, "auth_failed_timeout": 0,
         "use_sendfile": False,

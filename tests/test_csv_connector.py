@@ -16,9 +16,11 @@ from iotask.connectors.errors import ConnectorError, LeaseLost, NothingToProcess
 
 DATA = Path(__file__).parent / "data" / "csv"
 
+ANYWHERE = [Path("/")]  # unit tests of reading and writing; confinement has tests of its own
+
 
 def read(path: Path | str, **settings) -> tuple[list[dict], MemoryContext]:
-    context = MemoryContext()
+    context = MemoryContext(file_roots=ANYWHERE)
     connector = CsvConnector({"url": str(path), **settings})
     rows = [row for batch in connector.read(context) for row in batch]
     return rows, context
@@ -185,7 +187,7 @@ def test_a_header_only_file_has_no_rows(tmp_path):
 
 
 def test_a_missing_file_means_nothing_to_process(tmp_path):
-    context = MemoryContext()
+    context = MemoryContext(file_roots=ANYWHERE)
     connector = CsvConnector({"url": str(tmp_path / "not-yet.csv")})
     with pytest.raises(NothingToProcess, match="no file .*not-yet.csv"):
         list(connector.read(context))
@@ -215,7 +217,7 @@ def test_a_one_megabyte_field(tmp_path):
 
 def test_rows_come_in_batches_of_1000(tmp_path):
     path = write_bytes(tmp_path, b"id\n" + b"".join(b"%d\n" % n for n in range(2500)))
-    batches = list(CsvConnector({"url": str(path)}).read(MemoryContext()))
+    batches = list(CsvConnector({"url": str(path)}).read(MemoryContext(file_roots=ANYWHERE)))
     assert [len(batch) for batch in batches] == [1000, 1000, 500]
     assert batches[2][-1] == {"id": "2499", "__line__": 2501}
 
@@ -230,7 +232,7 @@ def test_duplicate_columns_setting_is_refused():
 
 def write(path: Path, batches: list[Batch], context: MemoryContext | None = None,
           **settings) -> MemoryContext:
-    context = context or MemoryContext()
+    context = context or MemoryContext(file_roots=ANYWHERE)
     CsvConnector({"url": str(path), **settings}).write(iter(batches), context)
     return context
 
@@ -330,7 +332,8 @@ def test_a_failing_source_leaves_the_old_file_and_no_temporary_file(tmp_path):
     path = tmp_path / "out.csv"
     path.write_bytes(b"id\r\nold\r\n")
     with pytest.raises(RuntimeError, match="source broke"):
-        CsvConnector({"url": str(path)}).write(failing_batches(), MemoryContext())
+        CsvConnector({"url": str(path)}).write(failing_batches(),
+                                               MemoryContext(file_roots=ANYWHERE))
     assert path.read_bytes() == b"id\r\nold\r\n"
     assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]
 
@@ -344,7 +347,7 @@ class LostContext(MemoryContext):
 def test_a_lost_lease_leaves_the_target_untouched(tmp_path):
     path = tmp_path / "out.csv"
     path.write_bytes(b"id\r\nold\r\n")
-    context = LostContext()
+    context = LostContext(file_roots=ANYWHERE)
     with pytest.raises(LeaseLost):
         write(path, [[{"id": "new"}]], context=context)
     assert path.read_bytes() == b"id\r\nold\r\n"

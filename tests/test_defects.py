@@ -4,10 +4,14 @@ database takes part."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import sqlalchemy as sa
 from conftest import assert_user_error
+from servers import PASSWORD, start_ftp
 from test_dataflow import Site, counts, users, write_csv
+from test_intake import add_intake, content, task_json, users_table, write
 
 
 @pytest.fixture
@@ -41,3 +45,78 @@ def test_a_nan_limit_written_by_hand_fails_the_run_and_removes_nothing(site):
     assert task["status"] == "failed" and "core_task.max_errors" in task["error"]
     assert "iotask task edit users --max-errors" in task["error"]
     assert len(site.content()) == 10
+
+
+# --- a symlink in an import folder ---------------------------------------------------------
+
+
+@pytest.fixture
+def lms(iotask, engine) -> sa.Table:
+    table = users_table(engine)
+    iotask("connection", "add", "lms", "--type", "sql", "--set", "table=lms_user")
+    return table
+
+
+def test_a_symlink_out_of_the_file_roots_is_never_read(iotask, engine, lms, tmp_path):
+    """The folder's good file is applied and renamed; the link to /etc/passwd fails on its own
+    and is left where it is; preview and run show nothing of what it points to."""
+    inbox = tmp_path / "in"
+    write(inbox / "good.csv", "u1,Ann\nu2,Bob\n", age=100)
+    os.symlink("/etc/passwd", inbox / "p.csv")
+    add_intake(iotask, f"{inbox}/", "consume=rename")
+
+    preview = iotask("task", "preview", "intake", ok=False)
+    assert "root:" not in preview.out + preview.err
+    assert preview.code == 2 and "outside the folders iotask may use" in preview.err
+
+    result = iotask("run", "intake", "--json", ok=False)
+    task = result.json()["tasks"][0]
+    assert task["status"] == "failed" and "p.csv" in task["error"]
+    assert "outside the folders iotask may use" in task["error"]
+    assert task["counts"]["inserted"] == 2 and content(engine, lms) == {"u1": "Ann", "u2": "Bob"}
+    assert "root" not in str(content(engine, lms))
+    assert sorted(p.name for p in inbox.iterdir()) == ["good.csv.imported", "p.csv"]
+    with engine.connect() as conn:
+        imported = conn.execute(sa.text("SELECT name FROM core_task_file")).scalars().all()
+    assert imported == ["good.csv"]
+    history = iotask("history", "intake", "--json").json()[0]
+    assert history["counts"]["inserted"] == 2
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_file_applied_but_not_renamed_keeps_its_counts(iotask, engine, lms, tmp_path):
+    """The server refuses the rename after the rows were committed: the run says so, with the
+    counts of what is in the table, and the next run does not import the content again."""
+    root = tmp_path / "ftp"
+    write(root / "out" / "users.csv", "u1,Ann\nu2,Bob\n")
+    with start_ftp(root, perm="elr") as server:  # list and read only: no rename
+        add_intake(iotask, server.url("/out/"), f"password={PASSWORD}", "retries=0")
+        task = task_json(iotask, ok=False)
+        assert task["status"] == "failed" and "could not be marked imported" in task["error"]
+        assert task["counts"]["inserted"] == 2
+        assert content(engine, lms) == {"u1": "Ann", "u2": "Bob"}
+        again = task_json(iotask, ok=False)
+        assert again["counts"]["inserted"] == 0 and "already imported" in again["error"]
+
+
+# --- guards judge each file of a folder on its own -------------------------------------------
+
+
+def test_each_file_of_a_folder_is_judged_on_its_own_rows(iotask, engine, lms, tmp_path):
+    inbox = tmp_path / "in"
+    write(inbox / "a.csv", "".join(f"u{n},A{n}\n" for n in range(50)), age=300)
+    write(inbox / "b.csv", "".join(f"v{n},B{n}\n" for n in range(50))
+          + "".join(f"x{n}\n" for n in range(20)), age=200)  # 20 of 70 rows bad
+    write(inbox / "c.csv", "".join(f"w{n},C{n}\n" for n in range(50)), age=100)
+    iotask("connection", "add", "drop", "--type", "csv", "--set", f"url={inbox}/")
+    iotask("task", "add", "intake", "--source", "drop", "--destination", "lms",
+           "--max-errors", "10%")
+    task = task_json(iotask, ok=False)
+    assert task["status"] == "failed"
+    assert task["error"].startswith("1 of 3 files failed (b.csv: "), task["error"]
+    assert "20 of 70 rows rejected" in task["error"]
+    assert task["counts"]["inserted"] == 100 and task["counts"]["failed"] == 20
+    assert task["counts"]["read"] == 170
+    assert len(content(engine, lms)) == 100
+    assert sorted(p.name for p in inbox.iterdir()) == ["a.csv.imported", "b.csv",
+                                                       "c.csv.imported"]

@@ -273,7 +273,7 @@ def test_odd_column_names_and_names_like_bind_parameters(migrated_url, engine):
 def test_a_csv_file_into_a_table_with_line_numbers_in_errors(migrated_url, engine, users, tmp_path):
     path = tmp_path / "users.csv"
     path.write_bytes(DATA.joinpath("users.csv").read_bytes() + b",No,Key,none@example.com,HR\n")
-    context = MemoryContext()
+    context = MemoryContext(file_roots=[tmp_path])
     source = CsvConnector({"url": str(path)})
     write(migrated_url, list(source.read(context)), context=context)
     assert counts(context) == (4, 0, 0, 1)
