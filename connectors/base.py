@@ -14,7 +14,8 @@ from typing import Any, ClassVar
 
 from iotask.connectors.context import Batch, Column, RunContext, Unit, UnitOutcome
 from iotask.connectors.errors import SettingsError
-from iotask.connectors.settings import MASK, Setting
+from iotask.connectors.masking import MASK, remember, remember_url
+from iotask.connectors.settings import Setting
 
 
 class Connector:
@@ -28,6 +29,12 @@ class Connector:
 
     def __init__(self, params: Mapping[str, Any]) -> None:
         self.params = self.validate(params)
+        for setting in self.settings:  # masked in every output from now on
+            value = self.params.get(setting.name)
+            if setting.secret:
+                remember(value)
+            elif setting.kind == "url":
+                remember_url(value)
 
     @classmethod
     def setting(cls, name: str) -> Setting:

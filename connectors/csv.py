@@ -38,7 +38,8 @@ from iotask.connectors.context import (
     UnitOutcome,
 )
 from iotask.connectors.errors import ConnectorError, NothingToProcess, NotReadyYet, SettingsError
-from iotask.connectors.settings import Setting, mask_url_password
+from iotask.connectors.masking import mask
+from iotask.connectors.settings import Setting
 from iotask.connectors.transports import (
     RemoteFile,
     Transport,
@@ -153,7 +154,7 @@ class CsvConnector(Connector):
             raise SettingsError(str(exc)) from None
 
     def location(self) -> str:
-        where = self._open[1] if self._open else mask_url_password(self.params["url"])
+        where = self._open[1] if self._open else mask(self.params["url"])
         return f"{where} line 1 (header)" if self.params["header"] else where
 
     # --- where the bytes are ------------------------------------------------------------

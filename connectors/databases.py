@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from iotask.connectors.errors import ConnectorError
+from iotask.connectors.masking import mask, remember_url
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
@@ -45,13 +46,12 @@ def parse_url(url: str) -> URL:
 
 
 def masked(url: str | URL) -> str:
-    """The URL as it may be shown: the password replaced by ***."""
+    """The URL as it may be shown: the password and query-string secrets replaced by ***."""
     try:
-        return (url if isinstance(url, URL) else make_url(url)).render_as_string(
-            hide_password=True
-        )
+        return mask((url if isinstance(url, URL) else make_url(url)).render_as_string(
+            hide_password=True))
     except ArgumentError:
-        return "<unparseable URL>"
+        return mask(str(url))
 
 
 def reader(engine: Engine) -> Engine:
@@ -84,6 +84,7 @@ def make_engine(url: str, read_only: bool = False, local_infile: bool = False) -
     write lock that claims and lease renewals need. ``local_infile``: on MariaDB/MySQL the client
     may send files with LOAD DATA LOCAL (staging); only for a destination, never for reads.
     """
+    remember_url(url)
     parsed = parse_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite" and parsed.database not in (None, "", ":memory:"):

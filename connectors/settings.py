@@ -10,11 +10,9 @@ import json
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from iotask.connectors.errors import SettingsError
-
-MASK = "********"
+from iotask.connectors.masking import MASK, mask
 
 KINDS = ("str", "int", "bool", "list", "url")
 ENV_PREFIX = "env:"
@@ -97,7 +95,7 @@ class Setting:
         if self.secret:
             return value if isinstance(value, dict) else MASK  # a variable's name is no secret
         if self.kind == "url":
-            return mask_url_password(value)
+            return mask(value)
         return value
 
 
@@ -109,18 +107,3 @@ def _kind_words(kind: str) -> str:
         "bool": "true or false",
         "list": "a list of strings",
     }[kind]
-
-
-def mask_url_password(url: str) -> str:
-    """Hide the password part of any ``scheme://user:password@host/...`` URL."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return url
-    if not password:
-        return url
-    userinfo, _, hostinfo = parts.netloc.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostinfo}"))
-

@@ -15,7 +15,7 @@ from iotask.connectors.base import Connector
 from iotask.connectors.errors import SettingsError
 from iotask.errors import IotaskError, NotFound
 from iotask.models import Connection, Task
-from iotask.names import check_name
+from iotask.names import check_lengths, check_name
 
 
 def get(session: Session, name: str) -> Connection:
@@ -112,6 +112,7 @@ def add(
     check_location(cls, params, file_roots)
     row = Connection(name=name, type=type_name, description=description or "",
                      params=json.dumps(params, ensure_ascii=False))
+    check_lengths(row, f"connection {name!r}:")
     session.add(row)
     return row
 
@@ -139,6 +140,7 @@ def edit(
     row.params = json.dumps(params, ensure_ascii=False)
     if description is not None:
         row.description = description
+    check_lengths(row, f"connection {name!r}:")
     return row
 
 

@@ -1,4 +1,5 @@
-"""Where run logs go: stderr (default), syslog, or a file, chosen by IOTASK_LOG or the INI file.
+"""Where run logs go: stderr (default), syslog, or a file, chosen by IOTASK_LOG or the INI file;
+and the masking every line of output and of the log passes through.
 
 On stderr only warnings show unless -v, so cron stays quiet on success; a file or syslog gets
 every run's start and end.
@@ -6,15 +7,70 @@ every run's start and end.
 
 from __future__ import annotations
 
+import io
 import logging
 import logging.handlers
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 from iotask.config import Config
+from iotask.connectors.masking import mask
 from iotask.errors import IotaskError
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
+
+
+class MaskedFormatter(logging.Formatter):
+    """Log lines, tracebacks included, with every known secret masked."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask(super().format(record))
+
+
+class MaskedStream(io.TextIOBase):
+    """A text stream whose every write is masked: what the CLI prints can never carry a
+    configured secret, whichever code path printed it."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(mask(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self._stream, "encoding", None) or "utf-8"
+
+    @property
+    def errors(self) -> str | None:  # type: ignore[override]
+        return getattr(self._stream, "errors", None)
+
+
+@contextmanager
+def masked_output() -> Iterator[None]:
+    """stdout and stderr masked for the length of a command."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = MaskedStream(sys.stdout), MaskedStream(sys.stderr)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
 
 
 def _without_traceback(record: logging.LogRecord) -> bool:
@@ -50,12 +106,12 @@ def setup(config: Config, verbose: int) -> None:
         handler = logging.StreamHandler(sys.stderr)
         default = "INFO" if verbose > 1 else "WARNING"
         level = config.log_level or default
-        handler.setFormatter(logging.Formatter(FORMAT))
+        handler.setFormatter(MaskedFormatter(FORMAT))
         if level != "DEBUG":
             handler.addFilter(_without_traceback)
     elif config.log == "syslog" or config.log.startswith("syslog:"):
         handler = logging.handlers.SysLogHandler(address=syslog_address(config.log))
-        handler.setFormatter(logging.Formatter("iotask[%(process)d]: %(message)s"))
+        handler.setFormatter(MaskedFormatter("iotask[%(process)d]: %(message)s"))
         level = config.log_level or "INFO"
     else:
         path = Path(config.log).expanduser()
@@ -63,7 +119,7 @@ def setup(config: Config, verbose: int) -> None:
             handler = logging.FileHandler(path, encoding="utf-8")
         except OSError as exc:
             raise IotaskError(f"cannot open log file {path}: {exc.strerror}") from None
-        handler.setFormatter(logging.Formatter(FORMAT))
+        handler.setFormatter(MaskedFormatter(FORMAT))
         level = config.log_level or "INFO"
     logger.addHandler(handler)
     logger.setLevel(level)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from typing import Any
 
 from iotask.errors import IotaskError
 from iotask.models import NAME_LENGTH
@@ -21,6 +22,17 @@ def check_name(name: str, what: str) -> str:
     if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") for ch in name):
         raise IotaskError(f"{what} name {name!r} contains control or invisible characters")
     return name
+
+
+def check_lengths(row: Any, what: str) -> None:
+    """Refuse, before the database does, a value longer than its column: MariaDB and
+    PostgreSQL would refuse it at commit, SQLite would store it whole."""
+    for column in row.__table__.columns:
+        value = getattr(row, column.key, None)
+        length = getattr(column.type, "length", None)
+        if isinstance(value, str) and length is not None and len(value) > length:
+            raise IotaskError(f"{what} {column.name} is {len(value)} characters long: at most "
+                              f"{length}")
 
 
 def file_safe(name: str) -> str:

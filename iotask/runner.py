@@ -33,6 +33,7 @@ from iotask.connectors.errors import (
     NotReadyYet,
     TooManyErrors,
 )
+from iotask.connectors.masking import mask
 from iotask.errors import IotaskError, NotFound
 from iotask.mapping import LINE
 from iotask.models import Task, TaskRun, TaskRunError
@@ -188,7 +189,7 @@ class Runner:
         if notes and status != RunStatus.NOTHING_TO_PROCESS:
             error = "; ".join([*([error] if error else []), *notes])
         finished = utcnow()
-        error = shorten(error, MAX_MESSAGE)
+        error = shorten(mask(error) if error else error, MAX_MESSAGE)
         if status not in EXECUTED and not ended.keep_counts:  # rolled back: nothing applied
             counts = context.counts
             counts.inserted = counts.updated = counts.unchanged = counts.removed = 0
@@ -239,8 +240,10 @@ class Runner:
                 error=stored_error))
             if context.errors:
                 conn.execute(insert(TaskRunError), [
-                    {"run_id": run_id, "row_index": e.row_index, "key_values": e.key_values,
-                     "column_name": e.column, "message": e.message} for e in context.errors])
+                    {"run_id": run_id, "row_index": e.row_index,
+                     "key_values": mask(e.key_values) if e.key_values else e.key_values,
+                     "column_name": e.column, "message": mask(e.message)}
+                    for e in context.errors])
 
         db.transaction(self.engine, work)
 
@@ -330,7 +333,8 @@ class Runner:
             ended = outcome(exc, name)
             status, error = ended.status, ended.error
         return TaskResult(name, False, status, None, started, utcnow(), None, context.counts,
-                          error, context.errors, note=context.verdict, changes=context.changes)
+                          mask(error) if error else error, context.errors, note=context.verdict,
+                          changes=context.changes)
 
     def preview(self, name: str, limit: int) -> Preview:
         """The first ``limit`` source rows through the task's map. Reads the source only: the

@@ -24,7 +24,7 @@ from iotask.connectors.errors import ConnectorError
 from iotask.errors import IotaskError, NotFound
 from iotask.guards import DEFAULT_MAX_ERRORS, DEFAULT_MAX_REMOVE, Limit
 from iotask.models import Task, TaskRun
-from iotask.names import check_name
+from iotask.names import check_lengths, check_name
 from iotask.run_status import RunStatus
 
 IMPORT_TYPES = {"insert": "insert", "sync": "sync", "1": "insert", "2": "sync"}
@@ -141,6 +141,7 @@ def _apply(session: Session, row: Task, changes: TaskChanges,
     if changes.allow_empty is not None:
         row.allow_empty = changes.allow_empty
     row.updated_at = clock.utcnow()
+    check_lengths(row, f"task {row.name!r}:")
     if any(value is not None for value in (changes.source, changes.destination, changes.map,
                                            changes.import_type)):
         check_map(session, row, file_roots)

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from iotask.connectors import masking
 
 from iotask import db as iotask_db
 from iotask.cli import main
@@ -59,6 +60,14 @@ def _fresh_server_database(backend: str) -> Iterator[str]:
             else:
                 conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         admin.dispose()
+
+
+@pytest.fixture(autouse=True)
+def fresh_secrets() -> Iterator[None]:
+    """Each test is one command's process as far as masking goes: the secrets an earlier test
+    configured are not masked in this one's output."""
+    yield
+    masking.forget()
 
 
 @pytest.fixture(autouse=True)

@@ -402,7 +402,7 @@ def kill_mid_export(url: str, settings: dict[str, Any], watch: Path, scratch: Pa
     fifo = scratch / "export.fifo"
     os.mkfifo(fifo)
     process = subprocess.Popen(
-        [sys.executable, "-c", EXPORTER, url, json.dumps(settings), str(fifo)],
+        [sys.executable, "-P", "-c", EXPORTER, url, json.dumps(settings), str(fifo)],
         stderr=subprocess.PIPE,
     )
     try:

@@ -120,3 +120,51 @@ def test_each_file_of_a_folder_is_judged_on_its_own_rows(iotask, engine, lms, tm
     assert len(content(engine, lms)) == 100
     assert sorted(p.name for p in inbox.iterdir()) == ["a.csv.imported", "b.csv",
                                                        "c.csv.imported"]
+
+
+# --- secrets in every output -----------------------------------------------------------------
+
+
+def test_a_value_too_long_for_its_column_is_one_line_without_the_password(iotask):
+    result = iotask("connection", "add", "x", "--type", "csv", "--set", "url=in/x.csv",
+                    "--set", "password=S3cr3tPw", "--description", "d" * 256, ok=False)
+    assert_user_error(result, "description is 256 characters long: at most 255")
+    assert "S3cr3tPw" not in result.out + result.err and "Traceback" not in result.err
+    assert iotask("connection", "list", "--json").json() == []
+
+
+def test_a_password_in_a_database_urls_query_string_is_masked(iotask, tmp_path, monkeypatch):
+    """In `connection show`, the run's error, history and the log file."""
+    log_file = tmp_path / "iotask.log"
+    monkeypatch.setenv("IOTASK_LOG", str(log_file))
+    source = write(tmp_path / "users.csv", "u1,Ann\n")
+    iotask("connection", "add", "hr", "--type", "csv", "--set", f"url={source}")
+    url = "postgresql+psycopg://lms@127.0.0.1:1/lms?connect_timeout=2&password=QpW0rd99"
+    iotask("connection", "add", "far", "--type", "sql", "--set", f"database={url}",
+           "--set", "table=lms_user")
+    iotask("task", "add", "t", "--source", "hr", "--destination", "far")
+    shown = iotask("connection", "show", "far").out + iotask("connection", "list", "--json").out
+    ran = iotask("run", "t", "--json", ok=False)
+    assert ran.json()["tasks"][0]["status"] == "failed"
+    history = iotask("history", "t").out + iotask("history", "t", "--json").out
+    everything = shown + ran.out + ran.err + history + log_file.read_text(encoding="utf-8")
+    assert "password=***" in shown and "cannot connect" in history
+    assert "QpW0rd99" not in everything
+
+
+@pytest.mark.parametrize("url", ["ftp://bob:pa/ssW0rdX@127.0.0.1/in/",
+                                 "ftp://bob:pa@ss@W0rdX@127.0.0.1/in/"])
+def test_a_malformed_url_is_never_echoed_with_its_password(iotask, url):
+    added = iotask("connection", "add", "f", "--type", "csv", "--set", f"url={url}", ok=False)
+    output = added.out + added.err
+    if added.code == 0:
+        output += iotask("connection", "show", "f").out
+        output += iotask("connection", "list", "--json").out
+    assert "ssW0rdX" not in output and "W0rdX" not in output and "Traceback" not in output
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_malformed_database_url_is_never_echoed_with_its_password(iotask):
+    result = iotask("--db", "mysql+pymysql//root:pw@localhost/lms", "status", ok=False)
+    assert result.code == 2 and "pw@" not in result.err and "Traceback" not in result.err
+    assert "root:***@" in result.err

@@ -222,3 +222,32 @@ def test_a_server_that_never_answers_times_out() -> None:
             open_transport(f"https://127.0.0.1:{port}/users.csv",
                            TransportOptions(timeout=0.3, retries=1, backoff=0.01)).list()
     assert time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize(("url_userinfo", "auth_header"), [
+    ("bob:pw@", None),  # a password shorter than 4 characters
+    ("", "Bearer tok3nV4lue"),
+])
+def test_credentials_a_server_echoes_back_are_masked(
+        server: HttpsServer, trusted: TransportOptions, url_userinfo: str,
+        auth_header: str | None) -> None:
+    """A 4xx body quoting the request's Authorization header, the Basic-auth string or the
+    password itself never reaches the error (issue 10.3)."""
+    url = server.url("/hr/users.csv").replace("https://", f"https://{url_userinfo}")
+    transport = open_transport(url, replace(trusted, auth_header=auth_header))
+    server.scripts["/hr/users.csv"] = [Answer(401, b"placeholder")]
+    with pytest.raises(TransportError):
+        transport.fetch(transport_file(transport), io.BytesIO())
+    header = server.received[-1].headers.get("Authorization", "")
+    assert header  # the request carried credentials
+    server.scripts["/hr/users.csv"] = [Answer(401, (
+        f"denied: Authorization: {header}; password 'pw', token tok3nV4lue").encode())]
+    with pytest.raises(TransportError) as failed:
+        transport.fetch(transport_file(transport), io.BytesIO())
+    message = str(failed.value)
+    assert "HTTP 401" in message and "denied" in message
+    assert header not in message and header.split()[-1] not in message
+    if url_userinfo:
+        assert "'pw'" not in message
+    else:
+        assert "tok3nV4lue" not in message

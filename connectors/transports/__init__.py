@@ -47,7 +47,7 @@ from __future__ import annotations
 from importlib import import_module
 from urllib.parse import urlsplit
 
-from iotask.connectors.settings import mask_url_password
+from iotask.connectors.masking import mask
 from iotask.connectors.transports.base import (
     RemoteFile,
     Transport,
@@ -89,11 +89,11 @@ def open_transport(url: str, options: TransportOptions | None = None) -> Transpo
     try:
         scheme = urlsplit(url).scheme.lower()
     except ValueError as exc:
-        raise TransportError(f"URL {mask_url_password(url)!r} is malformed: {exc}") from None
+        raise TransportError(f"URL {mask(url)!r} is malformed: {exc}") from None
     if scheme not in SCHEMES:
         known = ", ".join(f"{name}:" for name in SCHEMES if name)
         raise TransportError(
-            f"URL {mask_url_password(url)!r}: unknown scheme {scheme!r}; use one of {known}"
+            f"URL {mask(url)!r}: unknown scheme {scheme!r}; use one of {known}"
         )
     module, name = SCHEMES[scheme]
     try:

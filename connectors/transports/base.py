@@ -25,7 +25,7 @@ from typing import BinaryIO, ClassVar, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from iotask.connectors.errors import ConnectorError
-from iotask.connectors.settings import MASK, mask_url_password
+from iotask.connectors.masking import mask, remember, remember_basic
 
 log = logging.getLogger("iotask.transports")
 
@@ -159,7 +159,7 @@ class Transport:
             parts = urlsplit(url)
             port = parts.port
         except ValueError as exc:
-            raise TransportError(f"URL {mask_url_password(url)!r} is malformed: {exc}") from None
+            raise TransportError(f"URL {mask(url)!r} is malformed: {exc}") from None
         self.scheme = parts.scheme.lower() or "file"
         self.host = parts.hostname or ""
         self.port = port or self.default_port
@@ -176,6 +176,9 @@ class Transport:
         else:
             self.mode, self.glob, self.target = "file", None, last
         self._auth_header = resolve_secret(options.auth_header, "auth header")
+        for secret in (self._password, url_password, self._auth_header):
+            remember(secret)  # whatever a library or a server says back, these are masked
+        remember_basic(self.username, self._password)
         if options.done_marker is not None:
             if not options.done_marker:
                 raise TransportError("done_marker must be a suffix such as .done, not empty")
@@ -439,11 +442,8 @@ class Transport:
         ))
 
     def _scrub(self, text: str) -> str:
-        """Belt and braces: no library message may carry the password out."""
-        for secret in (self._password, self._auth_header):
-            if secret and len(secret) >= 4:
-                text = text.replace(secret, MASK)
-        return text
+        """Belt and braces: no library or server message may carry a credential out."""
+        return mask(text)
 
     # ---------------------------------------------------------------- per-scheme primitives
 

@@ -10,13 +10,14 @@ import sys
 from collections.abc import Sequence
 
 import click
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from iotask import __version__
 from iotask.cli import connections, connectors, db, demo, runs, tasks
 from iotask.cli.app import CONTEXT, App
 from iotask.db import reason
 from iotask.errors import IotaskError
+from iotask.log import masked_output
 
 NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
@@ -47,7 +48,13 @@ for command in (db.db_group, connectors.connector_group, connections.connection_
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Run the CLI; user mistakes become one line on stderr, never a traceback."""
+    """Run the CLI; user mistakes become one line on stderr, never a traceback. Everything it
+    prints is masked: no configured secret reaches the terminal or cron's mail."""
+    with masked_output():
+        _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> None:
     try:
         code = cli.main(args=argv, prog_name="iotask", standalone_mode=False)
     except NO_ARGS_IS_HELP as exc:
@@ -68,5 +75,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except OperationalError as exc:  # the database went away or stayed locked mid-command
         click.echo(f"iotask: error: database error: {reason(exc)}", err=True)
+        sys.exit(2)
+    except DBAPIError as exc:  # the driver's message only: never the statement's parameters
+        click.echo(f"iotask: error: the database refused the command: {reason(exc)}", err=True)
         sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)

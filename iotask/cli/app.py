@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 import click
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from iotask import config as config_module
@@ -56,6 +56,9 @@ class App:
                     f"the database refused the change (another process changed the same rows?): "
                     f"{db.reason(exc)}"
                 ) from None
+            except DBAPIError as exc:  # e.g. a value too long for its column on MariaDB
+                session.rollback()
+                raise IotaskError(f"the database refused the change: {db.reason(exc)}") from None
 
     def runner(self, trigger: str) -> runner.Runner:
         """A runner on a migrated database, with logging set up as configured."""
