@@ -6,6 +6,7 @@ The XML is Docebo's cron report made well-formed: one ``<iotasks>`` root, every 
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from typing import Any
@@ -116,6 +117,16 @@ def to_json(results: Sequence[TaskResult], tz: ZoneInfo) -> str:
                       indent=2, ensure_ascii=False)
 
 
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_text(value: str) -> str:
+    """``value`` with each character XML 1.0 cannot hold written as ``\\xNN``, so the report
+    stays well-formed and still says what the data held."""
+    return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                        else f"\\u{ord(m.group()):04x}", value)
+
+
 def _xml_time(value, tz: ZoneInfo) -> str:
     return clock.to_local(value, tz).strftime("%Y-%m-%d %H:%M:%S") if value else ""
 
@@ -125,7 +136,7 @@ def to_xml(results: Sequence[TaskResult], tz: ZoneInfo) -> str:
     root = ET.Element("iotasks")
     for result in results:
         node = ET.SubElement(root, "iotask", {
-            "name": result.task,
+            "name": xml_text(result.task),
             "executed": "TRUE" if result.executed else "FALSE",
             "executionDate": _xml_time(result.started, tz),
             "scheduledDate": _xml_time(result.scheduled, tz),
@@ -137,11 +148,11 @@ def to_xml(results: Sequence[TaskResult], tz: ZoneInfo) -> str:
             "status": result.status or "not_due",
         })
         if result.error:
-            node.set("error", result.error)
+            node.set("error", xml_text(result.error))
         for error in result.row_errors:
             row = ET.SubElement(node, "row", {"index": str(error.row_index or "")})
-            ET.SubElement(row, "pk").text = error.key_values or ""
-            ET.SubElement(row, "error").text = error.message
+            ET.SubElement(row, "pk").text = xml_text(error.key_values or "")
+            ET.SubElement(row, "error").text = xml_text(error.message)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode")
 

@@ -5,10 +5,11 @@ database takes part."""
 from __future__ import annotations
 
 import os
+import xml.etree.ElementTree as ET
 
 import pytest
 import sqlalchemy as sa
-from conftest import assert_user_error
+from conftest import aged, assert_user_error
 from servers import PASSWORD, start_ftp
 from test_dataflow import Site, counts, users, write_csv
 from test_intake import add_intake, content, task_json, users_table, write
@@ -168,3 +169,23 @@ def test_a_malformed_database_url_is_never_echoed_with_its_password(iotask):
     result = iotask("--db", "mysql+pymysql//root:pw@localhost/lms", "status", ok=False)
     assert result.code == 2 and "pw@" not in result.err and "Traceback" not in result.err
     assert "root:***@" in result.err
+
+
+# --- the Docebo XML report ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_the_xml_report_is_well_formed_whatever_the_data_holds(iotask, engine, lms, tmp_path):
+    source = tmp_path / "users.csv"
+    source.write_bytes(b"userid,firstname\r\na\x01b,Ann\r\na\x01b,Again\r\nc\x0bd,Cy\r\n")
+    aged(source)
+    iotask("connection", "add", "hr", "--type", "csv", "--set", f"url={source}")
+    iotask("task", "add", "t\x7fx", "--source", "hr", "--destination", "lms",
+           "--max-errors", "100%", ok=False)  # a name with a control character is refused
+    iotask("task", "add", "t", "--source", "hr", "--destination", "lms", "--max-errors", "100%")
+    result = iotask("run", "t", "--xml")
+    root = ET.fromstring(result.out.encode("utf-8"))
+    (task,) = root.iter("iotask")
+    assert task.get("status") == "partial"
+    keys = [pk.text for pk in task.iter("pk")]
+    assert any("a\\x01b" in (key or "") for key in keys), keys
