@@ -14,7 +14,11 @@ def utcnow() -> datetime:
 
 
 def to_local(value: datetime, tz: ZoneInfo) -> datetime:
-    return value.replace(tzinfo=UTC).astimezone(tz)
+    """``value`` (naive UTC) in ``tz``; in UTC when ``tz`` would take it past the year 9999."""
+    try:
+        return value.replace(tzinfo=UTC).astimezone(tz)
+    except OverflowError:
+        return value.replace(tzinfo=UTC)
 
 
 def show(value: datetime | None, tz: ZoneInfo) -> str:
@@ -41,4 +45,8 @@ def parse_local(text: str, tz: ZoneInfo) -> datetime:
         raise IotaskError(
             f"cannot read time {text!r}: expected YYYY-MM-DD HH:MM, e.g. 2026-11-21 02:30"
         )
-    return local.replace(tzinfo=tz).astimezone(UTC).replace(tzinfo=None)
+    try:
+        return local.replace(tzinfo=tz).astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:
+        raise IotaskError(f"time {text!r} in {tz.key} is after the year 9999 in UTC: to park a "
+                          "task, use 9999-12-30") from None

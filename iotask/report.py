@@ -20,7 +20,7 @@ from iotask.connectors.context import ChangeKind
 from iotask.models import Task, TaskRun, TaskRunError
 from iotask.run_status import RunStatus
 from iotask.runner import TaskResult
-from iotask.tasks import due_at
+from iotask.tasks import next_due_text
 
 COUNT_NAMES = ("read", "inserted", "updated", "unchanged", "removed", "failed")
 
@@ -174,10 +174,9 @@ def status(engine: Engine, tz: ZoneInfo) -> list[dict[str, Any]]:
             last = _last_run(session, task.name)
             try:
                 words = schedule.in_words(schedule.parse(task.schedule_type, task.schedule))
-                due = due_at(task, tz)
-                next_due = "now" if due is None or due <= now else clock.iso(due, tz)
             except schedule.ScheduleError as exc:
-                words, next_due = f"unreadable: {exc}", None
+                words = f"unreadable: {exc}"
+            next_due = next_due_text(task, tz, now)
             if task.locked_until is not None and task.locked_until >= now:
                 next_due = f"running ({task.locked_by})"
             elif not task.enabled:

@@ -41,7 +41,9 @@ class Run:
                  engine: Engine, accept: bool = False, reimport: bool = False) -> None:
         self.task = task.name
         self.run_id = run_id
-        self.import_type = tasks.import_type_name(task.import_type)
+        # as stored; a value a hand edit broke fails the run (tasks.check_runnable) at its start
+        self.import_type = tasks.IMPORT_TYPES.get(task.import_type.strip().lower(),
+                                                  task.import_type)
         self.database_url: str | None = config.database_url
         self.key: list[str] | None = None
         self.owner: str | None = task.conn_source

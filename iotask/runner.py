@@ -173,6 +173,7 @@ class Runner:
         ended = Outcome(RunStatus.FAILED, None)
         try:
             with lease:
+                tasks.check_runnable(task)
                 source, destination = open_endpoints(self.engine, task)
                 ended.status = dataflow.execute(source, destination, context, task.map,
                                                 shown.update if shown is not None else None)
@@ -259,6 +260,9 @@ class Runner:
             except DBAPIError as exc:  # e.g. SQLite busy beyond its timeout: try next minute
                 result = TaskResult(name, False, RunStatus.FAILED,
                                     error=f"database error: {db.reason(exc)}")
+            except Exception as exc:  # a bug: this task fails alone, run-due goes on
+                result = TaskResult(name, False, RunStatus.FAILED,
+                                    error=outcome(exc, name).error)
             if result is not None:
                 results.append(result)
         return results
@@ -271,7 +275,10 @@ class Runner:
         try:
             due = tasks.due_at(task, self.config.timezone)
         except schedule.ScheduleError as exc:
-            return TaskResult(name, False, RunStatus.FAILED, error=f"unreadable schedule: {exc}")
+            error = (f"task {name!r}: unreadable schedule in core_task: {exc}; fix it with "
+                     f"`iotask task edit {name} --at HH:MM` (or --every, --cron)")
+            self._record_unrunnable(task, error)
+            return TaskResult(name, False, RunStatus.FAILED, error=error)
         if due is not None and due > now:
             return TaskResult(name, False, scheduled=due, note="not due")
         if task.locked_until is not None and task.locked_until >= now:
@@ -281,6 +288,15 @@ class Runner:
         if claim is None:
             return TaskResult(name, False, scheduled=due, note="taken by another runner")
         return self._execute(task, *claim, now, due)
+
+    def _record_unrunnable(self, task: Task, error: str) -> None:
+        """A task run-due cannot even judge: its row says so (last_status, last_error), for a
+        DBA or a monitor, without a run in history every minute."""
+        if task.last_status == RunStatus.FAILED and task.last_error == error:
+            return
+        db.transaction(self.engine, lambda conn: conn.execute(
+            update(Task).where(Task.name == task.name).values(
+                last_status=RunStatus.FAILED, last_error=shorten(error, MAX_MESSAGE))))
 
     def run(self, names: Sequence[str], accept_changes: bool = False,
             reimport: bool = False) -> list[TaskResult]:
@@ -327,6 +343,7 @@ class Runner:
         started = utcnow()
         error: str | None = None
         try:
+            tasks.check_runnable(task)
             source, destination = open_endpoints(self.engine, task)
             status = dataflow.execute(source, destination, context, task.map)
         except Exception as exc:

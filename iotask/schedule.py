@@ -110,12 +110,22 @@ def next_due(schedule: Schedule, last_execution: datetime | None, tz: ZoneInfo) 
     if last_execution is None:
         return None
     last = _naive_utc(last_execution, "last_execution")
-    if schedule.type == "at":
-        return _next_at(time.fromisoformat(schedule.text), last, tz)
-    if schedule.type == "any":
-        every, unit = _parse_any(schedule.text)
-        return _next_any(every, unit, last, tz)
-    return _next_cron(_cron_expression(schedule.text), last, tz)
+    try:
+        if schedule.type == "at":
+            return _next_at(time.fromisoformat(schedule.text), last, tz)
+        if schedule.type == "any":
+            every, unit = _parse_any(schedule.text)
+            return _next_any(every, unit, last, tz)
+        return _next_cron(_cron_expression(schedule.text), last, tz)
+    except (OverflowError, ValueError) as exc:  # the next slot is past the year 9999
+        if isinstance(exc, ScheduleError):
+            raise
+        return NEVER
+
+
+NEVER = datetime.max
+"""The next due time of a parked task: one whose last_execution a DBA set so far ahead (year
+9999) that no later slot exists. Never due until last_execution is reset."""
 
 
 def is_due(

@@ -22,7 +22,7 @@ from iotask.clock import utcnow
 from iotask.connectors.context import Column, MemoryContext
 from iotask.connectors.errors import ConnectorError
 from iotask.errors import IotaskError, NotFound
-from iotask.guards import DEFAULT_MAX_ERRORS, DEFAULT_MAX_REMOVE, Limit
+from iotask.guards import DEFAULT_MAX_ERRORS, DEFAULT_MAX_REMOVE, Guards, Limit
 from iotask.models import Task, TaskRun
 from iotask.names import check_lengths, check_name
 from iotask.run_status import RunStatus
@@ -66,6 +66,18 @@ def import_type_name(value: str) -> str:
         raise IotaskError(
             f"import type {value!r} is not one of insert, sync (Docebo's 1 and 2 also work)"
         ) from None
+
+
+def check_runnable(task: Task) -> None:
+    """Refuse a row that a hand edit left unusable (import type, guard limits), naming the
+    column and the command that puts it right: that task fails, the others run."""
+    try:
+        import_type = import_type_name(task.import_type)
+    except IotaskError as exc:
+        raise IotaskError(f"task {task.name!r}: core_task.{exc}; fix it with `iotask task edit "
+                          f"{task.name} --import-type insert` (or sync)") from None
+    Guards.for_task(task.name, import_type, task.max_errors, task.max_remove,
+                    bool(task.allow_empty))
 
 
 def compact_map(text: str) -> str:
@@ -228,6 +240,21 @@ def all_names(engine: Engine) -> list[str]:
         return list(conn.scalars(select(Task.name).order_by(Task.sequence, Task.name)))
 
 
+def next_due_text(task: Task, tz: ZoneInfo, now: datetime | None = None) -> str | None:
+    """When the task is next due, as every view shows it (``due_at``: backoff included): an
+    ISO time, "now" (never ran; or, given ``now``, overdue), "parked" (last_execution so far
+    ahead that no slot comes), or None for an unreadable schedule."""
+    try:
+        due = due_at(task, tz)
+    except schedule.ScheduleError:
+        return None
+    if due is None or (now is not None and due <= now):
+        return "now"
+    if due == schedule.NEVER:
+        return "parked"
+    return clock.iso(due, tz)
+
+
 def due_at(task: Task, tz: ZoneInfo) -> datetime | None:
     """When the task is next due (naive UTC); None means now. Derived afresh on every call.
 
@@ -263,11 +290,8 @@ def _shown_map(text: str | None) -> Any:
 def describe(row: Task, tz: ZoneInfo) -> dict[str, Any]:
     """A task as ``task show --json`` and the console present it."""
     parsed = schedule_of(row)
-    if parsed is None:
-        words, next_due = f"unreadable schedule {row.schedule_type} {row.schedule!r}", None
-    else:
-        words = schedule.in_words(parsed)
-        next_due = schedule.next_due(parsed, row.last_execution, tz)
+    words = (f"unreadable schedule {row.schedule_type} {row.schedule!r}" if parsed is None
+             else schedule.in_words(parsed))
     return {
         "name": row.name,
         "description": row.description,
@@ -283,7 +307,7 @@ def describe(row: Task, tz: ZoneInfo) -> dict[str, Any]:
         "enabled": bool(row.enabled),
         "notify_email": row.notify_email,
         "last_execution": clock.iso(row.last_execution, tz),
-        "next_due": clock.iso(next_due, tz) if row.last_execution else "now",
+        "next_due": next_due_text(row, tz),
         "last_status": row.last_status,
         "last_error": row.last_error,
         "fail_count": row.fail_count,

@@ -189,3 +189,64 @@ def test_the_xml_report_is_well_formed_whatever_the_data_holds(iotask, engine, l
     assert task.get("status") == "partial"
     keys = [pk.text for pk in task.iter("pk")]
     assert any("a\\x01b" in (key or "") for key in keys), keys
+
+
+# --- one hand-edited task never stops the others -------------------------------------------
+
+
+@pytest.fixture
+def samples(iotask):
+    """The sample source and ledger connectors, as tests/test_run_due.py uses them."""
+    iotask("connector", "register", "sample_source")
+    iotask("connector", "register", "sample_ledger")
+    iotask("connection", "add", "src", "--type", "test-source", "--set", "rows=3")
+    iotask("connection", "add", "ledger", "--type", "test-ledger")
+    return iotask
+
+
+def test_invalid_task_rows_fail_alone_and_free_their_claim(samples, engine):
+    iotask = samples
+    for number in range(1, 8):
+        iotask("task", "add", f"h{number}", "--source", "src", "--destination", "ledger",
+               "--sequence", str(number))
+    edits = {"h2": "schedule_type = 'bogus'", "h3": "import_type = '9'",
+             "h4": "max_errors = 'lots'", "h5": "map = '{not json'",
+             "h6": "schedule = '25:99', schedule_type = 'at'"}
+    with engine.begin() as conn:
+        for name, assignment in edits.items():
+            conn.execute(sa.text(f"UPDATE core_task SET {assignment} WHERE name = '{name}'"))
+    result = iotask("run-due", "--json", ok=False)
+    assert result.code == 1 and "Traceback" not in result.err
+    by_name = {t["task"]: t for t in result.json()["tasks"]}
+    assert by_name["h1"]["status"] == "success" and by_name["h7"]["status"] == "success"
+    for name in edits:
+        assert by_name[name]["status"] == "failed", by_name[name]
+    assert "core_task.import type '9'" in by_name["h3"]["error"]
+    assert "core_task.max_errors" in by_name["h4"]["error"]
+    assert "unreadable schedule" in by_name["h2"]["error"]
+    with engine.connect() as conn:
+        rows = {r.name: r for r in conn.execute(sa.text(
+            "SELECT name, locked_by, last_status, last_error FROM core_task"))}
+    assert all(row.locked_by is None for row in rows.values())
+    assert all(rows[name].last_status == "failed" for name in edits)
+    assert "unreadable schedule" in rows["h6"].last_error
+    again = iotask("run-due", "--json", ok=False)
+    assert {t["task"] for t in again.json()["tasks"] if t["executed"]} == set()
+    history = iotask("history", "h3", "--json").json()
+    assert [run["status"] for run in history] == ["failed"]  # retried after its backoff only
+
+
+def test_a_task_parked_in_the_year_9999_is_shown_as_parked(samples):
+    iotask = samples
+    iotask("task", "add", "parked", "--source", "src", "--destination", "ledger", "--at", "02:30")
+    iotask("task", "add", "hourly", "--source", "src", "--destination", "ledger",
+           "--every", "1 hour")
+    iotask("reset", "parked", "hourly", "--to", "9999-12-31 23:59")
+    assert not any(t["executed"] for t in iotask("run-due", "--json").json()["tasks"])
+    status = {t["name"]: t for t in iotask("status", "--json").json()}
+    assert status["parked"]["next_due"] == "parked"
+    assert status["hourly"]["next_due"] == "9999-12-31T23:00:00+00:00"  # Rome would overflow
+    assert "parked" in iotask("status").out
+    assert iotask("task", "show", "parked", "--json").json()["next_due"] == "parked"
+    assert "9999-12-31" in iotask("task", "list").out
+    assert "9999-12-31" in iotask("task", "show", "hourly").out

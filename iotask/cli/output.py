@@ -66,7 +66,12 @@ def local_time(value: str | None, tz: ZoneInfo) -> str:
     """An ISO time from the report as a person reads it; other words unchanged."""
     if not value or not value[:4].isdigit():
         return value or ""
-    return datetime.fromisoformat(value).astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
+    moment = datetime.fromisoformat(value)
+    try:
+        moment = moment.astimezone(tz)
+    except OverflowError:  # the year 9999 in a zone ahead of UTC: shown as stored
+        pass
+    return moment.strftime("%Y-%m-%d %H:%M %Z")
 
 
 def seconds(value: float | None) -> str:
