@@ -55,7 +55,7 @@ CONSUME = ("rename", "keep")
 DEFAULT_STABLE_SECONDS = 10
 log = logging.getLogger("iotask.csv")
 BATCH_SIZE = 1000
-FIELD_SIZE_LIMIT = 100 * 1024 * 1024
+DEFAULT_MAX_FIELD = 8 * 1024 * 1024  # characters in one field or one physical line
 LINE = "__line__"  # key of the physical line number in each row read; the engine pops it
 REJECT_COLUMN = "iotask_error"  # the last column of a reject file; reading ignores it
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -104,6 +104,9 @@ class CsvConnector(Connector):
                 help="exports: a cell starting with = + - @ gets a leading ' so a spreadsheet "
                      "shows it instead of running it; false for files read by programs only "
                      "(phone numbers such as +39...)"),
+        Setting("max_field_size", "int", default=DEFAULT_MAX_FIELD,
+                help="the longest field or line, in characters; a longer one fails the file "
+                     "with its line number instead of filling the memory"),
         Setting("quarantine", help="a subfolder (it must exist) that a file failing to import "
                                    "is moved to; default: it stays for the next run"),
         Setting("consume", choices=CONSUME,
@@ -118,6 +121,9 @@ class CsvConnector(Connector):
 
     @classmethod
     def check_settings(cls, params: dict[str, Any]) -> None:
+        if not 1024 <= params["max_field_size"] <= 2**31 - 1:
+            raise SettingsError("setting 'max_field_size' must be between 1024 and 2147483647 "
+                                f"characters, got {params['max_field_size']}")
         for key in ("delimiter", "quotechar"):
             if len(params[key]) != 1:
                 raise SettingsError(f"setting {key!r} must be exactly one character")
@@ -280,7 +286,7 @@ class CsvConnector(Connector):
         if label not in context.files:
             context.files.append(label)
         with raw:
-            lines = _Lines(raw, label, self.params["encoding"])
+            lines = _Lines(raw, label, self.params["encoding"], self.params["max_field_size"])
             reader = csv.reader(lines, delimiter=self.params["delimiter"],
                                 quotechar=self.params["quotechar"], strict=True)
             for line, record in _records(reader, label):
@@ -309,10 +315,10 @@ class CsvConnector(Connector):
             raise CsvError(f"cannot open {label}: {exc.strerror}") from None
         if label not in context.files:
             context.files.append(label)
-        csv.field_size_limit(max(csv.field_size_limit(), FIELD_SIZE_LIMIT))
+        csv.field_size_limit(self.params["max_field_size"])
         self._reading = raw
         with raw:
-            lines = _Lines(raw, label, self.params["encoding"])
+            lines = _Lines(raw, label, self.params["encoding"], self.params["max_field_size"])
             reader = csv.reader(lines, delimiter=self.params["delimiter"],
                                 quotechar=self.params["quotechar"], strict=True)
             names = None if self.params["header"] else list(self.params["columns"])
@@ -365,8 +371,8 @@ class CsvConnector(Connector):
         dialect = {"delimiter": self.params["delimiter"], "quotechar": self.params["quotechar"]}
         with open(source, "rb") as raw, open(target, "w", encoding=self.params["encoding"],
                                              errors="replace", newline="") as out:
-            reader = csv.reader(_Lines(raw, label, self.params["encoding"]), strict=True,
-                                **dialect)
+            lines = _Lines(raw, label, self.params["encoding"], self.params["max_field_size"])
+            reader = csv.reader(lines, strict=True, **dialect)
             writer = csv.writer(out, quoting=csv.QUOTE_MINIMAL, **dialect)
             header = self.params["header"]
             width = 0 if header else len(self.params["columns"])
@@ -517,8 +523,10 @@ class _Lines:
     byte or bytes the encoding cannot decode is it read again line by line, to name the line.
     """
 
-    def __init__(self, raw: IO[bytes], path: Path | str, encoding: str) -> None:
-        self.raw, self.path, self.encoding = raw, path, encoding
+    def __init__(self, raw: IO[bytes], path: Path | str, encoding: str,
+                 max_line: int = DEFAULT_MAX_FIELD) -> None:
+        self.raw, self.path, self.encoding, self.max_line = raw, path, encoding, max_line
+        self.lines = 0  # physical lines yielded so far
 
     def __iter__(self) -> Iterator[str]:
         try:
@@ -537,8 +545,12 @@ class _Lines:
                            f"is {self.encoding}: set encoding=utf-8-sig")
 
     def _chunks(self) -> Iterator[list[str]]:
+        """Whole lines, a chunk at a time. A line that goes on over many chunks is kept as a
+        list of parts, joined once its end comes: reading stays linear in the line's length,
+        and a line longer than ``max_line`` stops the read before it fills the memory."""
         decoder = codecs.getincrementaldecoder(self.encoding)()
-        tail, first = "", True
+        parts: list[str] = []
+        waiting, first = 0, True
         while True:
             chunk = self.raw.read(CHUNK_BYTES)
             if first:
@@ -551,15 +563,31 @@ class _Lines:
                 raise _Locate from None
             if first:
                 text, first = text.removeprefix("\ufeff"), False
-            text = tail + text
             if not chunk:
-                if text:
-                    yield [text]
+                rest = "".join(parts) + text
+                if rest:
+                    self.lines += 1
+                    yield [rest]
                 return
             end = len(text) - 1 if text.endswith("\r") else len(text)  # CR LF may be split
             cut = max(text.rfind("\n", 0, end), text.rfind("\r", 0, end)) + 1
-            yield _LINE.findall(text, 0, cut)
-            tail = text[cut:]
+            if not cut:  # the line goes on
+                parts.append(text)
+                waiting += len(text)
+                if waiting > self.max_line:
+                    raise CsvError(
+                        f"{self.path} line {self.lines + 1} is longer than {self.max_line:,} "
+                        "characters (setting max_field_size): nothing was read past it; is the "
+                        "file CSV with line ends? Raise max_field_size if such lines are right")
+                continue
+            if parts:
+                text, cut = "".join(parts) + text, cut + waiting
+                parts, waiting = [], 0
+            lines = _LINE.findall(text, 0, cut)
+            self.lines += len(lines)
+            yield lines
+            if cut < len(text):
+                parts, waiting = [text[cut:]], len(text) - cut
 
     def _exactly(self) -> Iterator[str]:
         """Line by line, counting: raises CsvError naming the line of the first problem."""

@@ -250,3 +250,29 @@ def test_a_task_parked_in_the_year_9999_is_shown_as_parked(samples):
     assert iotask("task", "show", "parked", "--json").json()["next_due"] == "parked"
     assert "9999-12-31" in iotask("task", "list").out
     assert "9999-12-31" in iotask("task", "show", "hourly").out
+
+
+# --- a huge line ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_huge_line_stops_the_read_with_its_line_number(iotask, engine, lms, tmp_path):
+    source = tmp_path / "users.csv"
+    with open(source, "w", encoding="utf-8") as out:
+        out.write("userid,firstname\nu1,Ann\nu2," + "x" * (12 * 1024 * 1024) + "\nu3,Cy\n")
+    aged(source)
+    iotask("connection", "add", "hr", "--type", "csv", "--set", f"url={source}")
+    iotask("task", "add", "t", "--source", "hr", "--destination", "lms")
+    result = iotask("run", "t", "--json", ok=False)
+    task = result.json()["tasks"][0]
+    assert task["status"] == "failed" and "line 3 is longer than 8,388,608" in task["error"]
+    assert "max_field_size" in task["error"] and content(engine, lms) == {}
+    preview = iotask("task", "preview", "t", ok=False)
+    assert preview.code == 2 and "line 3 is longer than" in preview.err
+    iotask("connection", "edit", "hr", "--set", "max_field_size=16777216")
+    iotask("task", "edit", "t", "--max-errors", "100%")
+    counted = iotask("run", "t", "--json").json()["tasks"][0]["counts"]
+    assert counted["read"] == 3 and counted["inserted"] == 2  # the long name is too long for
+    assert counted["failed"] == 1  # its column: a row error now, no longer a stopped read
+    assert_user_error(iotask("connection", "edit", "hr", "--set", "max_field_size=10", ok=False),
+                      "max_field_size")
