@@ -142,11 +142,13 @@ class CsvConnector(Connector):
                                          or params["quarantine"] in (".", "..")):
             raise SettingsError("setting 'quarantine' is the name of a subfolder of the import "
                                 "folder, e.g. failed (without slashes)")
-        for key in ("timeout", "retries", "stable_seconds"):
-            if params.get(key) is not None and (params[key] < 0 or
-                                                (key == "timeout" and params[key] == 0)):
-                raise SettingsError(f"setting {key!r} must be a positive number of "
-                                    f"{'tries' if key == 'retries' else 'seconds'}")
+        for key, least, most in (("timeout", 1, 86_400), ("retries", 0, 100),
+                                 ("stable_seconds", 0, 604_800)):
+            value = params.get(key)
+            if value is not None and not least <= value <= most:
+                what = "tries" if key == "retries" else "seconds"
+                raise SettingsError(f"setting {key!r} must be a number of {what} from {least} "
+                                    f"to {most:,}, got {value}")
 
     @classmethod
     def check_location(cls, params: dict[str, Any], roots: list[Path]) -> None:
@@ -155,7 +157,10 @@ class CsvConnector(Connector):
         public = {key: value for key, value in params.items()
                   if key not in ("password", "auth_header")}
         try:
-            cls(public)._open_transport(roots).close()
+            transport = cls(public)._open_transport(roots)
+            transport.close()
+            if transport.target and "{" in transport.target:  # an export's dated name
+                expand_name(transport.target, datetime.now())
         except TransportError as exc:
             raise SettingsError(str(exc)) from None
 

@@ -33,10 +33,11 @@ def parse_url(url: str) -> URL:
     """Parse a database URL, choosing the drivers iotask ships with when none is named."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+        parsed.port  # noqa: B018 (a port that is not a number raises here, not at connect)
+    except (ArgumentError, ValueError):
         raise DatabaseUrlError(
             f"cannot parse database URL {url!r}: expected e.g. sqlite:///iotask.db, "
-            "mysql+pymysql://user:pass@host/db or postgresql+psycopg://user:pass@host/db"
+            "mysql+pymysql://user@host/db or postgresql+psycopg://user@host/db"
         ) from None
     if parsed.drivername in DEFAULT_DRIVERS:
         parsed = parsed.set(drivername=DEFAULT_DRIVERS[parsed.drivername])
@@ -115,7 +116,9 @@ def make_engine(url: str, read_only: bool = False, local_infile: bool = False) -
 def reason(exc: DBAPIError) -> str:
     """The driver's own message, first line only: what a person needs from a database error."""
     lines = str(exc.orig if exc.orig is not None else exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
+    if not lines or lines[0] in ("(0, '')", "0"):  # PyMySQL's InterfaceError(0, '')
+        return "the connection to the database was lost (server restarted or timed out?)"
+    return lines[0]
 
 
 def unreachable(url: str | URL, exc: OperationalError) -> str:

@@ -17,7 +17,14 @@ from typing import Any
 import sqlalchemy as sa
 from iotask.connectors.base import Connector
 from iotask.connectors.context import Batch, Column, Row, RowError, RunContext
-from iotask.connectors.databases import make_engine, masked, reason, unreachable
+from iotask.connectors.databases import (
+    DatabaseUrlError,
+    make_engine,
+    masked,
+    parse_url,
+    reason,
+    unreachable,
+)
 from iotask.connectors.errors import ConnectorError, SettingsError
 from iotask.connectors.settings import FALSE_WORDS, TRUE_WORDS, Setting
 from iotask.connectors.staging import Removal, Stage
@@ -57,6 +64,11 @@ class SqlConnector(Connector):
 
     @classmethod
     def check_settings(cls, params: dict[str, Any]) -> None:
+        if params.get("database"):
+            try:
+                parse_url(params["database"])
+            except DatabaseUrlError as exc:
+                raise SettingsError(f"setting 'database': {exc}") from None
         if not params.get("table") and not params.get("query"):
             raise SettingsError(
                 "connector type 'sql' needs setting 'table' (or 'query' for a source), "
@@ -401,6 +413,8 @@ def _connect(engine: sa.Engine) -> sa.Connection:
         return engine.connect()
     except OperationalError as exc:
         raise SqlError(unreachable(engine.url, exc)) from None
+    except DBAPIError as exc:  # e.g. a file that is not a database
+        raise SqlError(f"cannot open database {masked(engine.url)}: {reason(exc)}") from None
 
 
 def _reflect(conn: sa.Connection, name: str, url: str) -> sa.Table:
@@ -408,6 +422,8 @@ def _reflect(conn: sa.Connection, name: str, url: str) -> sa.Table:
         return sa.Table(name, sa.MetaData(), autoload_with=conn)
     except NoSuchTableError:
         raise SqlError(f"table {name!r} does not exist in {masked(url)}") from None
+    except DBAPIError as exc:  # e.g. a file that is not a database
+        raise SqlError(f"cannot read table {name!r} in {masked(url)}: {reason(exc)}") from None
 
 
 def _column(table: sa.Table, name: str, role: str, url: str) -> sa.Column[Any]:

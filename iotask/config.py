@@ -22,6 +22,7 @@ DEFAULT_DATABASE_URL = "sqlite:///iotask.db"
 
 
 DEFAULT_LEASE_SECONDS = 300
+MAX_LEASE_SECONDS = 86_400  # a runner silent a whole day is dead
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,11 @@ def _ini_values() -> tuple[dict[str, str], str | None]:
     except configparser.Error as exc:
         first_line = str(exc).splitlines()[0]
         raise IotaskError(f"cannot read config file {ini}: {first_line}") from None
+    except UnicodeDecodeError as exc:
+        raise IotaskError(f"cannot read config file {ini}: byte {exc.start} is not UTF-8; save "
+                          "it as UTF-8") from None
+    except OSError as exc:
+        raise IotaskError(f"cannot read config file {ini}: {exc.strerror}") from None
     if not parser.has_section("iotask"):
         raise IotaskError(f"config file {ini} has no [iotask] section: add one with database_url")
     return dict(parser.items("iotask")), str(ini)
@@ -109,9 +115,10 @@ def load(db_option: str | None = None) -> Config:
             lease = int(lease_text)
         except ValueError:
             lease = 0
-        if lease < 1:
+        if not 1 <= lease <= MAX_LEASE_SECONDS:
             raise IotaskError(
-                f"lease seconds must be a whole number of seconds >= 1, got {lease_text!r} "
+                f"lease seconds must be a whole number of seconds from 1 to "
+                f"{MAX_LEASE_SECONDS:,}, got {lease_text!r} "
                 "(IOTASK_LEASE_SECONDS or lease_seconds in the INI file)"
             )
     log = os.environ.get("IOTASK_LOG") or ini.get("log") or "stderr"

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from iotask import registry
+from iotask import jsontext, registry
 from iotask.connectors.base import Connector
 from iotask.connectors.errors import SettingsError
 from iotask.errors import IotaskError, NotFound
@@ -27,25 +27,15 @@ def get(session: Session, name: str) -> Connection:
 
 def stored_params(row: Connection) -> dict[str, Any]:
     """The settings as stored; a hand-edited params column that is not a JSON object is an error."""
-    try:
-        params = json.loads(row.params or "{}")
-    except json.JSONDecodeError as exc:
-        raise IotaskError(
-            f"connection {row.name!r}: params column is not valid JSON ({exc.msg} at position "
-            f"{exc.pos}): fix it with `iotask connection edit {row.name} --params-json ...`"
-        ) from None
+    params = jsontext.loads(row.params or "{}", f"connection {row.name!r}: params column",
+                            f": fix it with `iotask connection edit {row.name} --params-json ...`")
     if not isinstance(params, dict):
         raise IotaskError(f"connection {row.name!r}: params column must hold a JSON object")
     return params
 
 
 def parse_params_json(text: str) -> dict[str, Any]:
-    try:
-        params = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise IotaskError(
-            f"--params-json is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
+    params = jsontext.loads(text, "--params-json")
     if not isinstance(params, dict):
         raise IotaskError('--params-json must be a JSON object, e.g. {"url": "/srv/users.csv"}')
     return params

@@ -110,7 +110,11 @@ def setup(config: Config, verbose: int) -> None:
         if level != "DEBUG":
             handler.addFilter(_without_traceback)
     elif config.log == "syslog" or config.log.startswith("syslog:"):
-        handler = logging.handlers.SysLogHandler(address=syslog_address(config.log))
+        address = syslog_address(config.log)
+        if isinstance(address, str) and not Path(address).is_socket():
+            raise IotaskError(f"log {config.log!r}: {address} is not a syslog socket (no such "
+                              "socket): check IOTASK_LOG, or use syslog:HOST:PORT")
+        handler = logging.handlers.SysLogHandler(address=address)
         handler.setFormatter(MaskedFormatter("iotask[%(process)d]: %(message)s"))
         level = config.log_level or "INFO"
     else:

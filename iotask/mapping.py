@@ -20,6 +20,7 @@ from itertools import repeat
 from operator import eq, methodcaller
 from typing import Any
 
+from iotask import jsontext
 from iotask.connectors.context import Column, Row
 from iotask.errors import MapError
 
@@ -68,11 +69,7 @@ class Mapping:
 def _load(text: str | None) -> Any:
     if text is None or not text.strip():
         return None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise MapError(f"map is not valid JSON: {exc.msg} at line {exc.lineno} "
-                       f"column {exc.colno}") from None
+    return jsontext.loads(text, "map", error=MapError)
 
 
 def _positional(entries: list[Any], source: list[str] | None) -> Mapping:

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from iotask import clock, connections, db, mapping, registry, schedule
+from iotask import clock, connections, db, jsontext, mapping, registry, schedule
 from iotask.claims import runner_name
 from iotask.clock import utcnow
 from iotask.connectors.context import Column, MemoryContext
@@ -82,12 +82,7 @@ def check_runnable(task: Task) -> None:
 
 def compact_map(text: str) -> str:
     """The --map option as stored: JSON, Docebo's positional list or the named form."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise IotaskError(
-            f"--map is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
+    value = jsontext.loads(text, "--map")
     if not isinstance(value, list | dict):
         raise IotaskError(
             '--map must be a JSON list ([{"map": "userid", "pk": "1"}, ...]) or object '

@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 import sqlalchemy as sa
-from conftest import aged, assert_user_error
+from conftest import aged, assert_user_error, run_cli
 from servers import PASSWORD, start_ftp
 from test_dataflow import Site, counts, users, write_csv
 from test_intake import add_intake, content, task_json, users_table, write
@@ -276,3 +276,72 @@ def test_a_huge_line_stops_the_read_with_its_line_number(iotask, engine, lms, tm
     assert counted["failed"] == 1  # its column: a row error now, no longer a stopped read
     assert_user_error(iotask("connection", "edit", "hr", "--set", "max_field_size=10", ok=False),
                       "max_field_size")
+
+
+# --- one line, never a traceback ---------------------------------------------------------------
+
+DEEP = "[" * 5000 + "]" * 5000
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.parametrize(("args", "message"), [
+    (("task", "edit", "t", "--map", DEEP), "--map is nested too deeply"),
+    (("connection", "add", "deep", "--type", "csv", "--params-json", f'{{"url": {DEEP}}}'),
+     "--params-json is nested too deeply"),
+    (("connection", "add", "nul", "--type", "csv", "--set", "url=file:///in/a%00b.csv"),
+     "NUL character"),
+    (("--db", "mysql+pymysql://u@h:abc/db", "status"), "cannot parse database URL"),
+    (("connection", "add", "p", "--type", "sql", "--set", "database=mysql://u@h:abc/db",
+      "--set", "table=x"), "setting 'database': cannot parse database URL"),
+    (("task", "edit", "t", "--sequence", "99999999999999999999"), "not in the range"),
+    (("connection", "add", "s", "--type", "csv", "--set", "url=in/x.csv",
+      "--set", "stable_seconds=99999999999999999999"), "'stable_seconds' must be a number"),
+    (("connection", "add", "o", "--type", "csv", "--set", "url=ftp://h/x.csv",
+      "--set", "timeout=99999999999999999999"), "'timeout' must be a number"),
+    (("connection", "add", "n", "--type", "csv", "--set", "url=out/users-{name}.csv"),
+     "only {date:FORMAT}"),
+    (("task", "edit", "t", "--max-errors", "1" * 30), "must be a count"),
+    (("task", "edit", "t", "--description", "d" * 256), "at most 255"),
+])
+def test_bad_input_is_one_line_and_exit_2(iotask, tmp_path, args, message):
+    source = write(tmp_path / "users.csv", "u1,Ann\n")
+    iotask("connection", "add", "hr", "--type", "csv", "--set", f"url={source}")
+    iotask("connection", "add", "copy", "--type", "csv", "--set", f"url={tmp_path / 'c.csv'}")
+    iotask("task", "add", "t", "--source", "hr", "--destination", "copy")
+    result = iotask(*args, ok=False)
+    assert_user_error(result, message)
+    assert result.code == 2
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_bad_configuration_is_one_line_and_exit_2(iotask, tmp_path, monkeypatch):
+    bad_ini = tmp_path / "bad.ini"
+    bad_ini.write_bytes(b"[iotask]\ntimezone = Europe/Z\xfcrich\n")
+    for variable, value, message in (
+            ("IOTASK_CONFIG", str(bad_ini), "is not UTF-8"),
+            ("IOTASK_LEASE_SECONDS", "99999999999999999999", "lease seconds must be"),
+            ("IOTASK_LOG", "syslog:/nonexistent.sock", "is not a syslog socket"),
+            ("IOTASK_DATABASE_URL", "postgresql://u@h:99x/db", "cannot parse database URL")):
+        with monkeypatch.context() as patch:
+            patch.setenv(variable, value)
+            result = run_cli("run-due")
+        assert_user_error(result, message)
+        assert result.code == 2
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_file_that_is_not_a_database_is_one_line(iotask, tmp_path):
+    corrupt = tmp_path / "corrupt.db"
+    corrupt.write_text("garbage\n")
+    assert_user_error(iotask("--db", f"sqlite:///{corrupt}", "status", ok=False),
+                      "file is not a database")
+    source = write(tmp_path / "users.csv", "u1,Ann\n")
+    iotask("connection", "add", "hr", "--type", "csv", "--set", f"url={source}")
+    iotask("connection", "add", "bad", "--type", "sql", "--set", f"database=sqlite:///{corrupt}",
+           "--set", "table=lms_user")
+    iotask("task", "add", "t", "--source", "hr", "--destination", "bad")
+    dry = iotask("run", "t", "--dry-run", ok=False)
+    assert dry.code == 1 and "cannot open database" in dry.out and "Traceback" not in dry.err
+    assert_user_error(iotask("task", "preview", "t", ok=False), "file is not a database")
+    ran = iotask("run", "t", ok=False)
+    assert ran.code == 1 and "cannot open database" in ran.err and "Traceback" not in ran.err

@@ -167,6 +167,9 @@ class Transport:
         url_password = unquote(parts.password) if parts.password else None
         self._password = resolve_secret(options.password) or url_password
         self._url_path = unquote(parts.path)
+        if "\x00" in self._url_path:
+            raise TransportError(f"URL {mask(url)!r} holds a NUL character (%00), which no file "
+                                 "name can: check the URL")
         last = posixpath.basename(self._url_path)
         self.path = self._server_path(self._url_path)
         if self._url_path.endswith("/") or not last:

@@ -40,7 +40,8 @@ def task_options(adding: bool):
             click.option("--map", "map_json", metavar="JSON",
                          help='Column map: [{"map": "userid", "pk": "1"}, ...] or '
                               '{"columns": {...}, "key": [...]}; default: by column name.'),
-            click.option("--sequence", type=int, help="Run order among due tasks (low first)."),
+            click.option("--sequence", type=click.IntRange(-2**31, 2**31 - 1),
+                         help="Run order among due tasks (low first)."),
             click.option("--email", metavar="ADDR[,ADDR]", help="Notify these addresses."),
             click.option("--description", help="Free text."),
             click.option("--max-errors", metavar="N|P%",
