@@ -80,12 +80,12 @@ class Guards:
         return cls(task, stored(max_errors or DEFAULT_MAX_ERRORS[import_type], "max_errors"),
                    stored(max_remove or DEFAULT_MAX_REMOVE, "max_remove"), allow_empty, accept)
 
-    def verdict(self, changes: ChangeSet, counts: Counts) -> str | None:
+    def verdict(self, changes: ChangeSet, counts: Counts) -> TooManyErrors | Held | None:
         """Why the change set must not be applied (TooManyErrors or Held), or None."""
         try:
             self.check(changes, counts)
         except (TooManyErrors, Held) as exc:
-            return str(exc)
+            return exc
         return None
 
     def check(self, changes: ChangeSet, counts: Counts) -> None:

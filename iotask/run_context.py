@@ -15,7 +15,7 @@ from iotask.clock import utcnow
 from iotask.config import Config
 from iotask.connectors.base import Connector
 from iotask.connectors.context import SAMPLE_KEYS, ChangeSet, Counts, RowError, Unit
-from iotask.connectors.errors import ConnectorError
+from iotask.connectors.errors import ConnectorError, Held, TooManyErrors
 from iotask.guards import Guards
 from iotask.models import Task, TaskFile
 
@@ -60,7 +60,7 @@ class Run:
         self.errors: list[RowError] = []
         self.rejected: dict[int, str] = {}  # row index: first message, for the reject file
         self.changes: ChangeSet | None = None
-        self.verdict: str | None = None  # what the guards would say about a dry run
+        self.verdict: TooManyErrors | Held | None = None  # the guards' word on a dry run
         self._guard_settings = (task.max_errors, task.max_remove, task.allow_empty, accept)
         self._lease = lease
 

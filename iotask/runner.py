@@ -333,13 +333,14 @@ class Runner:
             raise NotFound(f"no task named {name!r}: see `iotask task list`")
         return task
 
-    def dry_run(self, name: str) -> TaskResult:
+    def dry_run(self, name: str, reimport: bool = False) -> TaskResult:
         """Compute the task's change set and discard it: no claim, no history, nothing applied.
 
-        The result's ``changes`` holds the counts and sample keys, ``note`` the guards' verdict.
+        The result's ``changes`` holds the counts and sample keys, ``note`` the guards' verdict,
+        ``status`` what a real run would end as (held, failed, success, ...).
         """
         task = self._existing(name)
-        context = Run(task, 0, None, self.config, self.engine)
+        context = Run(task, 0, None, self.config, self.engine, reimport=reimport)
         started = utcnow()
         error: str | None = None
         try:
@@ -349,8 +350,12 @@ class Runner:
         except Exception as exc:
             ended = outcome(exc, name)
             status, error = ended.status, ended.error
+        verdict = context.verdict
+        if verdict is not None:  # what a real run would have ended as
+            status = outcome(verdict, name).status
         return TaskResult(name, False, status, None, started, utcnow(), None, context.counts,
-                          mask(error) if error else error, context.errors, note=context.verdict,
+                          mask(error) if error else error, context.errors,
+                          note=None if verdict is None else str(verdict),
                           changes=context.changes)
 
     def preview(self, name: str, limit: int) -> Preview:

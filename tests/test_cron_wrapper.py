@@ -76,3 +76,16 @@ def test_missing_virtualenv_is_one_clear_line(cron_env, tmp_path):
                             timeout=30)
     assert result.returncode == 2 and "no iotask in" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_an_overlapping_call_with_the_log_on_stderr_writes_no_file_named_stderr(cron_env,
+                                                                              tmp_path):
+    """Issue 10.15: IOTASK_LOG=stderr made the skipped line go to a file called stderr."""
+    env, engine = cron_env
+    env = {**env, "IOTASK_LOG": "stderr"}
+    with open(tmp_path / ".iotask-cron.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = subprocess.run([str(WRAPPER)], env=env, capture_output=True, text=True,
+                                timeout=30)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    assert not (tmp_path / "stderr").exists() and runs(engine) == 0

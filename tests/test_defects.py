@@ -345,3 +345,48 @@ def test_a_file_that_is_not_a_database_is_one_line(iotask, tmp_path):
     assert_user_error(iotask("task", "preview", "t", ok=False), "file is not a database")
     ran = iotask("run", "t", ok=False)
     assert ran.code == 1 and "cannot open database" in ran.err and "Traceback" not in ran.err
+
+
+# --- an operator's surprises -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_global_options_are_accepted_after_the_command(iotask, migrated_url, tmp_path):
+    upgraded = run_cli("db", "upgrade", "-v", "--db", migrated_url)
+    assert upgraded.code == 0 and "is at revision" in upgraded.out
+    assert run_cli("status", "--json", "--db", migrated_url).json() == []
+    listed = run_cli("task", "list", "-v", "--db", migrated_url)
+    assert listed.code == 0 and listed.out.startswith("SEQ")
+
+
+def owned_users(iotask, engine) -> sa.Table:
+    """lms_user with an ownership column, for sync tasks, as connection "lms"."""
+    table = sa.Table("lms_user", sa.MetaData(),
+                     sa.Column("userid", sa.String(50), primary_key=True),
+                     sa.Column("firstname", sa.String(100)),
+                     sa.Column("imported_from_connection", sa.String(255)))
+    table.create(engine)
+    iotask("connection", "add", "lms", "--type", "sql", "--set", "table=lms_user")
+    return table
+
+
+def test_a_dry_run_honours_reimport_and_says_held_when_a_real_run_would_be(iotask, engine,
+                                                                           tmp_path):
+    lms = owned_users(iotask, engine)
+    inbox = tmp_path / "in"
+    write(inbox / "a.csv", "".join(f"u{n},A{n}\n" for n in range(10)))
+    iotask("connection", "add", "drop", "--type", "csv", "--set", f"url={inbox}/")
+    iotask("task", "add", "intake", "--source", "drop", "--destination", "lms",
+           "--import-type", "sync")
+    assert task_json(iotask)["counts"]["inserted"] == 10
+    (inbox / "a.csv.imported").rename(inbox / "b.csv")  # the same content again
+    plain = iotask("run", "intake", "--dry-run", "--json", ok=False).json()[0]
+    assert plain["status"] == "nothing_to_process" and plain["changes"] is None
+    again = iotask("run", "intake", "--dry-run", "--reimport", "--json").json()[0]
+    assert again["changes"]["unchanged"] == 10 and again["status"] == "success"
+    write(inbox / "b.csv", "u1,A1\n")  # 9 of 10 records would go
+    held = iotask("run", "intake", "--dry-run", "--json", ok=False)
+    assert held.code == 1
+    verdict = held.json()[0]
+    assert verdict["status"] == "held" and "more than max_remove" in verdict["verdict"]
+    assert len(content(engine, lms)) == 10

@@ -41,9 +41,37 @@ def cli(ctx: click.Context, db_option: str | None, verbose: int) -> None:
 
 
 
+def _later_db(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    app = ctx.find_object(App)
+    if value is not None and app is not None:
+        app.db_option = value
+
+
+def _later_verbose(ctx: click.Context, _param: click.Parameter, value: int) -> None:
+    app = ctx.find_object(App)
+    if value and app is not None:
+        app.verbose += value
+
+
+def _accept_global_options(command: click.Command) -> None:
+    """`iotask db upgrade -v` as well as `iotask -v db upgrade`: every command also takes the
+    global options after its name."""
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _accept_global_options(sub)
+        return
+    command.params += [
+        click.Option(["--db"], metavar="URL", expose_value=False, callback=_later_db,
+                     help="Database URL (as `iotask --db`)."),
+        click.Option(["-v", "--verbose"], count=True, expose_value=False,
+                     callback=_later_verbose, help="Say what was done (as `iotask -v`)."),
+    ]
+
+
 for command in (db.db_group, connectors.connector_group, connections.connection_group,
                 tasks.task_group, runs.run_due_command, runs.run_command, runs.reset_command,
                 runs.status_command, runs.history_command, demo.demo_command):
+    _accept_global_options(command)
     cli.add_command(command)
 
 

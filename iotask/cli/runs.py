@@ -63,7 +63,7 @@ def run_command(app: App, names: tuple[str, ...], dry_run: bool, accept_changes:
     if dry_run:
         if as_xml:
             raise click.UsageError("--dry-run reports as text or --json, not --xml")
-        results = [run.dry_run(name) for name in names]
+        results = [run.dry_run(name, reimport=reimport) for name in names]
         emit_dry_runs(results, as_json)
         return
     with progress_bars(run, as_json, as_xml):
@@ -78,7 +78,8 @@ def emit_dry_runs(results: list[runner.TaskResult], as_json: bool) -> None:
     else:
         for result in results:
             click.echo(report.dry_run_text(result))
-    if any(result.status == RunStatus.FAILED or result.note for result in results):
+    if any(result.status in (RunStatus.FAILED, RunStatus.HELD) or result.note
+           for result in results):
         raise SystemExit(1)
 
 
