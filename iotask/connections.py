@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from shlex import quote
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -28,7 +29,8 @@ def get(session: Session, name: str) -> Connection:
 def stored_params(row: Connection) -> dict[str, Any]:
     """The settings as stored; a hand-edited params column that is not a JSON object is an error."""
     params = jsontext.loads(row.params or "{}", f"connection {row.name!r}: params column",
-                            f": fix it with `iotask connection edit {row.name} --params-json ...`")
+                            f": fix it with `iotask connection edit {quote(row.name)} "
+                            "--params-json ...`")
     if not isinstance(params, dict):
         raise IotaskError(f"connection {row.name!r}: params column must hold a JSON object")
     return params

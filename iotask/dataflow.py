@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
+from shlex import quote
 
 from iotask.connectors.base import Connector
 from iotask.connectors.context import Batch, Row, RunContext, Unit, UnitOutcome
@@ -87,7 +88,7 @@ def _apply_files(units: list[Unit], source: Connector, destination: Connector,
             if earlier and not context.reimport:
                 log.warning("task %s: %s skipped: the same content (SHA-256 %s) was imported "
                             "%s; `iotask run %s --reimport` to import it again", context.task,
-                            unit.where, unit.sha256, earlier, context.task)
+                            unit.where, unit.sha256, earlier, quote(context.task))
                 context.notes.append(f"{unit.name}: already imported {earlier}, skipped")
                 outcome = UnitOutcome.KEPT if context.dry_run else UnitOutcome.CONSUMED
                 skipped += 1
@@ -124,7 +125,7 @@ def _apply_files(units: list[Unit], source: Connector, destination: Connector,
                                  if failed else ""))
     if skipped == len(units):
         raise NothingToProcess(f"every file was imported before ({'; '.join(context.notes)}): "
-                               f"`iotask run {context.task} --reimport` to import again")
+                               f"`iotask run {quote(context.task)} --reimport` to import again")
     if failed:
         raise FilesFailed(f"{len(failed)} of {len(units)} files failed ({'; '.join(failed)}); "
                           "the other files were applied")

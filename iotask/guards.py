@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from shlex import quote
 
 from iotask.connectors.context import ChangeSet, Counts
 from iotask.connectors.errors import Held, TooManyErrors
@@ -74,8 +75,8 @@ class Guards:
             except IotaskError as exc:
                 option = "--" + column.replace("_", "-")
                 raise IotaskError(f"task {task!r}: core_task.{exc}; nothing was applied: set "
-                                  f"a valid limit with `iotask task edit {task} {option} ...`"
-                                  ) from None
+                                  f"a valid limit with `iotask task edit {quote(task)} {option} "
+                                  "...`") from None
 
         return cls(task, stored(max_errors or DEFAULT_MAX_ERRORS[import_type], "max_errors"),
                    stored(max_remove or DEFAULT_MAX_REMOVE, "max_remove"), allow_empty, accept)
@@ -94,18 +95,19 @@ class Guards:
             raise TooManyErrors(
                 f"{counts.failed} of {counts.read} rows rejected "
                 f"({share(counts.failed, counts.read)}), more than max_errors "
-                f"{self.max_errors.text}: nothing was applied; fix the rows (see `iotask history "
-                f"{self.task}` and the reject file) or raise the limit with `iotask task edit "
-                f"{self.task} --max-errors ...`")
+                f"{self.max_errors.text}: nothing was applied; fix the rows (see `iotask "
+                f"history {quote(self.task)}` and the reject file) or raise the limit with "
+                f"`iotask task edit {quote(self.task)} --max-errors ...`")
         if self.accept or not changes.removed:
             return
         verb = "deactivate" if changes.removal == "deactivate" else "delete"
         if counts.read == 0 and not self.allow_empty:
             raise Held(f"the source has no data rows, so this run would {verb} all "
                        f"{changes.removed} records it owns: held, nothing was applied; if that "
-                       f"is right, `iotask run {self.task} --accept-changes` (or --allow-empty)")
+                       f"is right, `iotask run {quote(self.task)} --accept-changes` (or "
+                       "--allow-empty)")
         if self.max_remove.exceeded(changes.removed, changes.owned):
             raise Held(f"this run would {verb} {changes.removed} of the {changes.owned} records "
                        f"it owns ({share(changes.removed, changes.owned)}), more than max_remove "
                        f"{self.max_remove.text}: held, nothing was applied; check the source "
-                       f"(truncated file?), then `iotask run {self.task} --accept-changes`")
+                       f"(truncated file?), then `iotask run {quote(self.task)} --accept-changes`")

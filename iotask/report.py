@@ -9,6 +9,7 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
+from shlex import quote
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -42,14 +43,15 @@ def summary_line(result: TaskResult) -> str:
 
 def problem_line(result: TaskResult) -> str | None:
     """The stderr line cron mails: failures, holds, rejected rows. None when all is well."""
-    if result.executed and result.status in (RunStatus.FAILED, RunStatus.HELD, RunStatus.ABANDONED):
+    if result.executed and result.status in (RunStatus.FAILED, RunStatus.HELD,
+                                             RunStatus.ABANDONED):
         return f"task {result.task!r} {result.status} (run {result.run_id}): {result.error}"
     if not result.executed and result.status == RunStatus.FAILED:
         return f"task {result.task!r} not run: {result.error}"
     if result.executed and result.counts.failed:
         rejects = f", fix and resubmit {result.reject_file}" if result.reject_file else ""
         return (f"task {result.task!r}: {result.counts.failed} rows rejected "
-                f"(run {result.run_id}; see `iotask history {result.task}`{rejects})")
+                f"(run {result.run_id}; see `iotask history {quote(result.task)}`{rejects})")
     return None
 
 

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from shlex import quote
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, insert, select, true, update
@@ -276,7 +277,7 @@ class Runner:
             due = tasks.due_at(task, self.config.timezone)
         except schedule.ScheduleError as exc:
             error = (f"task {name!r}: unreadable schedule in core_task: {exc}; fix it with "
-                     f"`iotask task edit {name} --at HH:MM` (or --every, --cron)")
+                     f"`iotask task edit {quote(name)} --at HH:MM` (or --every, --cron)")
             self._record_unrunnable(task, error)
             return TaskResult(name, False, RunStatus.FAILED, error=error)
         if due is not None and due > now:

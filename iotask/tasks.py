@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from shlex import quote
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -75,7 +76,7 @@ def check_runnable(task: Task) -> None:
         import_type = import_type_name(task.import_type)
     except IotaskError as exc:
         raise IotaskError(f"task {task.name!r}: core_task.{exc}; fix it with `iotask task edit "
-                          f"{task.name} --import-type insert` (or sync)") from None
+                          f"{quote(task.name)} --import-type insert` (or sync)") from None
     Guards.for_task(task.name, import_type, task.max_errors, task.max_remove,
                     bool(task.allow_empty))
 

@@ -390,3 +390,27 @@ def test_a_dry_run_honours_reimport_and_says_held_when_a_real_run_would_be(iotas
     verdict = held.json()[0]
     assert verdict["status"] == "held" and "more than max_remove" in verdict["verdict"]
     assert len(content(engine, lms)) == 10
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_suggested_commands_quote_task_names_for_the_shell(iotask, engine, tmp_path):
+    owned_users(iotask, engine)
+    source = write(tmp_path / "users.csv", "".join(f"u{n},A{n}\n" for n in range(10)))
+    iotask("connection", "add", "hr", "--type", "csv", "--set", f"url={source}")
+    iotask("task", "add", "HR users", "--source", "hr", "--destination", "lms",
+           "--import-type", "sync")
+    iotask("run", "HR users")
+    write(source, "u1,A1\n")
+    held = iotask("run", "HR users", "--json", ok=False).json()["tasks"][0]
+    assert held["status"] == "held"
+    assert "`iotask run 'HR users' --accept-changes`" in held["error"]
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE core_task SET max_errors = 'x' WHERE name = 'HR users'"))
+    failed = iotask("run", "HR users", ok=False)
+    assert "`iotask task edit 'HR users' --max-errors ...`" in failed.err
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE core_task SET max_errors = '100%', import_type = 'insert' "
+                             "WHERE name = 'HR users'"))
+    write(source, "u1,A1\nu2,A2,extra\n")
+    partial = iotask("run", "HR users")
+    assert "see `iotask history 'HR users'`" in partial.err
