@@ -104,9 +104,10 @@ class CsvConnector(Connector):
                 help="exports: a cell starting with = + - @ gets a leading ' so a spreadsheet "
                      "shows it instead of running it; false for files read by programs only "
                      "(phone numbers such as +39...)"),
-        Setting("max_field_size", "int", default=DEFAULT_MAX_FIELD,
-                help="the longest field or line, in characters; a longer one fails the file "
-                     "with its line number instead of filling the memory"),
+        Setting("max_field_size", "int",
+                help="the longest field or line, in characters (default 8388608, 8 MB); a "
+                     "longer one fails the file with its line number instead of filling the "
+                     "memory"),
         Setting("quarantine", help="a subfolder (it must exist) that a file failing to import "
                                    "is moved to; default: it stays for the next run"),
         Setting("consume", choices=CONSUME,
@@ -119,9 +120,13 @@ class CsvConnector(Connector):
     _scratch: tempfile.TemporaryDirectory[str] | None = None
     _roots: list[Path] = []  # the roots the last transport was opened with (never changed)
 
+    @property
+    def _max_field(self) -> int:
+        return int(self.params.get("max_field_size") or DEFAULT_MAX_FIELD)
+
     @classmethod
     def check_settings(cls, params: dict[str, Any]) -> None:
-        if not 1024 <= params["max_field_size"] <= 2**31 - 1:
+        if not 1024 <= params.get("max_field_size", DEFAULT_MAX_FIELD) <= 2**31 - 1:
             raise SettingsError("setting 'max_field_size' must be between 1024 and 2147483647 "
                                 f"characters, got {params['max_field_size']}")
         for key in ("delimiter", "quotechar"):
@@ -291,7 +296,7 @@ class CsvConnector(Connector):
         if label not in context.files:
             context.files.append(label)
         with raw:
-            lines = _Lines(raw, label, self.params["encoding"], self.params["max_field_size"])
+            lines = _Lines(raw, label, self.params["encoding"], self._max_field)
             reader = csv.reader(lines, delimiter=self.params["delimiter"],
                                 quotechar=self.params["quotechar"], strict=True)
             for line, record in _records(reader, label):
@@ -320,10 +325,10 @@ class CsvConnector(Connector):
             raise CsvError(f"cannot open {label}: {exc.strerror}") from None
         if label not in context.files:
             context.files.append(label)
-        csv.field_size_limit(self.params["max_field_size"])
+        csv.field_size_limit(self._max_field)
         self._reading = raw
         with raw:
-            lines = _Lines(raw, label, self.params["encoding"], self.params["max_field_size"])
+            lines = _Lines(raw, label, self.params["encoding"], self._max_field)
             reader = csv.reader(lines, delimiter=self.params["delimiter"],
                                 quotechar=self.params["quotechar"], strict=True)
             names = None if self.params["header"] else list(self.params["columns"])
@@ -376,7 +381,7 @@ class CsvConnector(Connector):
         dialect = {"delimiter": self.params["delimiter"], "quotechar": self.params["quotechar"]}
         with open(source, "rb") as raw, open(target, "w", encoding=self.params["encoding"],
                                              errors="replace", newline="") as out:
-            lines = _Lines(raw, label, self.params["encoding"], self.params["max_field_size"])
+            lines = _Lines(raw, label, self.params["encoding"], self._max_field)
             reader = csv.reader(lines, strict=True, **dialect)
             writer = csv.writer(out, quoting=csv.QUOTE_MINIMAL, **dialect)
             header = self.params["header"]

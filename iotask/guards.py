@@ -81,13 +81,18 @@ class Guards:
         return cls(task, stored(max_errors or DEFAULT_MAX_ERRORS[import_type], "max_errors"),
                    stored(max_remove or DEFAULT_MAX_REMOVE, "max_remove"), allow_empty, accept)
 
-    def verdict(self, changes: ChangeSet, counts: Counts) -> TooManyErrors | Held | None:
-        """Why the change set must not be applied (TooManyErrors or Held), or None."""
+    def stop(self, changes: ChangeSet, counts: Counts) -> TooManyErrors | Held | None:
+        """What would stop the change set (TooManyErrors or Held), or None."""
         try:
             self.check(changes, counts)
         except (TooManyErrors, Held) as exc:
             return exc
         return None
+
+    def verdict(self, changes: ChangeSet, counts: Counts) -> str | None:
+        """Why the change set must not be applied, or None."""
+        stopped = self.stop(changes, counts)
+        return None if stopped is None else str(stopped)
 
     def check(self, changes: ChangeSet, counts: Counts) -> None:
         """Raise TooManyErrors or Held when a guard trips; nothing has been applied yet."""

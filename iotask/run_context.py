@@ -90,7 +90,7 @@ class Run:
     def review(self, changes: ChangeSet) -> bool:
         if self.dry_run:  # a folder's files add up to one change set to look at
             self.changes = changes if self.changes is None else _added(self.changes, changes)
-            self.verdict = self.verdict or self.guards.verdict(changes, self._unit_counts())
+            self.verdict = self.verdict or self.guards.stop(changes, self._unit_counts())
             return False
         self.changes = changes
         self.guards.check(changes, self._unit_counts())
