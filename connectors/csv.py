@@ -104,6 +104,9 @@ class CsvConnector(Connector):
                 help="exports: a cell starting with = + - @ gets a leading ' so a spreadsheet "
                      "shows it instead of running it; false for files read by programs only "
                      "(phone numbers such as +39...)"),
+        Setting("skipinitialspace", "bool",
+                help="spaces after a delimiter are not part of the next value, as in files "
+                     'written a, b, "c" (default false: they are kept)'),
         Setting("max_field_size", "int",
                 help="the longest field or line, in characters (default 8388608, 8 MB); a "
                      "longer one fails the file with its line number instead of filling the "
@@ -119,6 +122,10 @@ class CsvConnector(Connector):
     _transport: Transport | None = None
     _scratch: tempfile.TemporaryDirectory[str] | None = None
     _roots: list[Path] = []  # the roots the last transport was opened with (never changed)
+
+    def _dialect(self) -> dict[str, Any]:
+        return {"delimiter": self.params["delimiter"], "quotechar": self.params["quotechar"],
+                "skipinitialspace": bool(self.params.get("skipinitialspace"))}
 
     @property
     def _max_field(self) -> int:
@@ -297,10 +304,10 @@ class CsvConnector(Connector):
             context.files.append(label)
         with raw:
             lines = _Lines(raw, label, self.params["encoding"], self._max_field)
-            reader = csv.reader(lines, delimiter=self.params["delimiter"],
-                                quotechar=self.params["quotechar"], strict=True)
+            reader = csv.reader(lines, **self._dialect(), strict=True)
             for line, record in _records(reader, label):
-                return [Column(name) for name in _header(record, label, line)]
+                names = _header(record, label, line, self.params["quotechar"])
+                return [Column(name) for name in names]
         return None
 
     def read(self, context: RunContext) -> Iterator[Batch]:
@@ -329,8 +336,7 @@ class CsvConnector(Connector):
         self._reading = raw
         with raw:
             lines = _Lines(raw, label, self.params["encoding"], self._max_field)
-            reader = csv.reader(lines, delimiter=self.params["delimiter"],
-                                quotechar=self.params["quotechar"], strict=True)
+            reader = csv.reader(lines, **self._dialect(), strict=True)
             names = None if self.params["header"] else list(self.params["columns"])
             rejects = False  # a reject file fed back: its last column is the error, ignored
             batch: Batch = []
@@ -342,7 +348,7 @@ class CsvConnector(Connector):
                     if not record:
                         continue
                     if names is None:
-                        names = _header(record, label, line)
+                        names = _header(record, label, line, self.params["quotechar"])
                         width, rejects = len(names), record[-1].strip() == REJECT_COLUMN
                         continue
                     if len(record) != width:
@@ -378,18 +384,19 @@ class CsvConnector(Connector):
             return None
         source, label = found
         target = folder / f"{stem}.csv"
-        dialect = {"delimiter": self.params["delimiter"], "quotechar": self.params["quotechar"]}
+        dialect = self._dialect()
         with open(source, "rb") as raw, open(target, "w", encoding=self.params["encoding"],
                                              errors="replace", newline="") as out:
             lines = _Lines(raw, label, self.params["encoding"], self._max_field)
             reader = csv.reader(lines, strict=True, **dialect)
-            writer = csv.writer(out, quoting=csv.QUOTE_MINIMAL, **dialect)
+            writer = csv.writer(out, quoting=csv.QUOTE_MINIMAL,
+                                delimiter=dialect["delimiter"], quotechar=dialect["quotechar"])
             header = self.params["header"]
             width = 0 if header else len(self.params["columns"])
             again = False  # the source is itself a reject file: its old errors are replaced
             for line, record in _records(reader, label):
                 if header and not width:
-                    names = _header(record, label, line)
+                    names = _header(record, label, line, self.params["quotechar"])
                     width, again = len(names), record[-1].strip() == REJECT_COLUMN
                     writer.writerow([*names, REJECT_COLUMN])
                     continue
@@ -666,9 +673,10 @@ def _unparsable(exc: csv.Error, path: Path | str, start: int, seen: int) -> CsvE
                     "in quotes, its quotes doubled")
 
 
-def _header(record: list[str], path: Path | str, line: int) -> list[str]:
-    """The column names; a reject file's trailing error column is not one of them."""
-    names = [name.strip() for name in record]
+def _header(record: list[str], path: Path | str, line: int, quote: str = '"') -> list[str]:
+    """The column names, trimmed, and unquoted when a space before the quote kept the quotes
+    (``userid, "manageridnumber"``); a reject file's trailing error column is not one of them."""
+    names = [_unquoted(name.strip(), quote) for name in record]
     if len(names) > 1 and names[-1] == REJECT_COLUMN:
         names.pop()
     unnamed = [str(number) for number, name in enumerate(names, start=1) if not name]
@@ -684,6 +692,12 @@ def _header(record: list[str], path: Path | str, line: int) -> list[str]:
     if LINE in names:
         raise CsvError(f"{path} line {line}: column name {LINE!r} is reserved: rename it")
     return names
+
+
+def _unquoted(name: str, quote: str) -> str:
+    if len(name) >= 2 and name[0] == quote and name[-1] == quote:
+        return name[1:-1].replace(quote * 2, quote).strip()
+    return name
 
 
 def _cell(value: Any) -> str:

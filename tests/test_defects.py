@@ -414,3 +414,28 @@ def test_suggested_commands_quote_task_names_for_the_shell(iotask, engine, tmp_p
     write(source, "u1,A1\nu2,A2,extra\n")
     partial = iotask("run", "HR users")
     assert "see `iotask history 'HR users'`" in partial.err
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_header_with_spaces_after_the_commas_names_its_columns_without_quotes(iotask, engine,
+                                                                                tmp_path):
+    """As Totara's and Moodle's fixtures write them: userid, "firstname"."""
+    table = sa.Table("lms_user", sa.MetaData(),
+                     sa.Column("userid", sa.String(50), primary_key=True),
+                     sa.Column("firstname", sa.String(100)))
+    table.create(engine)
+    iotask("connection", "add", "lms", "--type", "sql", "--set", "table=lms_user")
+    source = tmp_path / "users.csv"
+    source.write_text('userid, "firstname"\r\nu1, "Ann, the first"\r\nu2, Bob\r\n',
+                      encoding="utf-8")
+    aged(source)
+    iotask("connection", "add", "hr", "--type", "csv", "--set", f"url={source}",
+           "--set", "skipinitialspace=true")
+    iotask("task", "add", "t", "--source", "hr", "--destination", "lms")
+    preview = iotask("task", "preview", "t", "--json").json()
+    assert preview["columns"] == ["userid", "firstname"]
+    iotask("run", "t")
+    assert content(engine, table) == {"u1": "Ann, the first", "u2": "Bob"}
+    iotask("connection", "edit", "hr", "--set", "skipinitialspace=false")
+    kept = iotask("task", "preview", "t", "--json").json()  # the header is trimmed all the same
+    assert kept["columns"] == ["userid", "firstname"]
