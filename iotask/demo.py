@@ -85,6 +85,6 @@ def set_up(session: Session, folder: Path, file_roots: Sequence[Path]) -> list[s
     ]
     for name, changes in wanted_tasks:
         if session.get(Task, name) is None:
-            tasks.add(session, name, changes, file_roots)
+            tasks.add(session, name, changes, file_roots, now=True)
             created.append(name)
     return created

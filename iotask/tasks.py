@@ -31,6 +31,7 @@ from iotask.run_status import RunStatus
 IMPORT_TYPES = {"insert": "insert", "sync": "sync", "1": "insert", "2": "sync"}
 EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+$")
 DEFAULT_SCHEDULE = ("any", "1 day")
+TIME_OF_DAY = ("at", "cron")  # schedules whose first run waits for their slot
 
 
 @dataclass
@@ -192,7 +193,10 @@ def check_map(session: Session, row: Task, file_roots: Sequence[Path] | None = N
 
 
 def add(session: Session, name: str, changes: TaskChanges,
-        file_roots: Sequence[Path] | None = None) -> Task:
+        file_roots: Sequence[Path] | None = None, now: bool = False) -> Task:
+    """A new task. One with a time of day (--at, --cron) first runs at its next slot, as if it
+    had run when it was added; an interval task (--every) at the next run-due; ``now``: any
+    task at the next run-due (last_execution left empty)."""
     check_name(name, "task")
     if session.get(Task, name) is not None:
         raise IotaskError(f"task {name!r} already exists: use `iotask task edit`")
@@ -203,6 +207,8 @@ def add(session: Session, name: str, changes: TaskChanges,
     row = Task(name=name, description="", import_type="insert", sequence=0, enabled=True,
                fail_count=0, allow_empty=False)
     _apply(session, row, changes, file_roots)
+    if not now and row.schedule_type in TIME_OF_DAY:
+        row.last_execution = clock.utcnow()
     session.add(row)
     return row
 

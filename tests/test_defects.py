@@ -439,3 +439,23 @@ def test_a_header_with_spaces_after_the_commas_names_its_columns_without_quotes(
     iotask("connection", "edit", "hr", "--set", "skipinitialspace=false")
     kept = iotask("task", "preview", "t", "--json").json()  # the header is trimmed all the same
     assert kept["columns"] == ["userid", "firstname"]
+
+
+def test_a_new_time_of_day_task_first_runs_at_its_slot(samples, engine):
+    iotask = samples
+    iotask("task", "add", "nightly", "--source", "src", "--destination", "ledger", "--at", "02:30")
+    iotask("task", "add", "weekdays", "--source", "src", "--destination", "ledger",
+           "--cron", "0 2 * * 1-5")
+    iotask("task", "add", "hourly", "--source", "src", "--destination", "ledger",
+           "--every", "6 hour")
+    iotask("task", "add", "at-once", "--source", "src", "--destination", "ledger",
+           "--at", "02:30", "--now")
+    status = {t["name"]: t for t in iotask("status", "--json").json()}
+    assert status["nightly"]["next_due"] != "now" and status["weekdays"]["next_due"] != "now"
+    assert status["hourly"]["next_due"] == "now" and status["at-once"]["next_due"] == "now"
+    ran = iotask("run-due", "--json").json()["tasks"]
+    assert sorted(t["task"] for t in ran if t["executed"]) == ["at-once", "hourly"]
+    with engine.begin() as conn:  # a DBA's NULL still means due now
+        conn.execute(sa.text("UPDATE core_task SET last_execution = NULL WHERE name = 'nightly'"))
+    ran = iotask("run-due", "--json").json()["tasks"]
+    assert [t["task"] for t in ran if t["executed"]] == ["nightly"]

@@ -97,7 +97,7 @@ def test_verbose_json_and_xml_outputs(setup):
 
 
 def test_hand_edit_of_last_execution_makes_it_due(setup, engine):
-    add_task(setup, "users", "src", "--at", "02:30")
+    add_task(setup, "users", "src", "--at", "02:30", "--now")
     setup("run-due")
     assert len(ledger_rows(engine)) == 3
     with engine.begin() as conn:

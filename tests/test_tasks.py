@@ -21,7 +21,7 @@ def test_add_and_show_everything(conns):
     iotask("task", "add", "users", "--source", "hr-file", "--destination", "lms",
            "--at", "2:30", "--import-type", "2", "--map", '[{"map": "userid", "pk": "1"}]',
            "--sequence", "7", "--email", "hr@example.com, it@example.com",
-           "--description", "nightly users")
+           "--description", "nightly users", "--now")
     task = iotask("task", "show", "users", "--json").json()
     assert task["source"] == "hr-file" and task["destination"] == "lms"
     assert (task["schedule_type"], task["schedule"]) == ("at", "02:30")
@@ -85,7 +85,8 @@ def test_connections_must_exist_and_fit_their_role(conns):
 
 def test_edit_enable_disable_remove(conns):
     iotask = conns
-    iotask("task", "add", "t", "--source", "hr-file", "--destination", "lms", "--at", "01:00")
+    iotask("task", "add", "t", "--source", "hr-file", "--destination", "lms", "--at", "01:00",
+           "--now")
     iotask("task", "edit", "t", "--every", "2 day", "--description", "changed")
     task = iotask("task", "show", "t", "--json").json()
     assert (task["schedule_type"], task["schedule"], task["description"]) == (

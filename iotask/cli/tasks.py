@@ -80,8 +80,11 @@ def changes_from(source, destination, at_time, every, cron_expr, import_type, ma
 @click.argument("name")
 @task_options(adding=True)
 @click.option("--disabled", is_flag=True, help="Add it disabled (run-due skips it).")
+@click.option("--now", "due_now", is_flag=True,
+              help="Due at the next run-due. Without it a task with --at or --cron first runs "
+                   "at its next slot; one with --every runs at the next run-due anyway.")
 @pass_app
-def task_add(app: App, name: str, disabled: bool, **options: Any) -> None:
+def task_add(app: App, name: str, disabled: bool, due_now: bool, **options: Any) -> None:
     """Add task NAME. Example:
 
     iotask task add "HR users" --source hr-users --destination lms-users --at 02:30
@@ -89,7 +92,7 @@ def task_add(app: App, name: str, disabled: bool, **options: Any) -> None:
     changes = changes_from(**options)
     changes.enabled = not disabled
     with app.session() as session:
-        tasks.add(session, name, changes, app.config.file_roots)
+        tasks.add(session, name, changes, app.config.file_roots, now=due_now)
     app.say(f"added task {name}")
 
 
