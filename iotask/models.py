@@ -143,6 +143,7 @@ class TaskRun(Base):
     files: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
     reject_file: Mapped[str | None] = mapped_column(String(1000))
+    notes: Mapped[str | None] = mapped_column(Text)  # JSON list: what was done to the files
 
 
 class TaskRunError(Base):

@@ -38,7 +38,9 @@ def summary_line(result: TaskResult) -> str:
             f"(run {result.run_id}): {counts_text(result.counts)}")
     if result.reject_file:
         line += f"; rejected rows in {result.reject_file}"
-    return f"{line}: {result.error}" if result.error else line
+    if result.error:
+        line += f": {result.error}"
+    return line + "".join(f"\n  {note}" for note in result.notes)
 
 
 def problem_line(result: TaskResult) -> str | None:
@@ -108,6 +110,7 @@ def result_dict(result: TaskResult, tz: ZoneInfo) -> dict[str, Any]:
         "error": result.error,
         "note": result.note,
         "reject_file": result.reject_file,
+        "notes": result.notes,
         "row_errors": [{"row": e.row_index, "key": e.key_values, "column": e.column,
                         "message": e.message} for e in result.row_errors],
     }
@@ -230,6 +233,7 @@ def history(engine: Engine, name: str, limit: int, tz: ZoneInfo,
                 "counts": {name: getattr(run, f"rows_{name}") for name in COUNT_NAMES},
                 "files": json.loads(run.files) if run.files else [],
                 "error": run.error,
+                "notes": json.loads(run.notes) if run.notes else [],
                 "reject_file": run.reject_file,
                 "row_errors": [{"row": e.row_index, "key": e.key_values,
                                 "column": e.column_name, "message": e.message}

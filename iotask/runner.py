@@ -63,6 +63,7 @@ class TaskResult:
     note: str | None = None
     reject_file: str | None = None
     changes: ChangeSet | None = None  # what a dry run would have done
+    notes: list[str] = field(default_factory=list)  # what was done to files: not errors
 
     @property
     def ok(self) -> bool:
@@ -187,9 +188,7 @@ class Runner:
         status, error = ended.status, ended.error
         if context.rejected and source is not None and status != RunStatus.ABANDONED:
             context.unit_done(source)
-        notes = [note for note in context.notes if note not in (error or "")]
-        if notes and status != RunStatus.NOTHING_TO_PROCESS:
-            error = "; ".join([*([error] if error else []), *notes])
+        context.notes = [mask(note) for note in context.notes if note not in (error or "")]
         finished = utcnow()
         error = shorten(mask(error) if error else error, MAX_MESSAGE)
         if status not in EXECUTED and not ended.keep_counts:  # rolled back: nothing applied
@@ -213,7 +212,8 @@ class Runner:
                  context.counts.inserted, context.counts.updated, context.counts.unchanged,
                  context.counts.removed, context.counts.failed, f": {error}" if error else "")
         return TaskResult(task.name, True, status, run_id, started, finished, scheduled,
-                          context.counts, error, context.errors, reject_file=context.reject_file)
+                          context.counts, error, context.errors, reject_file=context.reject_file,
+                          notes=context.notes)
 
     def _finish(self, task: Task, run_id: int, token: str, started: datetime,
                 finished: datetime, status: RunStatus, error: str | None, context: Run) -> None:
@@ -239,6 +239,7 @@ class Runner:
                 rows_unchanged=counts.unchanged, rows_removed=counts.removed,
                 rows_failed=counts.failed, reject_file=context.reject_file,
                 files=json.dumps(context.files, ensure_ascii=False) if context.files else None,
+                notes=json.dumps(context.notes, ensure_ascii=False) if context.notes else None,
                 error=stored_error))
             if context.errors:
                 conn.execute(insert(TaskRunError), [

@@ -459,3 +459,18 @@ def test_a_new_time_of_day_task_first_runs_at_its_slot(samples, engine):
         conn.execute(sa.text("UPDATE core_task SET last_execution = NULL WHERE name = 'nightly'"))
     ran = iotask("run-due", "--json").json()["tasks"]
     assert [t["task"] for t in ran if t["executed"]] == ["nightly"]
+
+
+def test_notes_are_kept_apart_from_errors(iotask, engine, lms, tmp_path):
+    inbox = tmp_path / "in"
+    write(inbox / "a.csv", "u1,Ann\n")
+    add_intake(iotask, f"{inbox}/")
+    task = task_json(iotask)
+    assert task["status"] == "success" and task["error"] is None
+    assert task["notes"] == ["a.csv: renamed to a.csv.imported"]
+    with engine.connect() as conn:
+        last_error = conn.execute(sa.text("SELECT last_error FROM core_task")).scalar()
+    assert last_error is None
+    (run,) = iotask("history", "intake", "--json").json()
+    assert run["error"] is None and run["notes"] == ["a.csv: renamed to a.csv.imported"]
+    assert "run 1: note: a.csv: renamed to a.csv.imported" in iotask("history", "intake").out

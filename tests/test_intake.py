@@ -350,7 +350,7 @@ def test_a_failed_file_moves_to_the_quarantine_folder(iotask, engine, lms, tmp_p
         else:
             add_intake(iotask, f"{inbox}/", "quarantine=failed")
         task = task_json(iotask, ok=False)
-        assert task["status"] == "failed" and "bad.csv: moved to failed/bad.csv" in task["error"]
+        assert task["status"] == "failed" and "bad.csv: moved to failed/bad.csv" in task["notes"]
         assert "inbox/bad.csv line 2: a quoted field" in task["error"]  # where it was, not a
         assert "iotask-fetch" not in task["error"]  # temporary copy's path
         assert sorted(p.name for p in inbox.iterdir() if p.is_file()) == ["good.csv.imported"]

@@ -157,6 +157,8 @@ def history_command(app: App, name: str, limit: int, as_json: bool) -> None:
     for d in data:
         if d["error"]:
             click.echo(f"run {d['id']}: {d['error']}")
+        for note in d["notes"]:
+            click.echo(f"run {d['id']}: note: {note}")
         if d["reject_file"]:
             click.echo(f"run {d['id']}: rejected rows written to {d['reject_file']}")
         for e in d["row_errors"]:
