@@ -4,6 +4,7 @@ errors, and the RunContext the runner gives it (MemoryContext outside the runner
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, tzinfo
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -122,6 +123,7 @@ class RunContext(Protocol):
     owner: str | None  # what a destination writes in its ownership column: the source's name
     dry_run: bool  # compute and review the change set, then discard it
     file_roots: list[Path]  # the folders file: URLs must stay in; none given: no file at all
+    timezone: tzinfo  # the configured zone: dated file names, times in messages
     reimport: bool  # apply files whose content was imported before
     counts: Counts
     files: list[str]
@@ -166,6 +168,7 @@ class MemoryContext:
     owner: str | None = None
     dry_run: bool = False
     file_roots: list[Path] = field(default_factory=list)  # no folder: file: URLs refused
+    timezone: tzinfo = UTC
     reimport: bool = False
     counts: Counts = field(default_factory=Counts)
     files: list[str] = field(default_factory=list)

@@ -21,7 +21,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -424,7 +424,8 @@ class CsvConnector(Connector):
         its header when the columns are known. Text cells that a spreadsheet would run as a
         formula (starting with = + - @ tab or CR) get a leading ``'``.
         """
-        transport = self._open_transport(context.file_roots, _dated(self.params["url"]))
+        url = _dated(self.params["url"], context.timezone)
+        transport = self._open_transport(context.file_roots, url)
         try:
             if transport.mode != "file":
                 raise CsvError(f"{transport.where(transport.path)}: an export needs a file name "
@@ -520,12 +521,13 @@ def _sweep(target: Path) -> None:
                 stale.unlink()
 
 
-def _dated(url: str) -> str:
-    """The URL with ``{date:FORMAT}`` in its file name filled in with today's date."""
+def _dated(url: str, tz: tzinfo) -> str:
+    """The URL with ``{date:FORMAT}`` in its file name filled in with the date and time now in
+    the configured zone (IOTASK_TIMEZONE), the one every other time is shown in."""
     folder, slash, name = url.rpartition("/")
     if "{date" not in name:
         return url
-    return folder + slash + expand_name(name, datetime.now())
+    return folder + slash + expand_name(name, datetime.now(tz))
 
 
 def _path(text: str | None) -> Path | None:

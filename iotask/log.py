@@ -13,6 +13,7 @@ import logging.handlers
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import TextIO
 
@@ -24,7 +25,16 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
 
 
 class MaskedFormatter(logging.Formatter):
-    """Log lines, tracebacks included, with every known secret masked."""
+    """Log lines, tracebacks included, with every known secret masked; times in the configured
+    zone with their offset (2026-12-01T21:40:00.123+01:00), as every other time is shown."""
+
+    def __init__(self, fmt: str, tz: tzinfo | None = None) -> None:
+        super().__init__(fmt)
+        self.tz = tz
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        moment = datetime.fromtimestamp(record.created, self.tz or UTC)
+        return moment.isoformat(timespec="milliseconds")
 
     def format(self, record: logging.LogRecord) -> str:
         return mask(super().format(record))
@@ -106,7 +116,7 @@ def setup(config: Config, verbose: int) -> None:
         handler = logging.StreamHandler(sys.stderr)
         default = "INFO" if verbose > 1 else "WARNING"
         level = config.log_level or default
-        handler.setFormatter(MaskedFormatter(FORMAT))
+        handler.setFormatter(MaskedFormatter(FORMAT, config.timezone))
         if level != "DEBUG":
             handler.addFilter(_without_traceback)
     elif config.log == "syslog" or config.log.startswith("syslog:"):
@@ -115,7 +125,7 @@ def setup(config: Config, verbose: int) -> None:
             raise IotaskError(f"log {config.log!r}: {address} is not a syslog socket (no such "
                               "socket): check IOTASK_LOG, or use syslog:HOST:PORT")
         handler = logging.handlers.SysLogHandler(address=address)
-        handler.setFormatter(MaskedFormatter("iotask[%(process)d]: %(message)s"))
+        handler.setFormatter(MaskedFormatter("iotask[%(process)d]: %(message)s", config.timezone))
         level = config.log_level or "INFO"
     else:
         path = Path(config.log).expanduser()
@@ -123,7 +133,7 @@ def setup(config: Config, verbose: int) -> None:
             handler = logging.FileHandler(path, encoding="utf-8")
         except OSError as exc:
             raise IotaskError(f"cannot open log file {path}: {exc.strerror}") from None
-        handler.setFormatter(MaskedFormatter(FORMAT))
+        handler.setFormatter(MaskedFormatter(FORMAT, config.timezone))
         level = config.log_level or "INFO"
     logger.addHandler(handler)
     logger.setLevel(level)

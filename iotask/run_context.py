@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from datetime import tzinfo
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, insert, select
@@ -49,6 +50,7 @@ class Run:
         self.owner: str | None = task.conn_source
         self.dry_run = lease is None
         self.file_roots: list[Path] = list(config.file_roots)
+        self.timezone: tzinfo = config.timezone
         self.reimport = reimport
         self.stays_due = False  # files still being written: due again at the next run-due
         self.counts = Counts()

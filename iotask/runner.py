@@ -367,7 +367,8 @@ class Runner:
         source, destination = open_endpoints(self.engine, task)
         context = MemoryContext(task=name, import_type=tasks.import_type_name(task.import_type),
                                 database_url=self.config.database_url,
-                                file_roots=list(self.config.file_roots))
+                                file_roots=list(self.config.file_roots),
+                                timezone=self.config.timezone)
         try:
             columns, rows = dataflow.preview(source, destination, context, task.map, limit)
         except NothingToProcess as exc:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import xml.etree.ElementTree as ET
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -474,3 +476,29 @@ def test_notes_are_kept_apart_from_errors(iotask, engine, lms, tmp_path):
     (run,) = iotask("history", "intake", "--json").json()
     assert run["error"] is None and run["notes"] == ["a.csv: renamed to a.csv.imported"]
     assert "run 1: note: a.csv: renamed to a.csv.imported" in iotask("history", "intake").out
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.parametrize("zone", ["Pacific/Kiritimati", "Etc/GMT+12"])
+def test_dated_export_names_and_log_lines_use_the_configured_zone(iotask, engine, lms, tmp_path,
+                                                                    monkeypatch, zone):
+    """+14 and -12 hours: at any time of day at least one of them is on another date than the
+    machine's UTC clock, so the file name tells which zone filled it."""
+    monkeypatch.setenv("IOTASK_TIMEZONE", zone)
+    log_file = tmp_path / "iotask.log"
+    monkeypatch.setenv("IOTASK_LOG", str(log_file))
+    source = write(tmp_path / "users.csv", "u1,Ann\n")
+    iotask("connection", "add", "hr", "--type", "csv", "--set", f"url={source}")
+    out = tmp_path / "out"
+    out.mkdir()
+    iotask("connection", "add", "export", "--type", "csv",
+           "--set", f"url={out}/users-{{date:%Y%m%d-%H}}.csv")
+    iotask("task", "add", "t", "--source", "hr", "--destination", "export")
+    before = datetime.now(ZoneInfo(zone)).strftime("%Y%m%d-%H")
+    iotask("run", "t")
+    after = datetime.now(ZoneInfo(zone)).strftime("%Y%m%d-%H")
+    (written,) = out.iterdir()
+    assert written.name in (f"users-{before}.csv", f"users-{after}.csv")
+    offset = datetime.now(ZoneInfo(zone)).strftime("%z")
+    first = log_file.read_text(encoding="utf-8").splitlines()[0]
+    assert first.split(" ")[0].endswith(f"{offset[:3]}:{offset[3:]}"), first
