@@ -1,7 +1,9 @@
 """Where the database is and which time zone schedules use.
 
 Resolution order for the database URL: ``--db URL``, then ``IOTASK_DATABASE_URL``, then the INI
-file (``IOTASK_CONFIG``, else ``./iotask.ini``, section ``[iotask]``, key ``database_url``), then
+file (``IOTASK_CONFIG``, else the first of ``./iotask.ini``, the user's
+``~/.config/iotask/iotask.ini`` and ``/etc/iotask/iotask.ini``; section ``[iotask]``, key
+``database_url``; a relative SQLite path there is taken from the file's folder), then
 ``sqlite:///iotask.db`` in the current folder. Rejected rows are written to ``IOTASK_REJECT_DIR``
 (INI ``reject_dir``), by default a ``rejects`` folder beside the SQLite database (else in the
 current folder). ``file:`` URLs must lie in ``IOTASK_FILE_ROOTS`` (INI ``file_roots``; folders
@@ -35,6 +37,7 @@ class Config:
     log_level: str | None = None  # None: INFO for a file or syslog, WARNING on stderr unless -v
     reject_dir: Path = Path("rejects")  # where runs write their rejected rows
     file_roots: tuple[Path, ...] = (Path("iofiles"),)  # where file: URLs may point
+    config_file: str | None = None  # the INI file read, if any
 
 
 def data_folder(url: str) -> Path:
@@ -44,16 +47,26 @@ def data_folder(url: str) -> Path:
     return Path(".")
 
 
+def config_files() -> list[Path]:
+    """Where an INI file is looked for, first found wins: so cron, running from $HOME, finds
+    the same configuration as a person in the iotask folder."""
+    user = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return [Path("iotask.ini"), user / "iotask" / "iotask.ini", Path("/etc/iotask/iotask.ini")]
+
+
 def _ini_values() -> tuple[dict[str, str], str | None]:
     path = os.environ.get("IOTASK_CONFIG")
-    explicit = path is not None
-    ini = Path(path) if path else Path("iotask.ini")
-    if not ini.exists():
-        if explicit:
+    if path is not None:
+        ini = Path(path)
+        if not ini.exists():
             raise IotaskError(
                 f"IOTASK_CONFIG names {ini}, which does not exist: create it or unset IOTASK_CONFIG"
             )
-        return {}, None
+    else:
+        found = [candidate for candidate in config_files() if candidate.is_file()]
+        if not found:
+            return {}, None
+        ini = found[0].absolute()
     parser = configparser.ConfigParser(interpolation=None)
     try:
         parser.read(ini, encoding="utf-8")
@@ -82,6 +95,19 @@ def machine_timezone() -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
+def _beside(url: str, ini_path: str | None) -> str:
+    """A relative SQLite path in an INI file of another folder (the user's, /etc/iotask), taken
+    from that file's folder: cron, running from $HOME, opens the same database."""
+    path = url.removeprefix("sqlite:///")
+    if ini_path is None or not url.startswith("sqlite:///") or not path or path == ":memory:" \
+            or Path(path).expanduser().is_absolute():
+        return url
+    folder = Path(ini_path).parent
+    if folder.resolve() == Path.cwd().resolve():
+        return url
+    return f"sqlite:///{folder.absolute() / path}"
+
+
 def parse_timezone(name: str, where: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
@@ -99,7 +125,7 @@ def load(db_option: str | None = None) -> Config:
     elif os.environ.get("IOTASK_DATABASE_URL"):
         url, source = os.environ["IOTASK_DATABASE_URL"], "IOTASK_DATABASE_URL"
     elif ini.get("database_url"):
-        url, source = ini["database_url"], f"{ini_path} database_url"
+        url, source = _beside(ini["database_url"], ini_path), f"{ini_path} database_url"
     else:
         url, source = DEFAULT_DATABASE_URL, "the default"
     if os.environ.get("IOTASK_TIMEZONE"):
@@ -133,4 +159,4 @@ def load(db_option: str | None = None) -> Config:
     return Config(database_url=url, timezone=tz, source=source, lease_seconds=lease, log=log,
                   log_level=level.upper() if level else None,
                   reject_dir=rejects.absolute(),
-                  file_roots=tuple(root.absolute() for root in roots))
+                  file_roots=tuple(root.absolute() for root in roots), config_file=ini_path)

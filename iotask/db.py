@@ -99,6 +99,18 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         raise connect_error(engine.url, exc) from None
 
 
+def state(engine: Engine) -> str:
+    """The database's schema state in words, without creating a SQLite file that is not there."""
+    database = engine.url.database
+    if engine.url.get_backend_name() == "sqlite" and database not in (None, "", ":memory:") \
+            and not Path(database).exists():
+        return "no such database file: `iotask db upgrade` creates it"
+    current, head = current_revision(engine), head_revision()
+    if current == head:
+        return f"{current} (up to date)"
+    return f"{current or 'no iotask tables'} (`iotask db upgrade` brings it to {head})"
+
+
 def check_migrated(engine: Engine) -> None:
     """Refuse to work on a database whose schema is not the one this code expects."""
     database = engine.url.database

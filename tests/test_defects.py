@@ -502,3 +502,28 @@ def test_dated_export_names_and_log_lines_use_the_configured_zone(iotask, engine
     offset = datetime.now(ZoneInfo(zone)).strftime("%z")
     first = log_file.read_text(encoding="utf-8").splitlines()[0]
     assert first.split(" ")[0].endswith(f"{offset[:3]}:{offset[3:]}"), first
+
+
+def test_cron_from_home_finds_the_users_config_and_no_second_database(tmp_path, monkeypatch):
+    for name in ("IOTASK_DATABASE_URL", "IOTASK_CONFIG", "IOTASK_TIMEZONE"):
+        monkeypatch.delenv(name, raising=False)
+    config_home = tmp_path / "config"
+    (config_home / "iotask").mkdir(parents=True)
+    (config_home / "iotask" / "iotask.ini").write_text(
+        "[iotask]\ndatabase_url = sqlite:///lms.db\ntimezone = Asia/Tokyo\n", encoding="utf-8")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config_home))
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.chdir(home)  # where cron runs
+    shown = run_cli("config", "--json")
+    assert shown.code == 0, shown.err
+    data = shown.json()
+    assert data["config_file"] == str(config_home / "iotask" / "iotask.ini")
+    assert data["database"] == f"sqlite:///{config_home / 'iotask' / 'lms.db'}"
+    assert data["timezone"] == "Asia/Tokyo" and "no such database file" in data["revision"]
+    assert_user_error(run_cli("status"), "does not exist", "iotask db upgrade")
+    assert "no such file" in run_cli("db", "current").out
+    assert list(home.iterdir()) == [] and not (config_home / "iotask" / "lms.db").exists()
+    assert run_cli("db", "upgrade").code == 0
+    assert (config_home / "iotask" / "lms.db").exists() and list(home.iterdir()) == []
+    assert "up to date" in run_cli("config").out

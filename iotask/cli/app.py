@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import click
 from sqlalchemy import Engine
@@ -69,6 +70,12 @@ class App:
     def close(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
+
+    def sqlite_file_exists(self) -> bool:
+        """False for a SQLite URL whose file is not there (only `db upgrade` creates it)."""
+        url = self.engine.url
+        return not (url.get_backend_name() == "sqlite" and url.database not in (None, "",
+                    ":memory:") and not Path(url.database).exists())
 
     def say(self, message: str) -> None:
         """Progress for people: shown only with -v."""

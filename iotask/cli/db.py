@@ -28,11 +28,15 @@ def db_upgrade(app: App, revision: str) -> None:
 @json_option
 @pass_app
 def db_current(app: App, as_json: bool) -> None:
-    """Show the database's schema revision and whether it is up to date."""
-    current, head = db.current_revision(app.engine), db.head_revision()
+    """Show the database's schema revision and whether it is up to date (never creates a
+    SQLite file that is not there: only `iotask db upgrade` does)."""
+    exists = app.sqlite_file_exists()
+    current, head = db.current_revision(app.engine) if exists else None, db.head_revision()
     if as_json:
-        emit_json({"database": db.masked(app.engine.url), "current": current, "head": head,
-                   "up_to_date": current == head})
+        emit_json({"database": db.masked(app.engine.url), "exists": exists, "current": current,
+                   "head": head, "up_to_date": current == head})
         return
     state = "up to date" if current == head else f"needs `iotask db upgrade` to {head}"
+    if not exists:
+        state = "no such file: `iotask db upgrade` creates it"
     click.echo(f"{db.masked(app.engine.url)}: revision {current or 'none'} ({state})")
