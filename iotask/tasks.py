@@ -13,7 +13,7 @@ from shlex import quote
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine, insert, or_, select, update
+from sqlalchemy import Connection, Engine, func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -218,6 +218,13 @@ def edit(session: Session, name: str, changes: TaskChanges,
     row = get(session, name)
     _apply(session, row, changes, file_roots)
     return row
+
+
+def run_count(session: Session, name: str) -> int:
+    """How many runs the task's history holds (resets not counted)."""
+    get(session, name)
+    return session.scalar(select(func.count()).select_from(TaskRun).where(
+        TaskRun.task == name, TaskRun.status != RunStatus.RESET)) or 0
 
 
 def remove(session: Session, name: str) -> None:

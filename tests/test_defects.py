@@ -15,6 +15,7 @@ from conftest import aged, assert_user_error, run_cli
 from servers import PASSWORD, start_ftp
 from test_dataflow import Site, counts, users, write_csv
 from test_intake import add_intake, content, task_json, users_table, write
+from test_progress import _attached
 
 
 @pytest.fixture
@@ -527,3 +528,31 @@ def test_cron_from_home_finds_the_users_config_and_no_second_database(tmp_path, 
     assert run_cli("db", "upgrade").code == 0
     assert (config_home / "iotask" / "lms.db").exists() and list(home.iterdir()) == []
     assert "up to date" in run_cli("config").out
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_at_a_terminal_commands_say_what_they_did_and_cron_stays_silent(iotask, migrated_url,
+                                                                        tmp_path):
+    source = write(tmp_path / "users.csv", "u1,Ann\nu2,Bob\nu3,Cy\n")
+    iotask("connection", "add", "hr", "--type", "csv", "--set", f"url={source}")
+    iotask("connection", "add", "out", "--type", "csv", "--set", f"url={tmp_path / 'out.csv'}")
+    iotask("task", "add", "t", "--source", "hr", "--destination", "out")
+    db = ["--db", migrated_url]
+
+    def terminal(*args: str) -> tuple[int, str, str]:
+        return _attached([*db, *args], tmp_path, stdout_tty=True, stderr_tty=True)
+
+    code, out, _ = terminal("run", "t")
+    assert code == 0 and "t: success" in out and "inserted 3" in out
+    assert iotask("run", "t").out == ""  # no terminal: silent
+    code, out, _ = terminal("reset", "--failed")
+    assert code == 0 and "nothing to reset" in out
+    code, out, _ = terminal("task", "edit", "t")
+    assert code == 0 and "nothing changed" in out
+    code, out, err = terminal("task", "remove", "t")
+    assert code == 2 and "give --yes" in err and "(2 runs)" in err
+    assert [t["name"] for t in iotask("task", "list", "--json").json()] == ["t"]
+    assert_user_error(iotask("task", "remove", "t", ok=False), "give --yes")
+    code, out, _ = terminal("task", "remove", "t", "--yes")
+    assert code == 0 and "removed t" in out
+    assert iotask("task", "list", "--json").json() == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -76,6 +77,17 @@ class App:
         url = self.engine.url
         return not (url.get_backend_name() == "sqlite" and url.database not in (None, "",
                     ":memory:") and not Path(url.database).exists())
+
+    @property
+    def at_terminal(self) -> bool:
+        """A person is watching: stdout is a terminal (under cron it never is)."""
+        return sys.stdout.isatty()
+
+    def tell(self, message: str) -> None:
+        """What a command that changes things did: shown at a terminal or with -v, never to
+        cron."""
+        if self.verbose or self.at_terminal:
+            click.echo(message)
 
     def say(self, message: str) -> None:
         """Progress for people: shown only with -v."""

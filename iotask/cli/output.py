@@ -86,7 +86,7 @@ def emit_results(app: App, results: list[runner.TaskResult], as_json: bool,
         click.echo(report.to_json(results, tz))
     elif as_xml:
         click.echo(report.to_xml(results, tz))
-    elif app.verbose:
+    elif app.verbose or app.at_terminal:
         executed = [r for r in results if r.executed or r.error]
         for result in executed:
             click.echo(report.summary_line(result))

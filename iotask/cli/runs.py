@@ -111,7 +111,7 @@ def reset_command(app: App, names: tuple[str, ...], failed: bool, all_tasks: boo
     for change in changes:
         click.echo(change.message, err=not change.changed)
     if not changes:
-        app.say("nothing to reset")
+        app.tell("nothing to reset")
     if not all(change.changed for change in changes):
         raise SystemExit(1)
 

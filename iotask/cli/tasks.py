@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -102,8 +103,13 @@ def task_add(app: App, name: str, disabled: bool, due_now: bool, **options: Any)
 @pass_app
 def task_edit(app: App, name: str, **options: Any) -> None:
     """Change task NAME; options not given stay as they are."""
+    changes = changes_from(**options)
     with app.session() as session:
-        tasks.edit(session, name, changes_from(**options), app.config.file_roots)
+        if changes == tasks.TaskChanges():
+            tasks.get(session, name)
+            app.tell("nothing changed: give an option to change (see `iotask task edit --help`)")
+            return
+        tasks.edit(session, name, changes, app.config.file_roots)
     app.say(f"changed task {name}")
 
 
@@ -132,13 +138,24 @@ def task_disable(app: App, names: tuple[str, ...]) -> None:
 
 @task_group.command("remove")
 @click.argument("names", nargs=-1, required=True, metavar="NAME...")
+@click.option("--yes", is_flag=True, help="Remove tasks that have run history without asking.")
 @pass_app
-def task_remove(app: App, names: tuple[str, ...]) -> None:
-    """Remove tasks and their run history."""
+def task_remove(app: App, names: tuple[str, ...], yes: bool) -> None:
+    """Remove tasks and their run history. A task with history is removed only once a person
+    at a terminal says yes, or with --yes."""
+    with app.session(read_only=True) as session:
+        runs = {name: tasks.run_count(session, name) for name in names}
+    kept = {name: count for name, count in runs.items() if count}
+    if kept and not yes:
+        listed = ", ".join(f"{name} ({count} runs)" for name, count in kept.items())
+        if not (sys.stdin.isatty() and app.at_terminal):
+            raise IotaskError(f"{listed}: removing a task removes its history too; give --yes "
+                              "to remove it")
+        click.confirm(f"remove {listed} with the history of their runs?", abort=True)
     with app.session() as session:
         for name in names:
             tasks.remove(session, name)
-    app.say(f"removed {', '.join(names)}")
+    app.tell(f"removed {', '.join(names)}")
 
 
 @task_group.command("list")
