@@ -103,6 +103,17 @@ class Connector:
         """
         raise NotImplementedError(f"connector {self.type_name!r} cannot write")
 
+    def check_task(self, context: RunContext) -> None:
+        """Destinations: when a task is saved, refuse what no run of it could do here (sync
+        without an ownership column, ...), raising ConnectorError; the destination is only
+        read. Default: nothing to check."""
+
+    def adopt(self, batches: Iterable[Batch], context: RunContext, everything: bool) -> int:
+        """Destinations that remember ownership: make ``context.owner`` the owner of the records
+        no source owns whose keys the rows hold (``everything``: of every record no source
+        owns), so a sync may remove them later; how many. A dry run counts only."""
+        raise NotImplementedError(f"connector {self.type_name!r} has no ownership to adopt")
+
     def units(self, context: RunContext) -> list[Unit] | None:
         """File sources: the files this run takes, oldest first, each applied and consumed on
         its own. Raise NothingToProcess when none is ready. None: the source is one stream."""

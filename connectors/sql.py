@@ -203,6 +203,61 @@ class SqlConnector(Connector):
         context.counts.unchanged += done.unchanged
         context.counts.removed += done.removed
 
+    def check_task(self, context: RunContext) -> None:
+        """The key columns exist; for sync, the ownership column too. Reads the table only."""
+        if not self.params.get("table"):
+            return
+        url = self._database_url(context)
+        engine = make_engine(url, read_only=True)
+        try:
+            with _connect(engine) as conn:
+                table = _reflect(conn, self.params["table"], url)
+        except SqlError:
+            return  # unreachable, or no table yet: the run checks again
+        finally:
+            engine.dispose()
+        for name in context.key or self._keys():
+            _column(table, name, "key", url)
+        self._ownership(table, context, url)
+
+    def adopt(self, batches: Iterable[Batch], context: RunContext, everything: bool) -> int:
+        """Set the ownership column of unowned records (NULL) to the task's source, for the
+        keys the source holds now (staged, then one UPDATE), or for every unowned record."""
+        name = self.params.get("table")
+        if not name:
+            raise SqlError("adopting needs setting 'table': --set table=lms_user")
+        url = self._database_url(context)
+        engine = make_engine(url, local_infile=True)
+        try:
+            with _connect(engine) as conn, conn.begin() as transaction:
+                table = _reflect(conn, name, url)
+                column = self.params.get("owner_column") or OWNER_COLUMN
+                owner = _column(table, column, "owner_column", url)
+                where: list[sa.ColumnElement[bool]] = [owner.is_(None)]
+                if not everything:
+                    keys = list(context.key or self._keys()
+                                or [c.name for c in table.primary_key.columns])
+                    rows = _Rows(table, keys, url, context, {}, None)
+                    stage = Stage(conn, table, keys, keys)
+                    for batch in batches:
+                        tuples = rows.convert(batch)
+                        if tuples:
+                            stage.add([row[:len(keys) + 1] for row in tuples])
+                    stage.finish()
+                    where.append(sa.exists().where(
+                        *(stage.table.c[key] == table.c[key] for key in keys)))
+                found = conn.execute(sa.select(sa.func.count()).select_from(table)
+                                     .where(*where)).scalar_one()
+                if context.dry_run or not found:
+                    transaction.rollback()
+                    return int(found)
+                conn.execute(sa.update(table).where(*where).values({column: context.owner}))
+                context.check_lease(conn)
+                transaction.commit()
+                return int(found)
+        finally:
+            engine.dispose()
+
     def _ownership(self, table: sa.Table, context: RunContext,
                    url: str) -> tuple[str | None, Removal | None]:
         """The ownership column to fill on insert, and for sync how removal works."""

@@ -131,6 +131,19 @@ def _apply_files(units: list[Unit], source: Connector, destination: Connector,
                           "the other files were applied")
 
 
+def adopt(source: Connector, destination: Connector, context: RunContext,
+          map_text: str | None, everything: bool) -> int:
+    """Make the task's source the owner of the destination's unowned records whose keys the
+    source holds now (``everything``: of all unowned records); how many."""
+    try:
+        mapping = plan(source, destination, context, map_text)
+        rows = iter(()) if everything else _mapped(source.read(context), mapping, context,
+                                                   source, None)
+        return destination.adopt(rows, context, everything)
+    finally:
+        source.close()
+
+
 def preview(source: Connector, destination: Connector, context: RunContext,
             map_text: str | None, limit: int) -> tuple[list[str], list[Row]]:
     """The first ``limit`` source rows as the map makes them: (columns, rows).

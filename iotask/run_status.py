@@ -17,6 +17,7 @@ class RunStatus(StrEnum):
     ABANDONED = "abandoned"  # the runner died, or lost its lease
     RUNNING = "running"
     RESET = "reset"  # not a run: an operator's reset, recorded in history
+    ADOPTED = "adopted"  # not an import: `task adopt` took over unowned records
 
     @property
     def executed(self) -> bool:

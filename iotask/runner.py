@@ -69,7 +69,7 @@ class TaskResult:
     def ok(self) -> bool:
         """Executed successfully, or rightly not executed (not due, running elsewhere)."""
         if self.executed:
-            return self.status in EXECUTED
+            return self.status in EXECUTED or self.status == RunStatus.ADOPTED
         return self.status != RunStatus.FAILED
 
     @property
@@ -359,6 +359,55 @@ class Runner:
                           mask(error) if error else error, context.errors,
                           note=None if verdict is None else str(verdict),
                           changes=context.changes)
+
+    def adopt(self, name: str, everything: bool = False, dry_run: bool = False) -> TaskResult:
+        """Give the task's source the destination records no source owns (those whose keys it
+        holds now, or ``everything``), so that a sync may remove them once they leave the
+        source. Claims the task like a run, and is recorded in its history (status adopted,
+        the count as updated); a dry run only counts."""
+        task = self._existing(name)
+        tasks.check_runnable(task)
+        started = utcnow()
+        if dry_run:
+            context = Run(task, 0, None, self.config, self.engine)
+            source, destination = open_endpoints(self.engine, task)
+            found = dataflow.adopt(source, destination, context, task.map, everything)
+            return TaskResult(name, False, RunStatus.ADOPTED, None, started, utcnow(),
+                              counts=Counts(read=context.counts.read, updated=found))
+        claim = self._claim(task, started, manual=True)
+        if claim is None:
+            holder = claims.holder(self.engine, self._task(name) or task, self.config.timezone)
+            return TaskResult(name, False, RunStatus.FAILED, error=f"task {name!r} is {holder}")
+        run_id, token = claim
+        lease = Lease(self.engine, self.config.database_url, name, token,
+                      self.config.lease_seconds)
+        context = Run(task, run_id, lease, self.config, self.engine)
+        error: str | None = None
+        try:
+            with lease:
+                source, destination = open_endpoints(self.engine, task)
+                context.counts.updated = dataflow.adopt(source, destination, context, task.map,
+                                                        everything)
+            status = RunStatus.ADOPTED
+        except Exception as exc:
+            ended = outcome(exc, name)
+            status, error = ended.status, shorten(mask(ended.error or ""), MAX_MESSAGE)
+        finished = utcnow()
+        counts = context.counts
+        note = (f"{counts.updated} records no source owned now belong to {task.conn_source}"
+                + ("" if everything else " (those whose keys the source holds)"))
+
+        def work(conn: Connection) -> None:
+            conn.execute(update(Task).where(Task.name == name, Task.locked_by == token)
+                         .values(locked_by=None, locked_until=None, last_status=task.last_status))
+            conn.execute(update(TaskRun).where(TaskRun.id == run_id).values(
+                status=status, finished=finished, rows_read=counts.read,
+                rows_updated=counts.updated, rows_failed=counts.failed, error=error,
+                notes=None if error else json.dumps([note], ensure_ascii=False)))
+
+        db.transaction(self.engine, work)
+        return TaskResult(name, True, status, run_id, started, finished, None, counts, error,
+                          context.errors, notes=[] if error else [note])
 
     def preview(self, name: str, limit: int) -> Preview:
         """The first ``limit`` source rows through the task's map. Reads the source only: the

@@ -186,10 +186,16 @@ def check_map(session: Session, row: Task, file_roots: Sequence[Path] | None = N
     context = MemoryContext(
         task=row.name, import_type=import_type_name(row.import_type),
         database_url=session.get_bind().engine.url.render_as_string(hide_password=False),
-        file_roots=list(file_roots or ()))
-    mapping.resolve(row.map, endpoint_columns(session, row.conn_source, "source", context),
-                    endpoint_columns(session, row.conn_destination, "destination", context),
-                    context.import_type)
+        file_roots=list(file_roots or ()), owner=row.conn_source)
+    resolved = mapping.resolve(
+        row.map, endpoint_columns(session, row.conn_source, "source", context),
+        endpoint_columns(session, row.conn_destination, "destination", context),
+        context.import_type)
+    context.key = resolved.key or None
+    try:  # e.g. sync into a table with no ownership column: refused now, not at 2 a.m.
+        connections.endpoint(session, row.conn_destination, "destination").check_task(context)
+    except ConnectorError as exc:
+        raise IotaskError(f"task {row.name!r}: {exc}") from None
 
 
 def add(session: Session, name: str, changes: TaskChanges,

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import aged, assert_user_error, run_cli
 from servers import PASSWORD, start_ftp
-from test_dataflow import Site, counts, users, write_csv
+from test_dataflow import OWNER, Site, counts, users, write_csv
 from test_intake import add_intake, content, task_json, users_table, write
 from test_progress import _attached
 
@@ -556,3 +556,42 @@ def test_at_a_terminal_commands_say_what_they_did_and_cron_stays_silent(iotask, 
     code, out, _ = terminal("task", "remove", "t", "--yes")
     assert code == 0 and "removed t" in out
     assert iotask("task", "list", "--json").json() == []
+
+
+def test_sync_takes_over_records_that_existed_before_it_with_task_adopt(site):
+    for number in range(10):
+        site.add_record(f"u{number:04d}", None)  # in the LMS before iotask
+    site.add_record("admin", None)
+    write_csv(site.file, users(11))
+    site.task("--import-type", "sync")
+    dry = site.iotask("task", "adopt", "users", "--dry-run", "--json").json()
+    assert (dry["adopted"], dry["dry_run"]) == (10, True)
+    assert {row[4] for row in site.content()} == {None}
+    adopted = site.iotask("task", "adopt", "users", "--json").json()
+    assert adopted["status"] == "adopted" and adopted["adopted"] == 10
+    owners = {row[0]: row[4] for row in site.content()}
+    assert owners["admin"] is None and owners["u0009"] == "hr-csv"
+    (record,) = site.iotask("history", "users", "--json").json()
+    assert record["status"] == "adopted" and record["counts"]["updated"] == 10
+    assert site.iotask("task", "show", "users", "--json").json()["last_execution"] is None
+
+    write_csv(site.file, users(10, start=1))  # u0000 left the HR file
+    assert counts(site.run())["removed"] == 1
+    assert "u0000" not in {row[0] for row in site.content()}
+    assert {row[0] for row in site.content()} >= {"admin", "u0010"}
+    everything = site.iotask("task", "adopt", "users", "--all-unowned", "--json").json()
+    assert everything["adopted"] == 1
+    assert {row[4] for row in site.content()} == {OWNER}
+
+
+def test_sync_into_a_table_without_an_ownership_column_is_refused_when_saved(iotask, engine,
+                                                                             lms, tmp_path):
+    source = write(tmp_path / "users.csv", "u1,Ann\n")
+    iotask("connection", "add", "hr", "--type", "csv", "--set", f"url={source}")
+    assert_user_error(iotask("task", "add", "t", "--source", "hr", "--destination", "lms",
+                             "--import-type", "sync", ok=False),
+                      "has no column 'imported_from_connection'")
+    iotask("task", "add", "t", "--source", "hr", "--destination", "lms")
+    assert_user_error(iotask("task", "edit", "t", "--import-type", "sync", ok=False),
+                      "has no column 'imported_from_connection'")
+    assert iotask("task", "show", "t", "--json").json()["import_type"] == "insert"

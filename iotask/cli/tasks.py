@@ -13,6 +13,7 @@ from iotask import clock, tasks
 from iotask.cli.app import CONTEXT, App, json_option, pass_app
 from iotask.cli.output import emit_json, emit_table
 from iotask.errors import IotaskError
+from iotask.run_status import RunStatus
 
 
 @click.group("task", context_settings=CONTEXT)
@@ -206,6 +207,31 @@ def task_preview(app: App, name: str, limit: int, as_json: bool) -> None:
                                     for line, values in preview.rows])
     for error in errors:
         click.echo(f"line {error['row']}: rejected: {error['message']}")
+
+
+@task_group.command("adopt")
+@click.argument("name")
+@click.option("--all-unowned", "everything", is_flag=True,
+              help="Adopt every record no source owns, not only those whose keys the source "
+                   "holds now.")
+@click.option("--dry-run", is_flag=True, help="Count the records it would adopt; change none.")
+@json_option
+@pass_app
+def task_adopt(app: App, name: str, everything: bool, dry_run: bool, as_json: bool) -> None:
+    """Let sync take over records that existed before task NAME (no owner yet): those whose
+    keys its source holds now get the source as their owner, so that a later sync removes
+    them once they leave the source. Recorded in the task's history."""
+    result = app.runner("manual").adopt(name, everything=everything, dry_run=dry_run)
+    if as_json:
+        emit_json({"task": name, "dry_run": dry_run, "status": result.status,
+                   "adopted": result.counts.updated, "read": result.counts.read,
+                   "run_id": result.run_id, "error": result.error})
+    elif result.status == RunStatus.ADOPTED:
+        verb = "would adopt" if dry_run else "adopted"
+        app.tell(f"{name}: {verb} {result.counts.updated} records no source owned")
+    if result.status != RunStatus.ADOPTED:
+        click.echo(f"iotask: task {name!r} adopt failed: {result.error}", err=True)
+        raise SystemExit(1)
 
 
 @task_group.command("show")
