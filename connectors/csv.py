@@ -462,6 +462,10 @@ class CsvConnector(Connector):
                 return None
             context.check_lease()
             os.replace(temp, target)
+        except OSError as exc:  # a full disk, a file-size limit: say which file
+            temp.unlink(missing_ok=True)
+            raise CsvError(f"cannot write {target}: {exc.strerror or exc}; the old file is "
+                           "unchanged") from None
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
@@ -471,8 +475,12 @@ class CsvConnector(Connector):
                       context: RunContext) -> int | None:
         with tempfile.TemporaryDirectory(prefix="iotask-export-") as folder:
             local = Path(folder) / "export.csv"
-            with open(local, "w", encoding=self.params["encoding"], newline="") as out:
-                written = self._write_rows(out, batches, context)
+            try:
+                with open(local, "w", encoding=self.params["encoding"], newline="") as out:
+                    written = self._write_rows(out, batches, context)
+            except OSError as exc:
+                raise CsvError(f"cannot write the export for {transport.where(transport.path)}"
+                               f" in {folder}: {exc.strerror or exc}") from None
             if not context.review(ChangeSet(inserted=written)):
                 return None
             context.check_lease()

@@ -5,8 +5,13 @@ database takes part."""
 from __future__ import annotations
 
 import os
+import resource
+import signal
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -16,6 +21,10 @@ from servers import PASSWORD, start_ftp
 from test_dataflow import OWNER, Site, counts, users, write_csv
 from test_intake import add_intake, content, task_json, users_table, write
 from test_progress import _attached
+
+from iotask import db as iotask_db
+
+IOTASK = str(Path(sys.executable).parent / "iotask")
 
 
 @pytest.fixture
@@ -595,3 +604,41 @@ def test_sync_into_a_table_without_an_ownership_column_is_refused_when_saved(iot
     assert_user_error(iotask("task", "edit", "t", "--import-type", "sync", ok=False),
                       "has no column 'imported_from_connection'")
     assert iotask("task", "show", "t", "--json").json()["import_type"] == "insert"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_file_too_large_names_the_file(iotask, migrated_url, tmp_path):
+    """A file-size limit (ulimit -f) hit while exporting: the error says which file."""
+    source = write(tmp_path / "users.csv", "".join(f"u{n},Name {n}\n" for n in range(30_000)))
+    iotask("connection", "add", "hr", "--type", "csv", "--set", f"url={source}")
+    target = tmp_path / "out.csv"
+    iotask("connection", "add", "out", "--type", "csv", "--set", f"url={target}")
+    iotask("task", "add", "t", "--source", "hr", "--destination", "out")
+    limit = source.stat().st_size // 2
+
+    def small_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a kill
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    result = subprocess.run([IOTASK, "--db", migrated_url, "run", "t"], capture_output=True,
+                            text=True, timeout=120, preexec_fn=small_files, cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"cannot write {target}: File too large" in result.stderr, result.stderr
+    assert not target.exists()
+
+
+def test_a_lost_mariadb_connection_is_said_so():
+    import pymysql
+
+    lost = sa.exc.InterfaceError("SELECT 1", {}, pymysql.err.InterfaceError(0, ""))
+    assert iotask_db.reason(lost) == ("the connection to the database was lost (server "
+                                      "restarted or timed out?)")
+
+
+def test_a_key_column_the_destination_lacks_is_refused_when_saved(iotask, engine, lms, tmp_path):
+    source = write(tmp_path / "users.csv", "u1,Ann\n")
+    iotask("connection", "add", "hr", "--type", "csv", "--set", f"url={source}")
+    iotask("connection", "add", "lms2", "--type", "sql", "--set", "table=lms_user",
+           "--set", "key=employee_no")
+    assert_user_error(iotask("task", "add", "t", "--source", "hr", "--destination", "lms2",
+                             ok=False), "key column 'employee_no' is not in table 'lms_user'")
