@@ -162,3 +162,14 @@ def assert_user_error(result: Result, *fragments: str) -> None:
     assert "Traceback" not in result.err
     for fragment in fragments:
         assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
+
+
+@pytest.fixture
+def samples(iotask):
+    """The sample connectors registered (tests/sample_source.py, sample_ledger.py), with a
+    source connection "src" of three rows and a ledger connection "ledger"."""
+    iotask("connector", "register", "sample_source")
+    iotask("connector", "register", "sample_ledger")
+    iotask("connection", "add", "src", "--type", "test-source", "--set", "rows=3")
+    iotask("connection", "add", "ledger", "--type", "test-ledger")
+    return iotask

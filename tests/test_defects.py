@@ -206,16 +206,6 @@ def test_the_xml_report_is_well_formed_whatever_the_data_holds(iotask, engine, l
 # --- one hand-edited task never stops the others -------------------------------------------
 
 
-@pytest.fixture
-def samples(iotask):
-    """The sample source and ledger connectors, as tests/test_run_due.py uses them."""
-    iotask("connector", "register", "sample_source")
-    iotask("connector", "register", "sample_ledger")
-    iotask("connection", "add", "src", "--type", "test-source", "--set", "rows=3")
-    iotask("connection", "add", "ledger", "--type", "test-ledger")
-    return iotask
-
-
 def test_invalid_task_rows_fail_alone_and_free_their_claim(samples, engine):
     iotask = samples
     for number in range(1, 8):

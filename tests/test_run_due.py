@@ -25,13 +25,9 @@ from iotask.db import make_engine
 
 
 @pytest.fixture
-def setup(iotask):
+def setup(samples):
     """Sample connectors registered; a source and a ledger connection."""
-    iotask("connector", "register", "sample_source")
-    iotask("connector", "register", "sample_ledger")
-    iotask("connection", "add", "src", "--type", "test-source", "--set", "rows=3")
-    iotask("connection", "add", "ledger", "--type", "test-ledger")
-    return iotask
+    return samples
 
 
 def add_task(iotask, name, source="src", *extra):
