@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from iotask.connectors.context import Batch, Column, RunContext, Unit, UnitOutcome
-from iotask.connectors.errors import SettingsError
+from iotask.connectors.errors import ConnectorError, SettingsError
 from iotask.connectors.masking import MASK, remember, remember_url
 from iotask.connectors.settings import Setting
 
@@ -112,7 +112,8 @@ class Connector:
         """Destinations that remember ownership: make ``context.owner`` the owner of the records
         no source owns whose keys the rows hold (``everything``: of every record no source
         owns), so a sync may remove them later; how many. A dry run counts only."""
-        raise NotImplementedError(f"connector {self.type_name!r} has no ownership to adopt")
+        raise ConnectorError(f"a {self.type_name} destination keeps no record of who wrote its "
+                             "records: there is nothing to adopt")
 
     def units(self, context: RunContext) -> list[Unit] | None:
         """File sources: the files this run takes, oldest first, each applied and consumed on

@@ -370,8 +370,12 @@ class Runner:
         started = utcnow()
         if dry_run:
             context = Run(task, 0, None, self.config, self.engine)
-            source, destination = open_endpoints(self.engine, task)
-            found = dataflow.adopt(source, destination, context, task.map, everything)
+            try:
+                source, destination = open_endpoints(self.engine, task)
+                found = dataflow.adopt(source, destination, context, task.map, everything)
+            except Exception as exc:
+                ended = outcome(exc, name)
+                return TaskResult(name, False, ended.status, error=mask(ended.error or ""))
             return TaskResult(name, False, RunStatus.ADOPTED, None, started, utcnow(),
                               counts=Counts(read=context.counts.read, updated=found))
         claim = self._claim(task, started, manual=True)

@@ -632,3 +632,15 @@ def test_a_key_column_the_destination_lacks_is_refused_when_saved(iotask, engine
            "--set", "key=employee_no")
     assert_user_error(iotask("task", "add", "t", "--source", "hr", "--destination", "lms2",
                              ok=False), "key column 'employee_no' is not in table 'lms_user'")
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_adopting_into_a_destination_without_ownership_is_one_line(iotask, tmp_path):
+    source = write(tmp_path / "users.csv", "u1,Ann\n")
+    iotask("connection", "add", "hr", "--type", "csv", "--set", f"url={source}")
+    iotask("connection", "add", "out", "--type", "csv", "--set", f"url={tmp_path / 'o.csv'}")
+    iotask("task", "add", "t", "--source", "hr", "--destination", "out")
+    for args in (("task", "adopt", "t", "--dry-run"), ("task", "adopt", "t")):
+        result = iotask(*args, ok=False)
+        assert result.code == 1 and "nothing to adopt" in result.err
+        assert "Traceback" not in result.err
