@@ -27,6 +27,23 @@ DEFAULT_LEASE_SECONDS = 300
 MAX_LEASE_SECONDS = 86_400  # a runner silent a whole day is dead
 
 
+SMTP_SECURITY = ("none", "starttls", "ssl")
+
+
+@dataclass(frozen=True)
+class Smtp:
+    """The mail server notifications go through (IOTASK_SMTP_* or smtp_* in the INI file)."""
+
+    host: str
+    port: int
+    security: str = "none"  # none, starttls or ssl
+    user: str | None = None
+    password: str | None = None  # or env:VARIABLE, read when a message is sent
+    sender: str = "iotask@localhost"
+    timeout: float = 10.0
+    ca_bundle: Path | None = None  # a private CA for starttls/ssl
+
+
 @dataclass(frozen=True)
 class Config:
     database_url: str
@@ -38,6 +55,8 @@ class Config:
     reject_dir: Path = Path("rejects")  # where runs write their rejected rows
     file_roots: tuple[Path, ...] = (Path("iofiles"),)  # where file: URLs may point
     config_file: str | None = None  # the INI file read, if any
+    smtp: Smtp | None = None  # None: no mail server configured, nothing is sent
+    base_url: str | None = None  # the console's address, for links in messages
 
 
 def data_folder(url: str) -> Path:
@@ -93,6 +112,35 @@ def machine_timezone() -> ZoneInfo:
         return ZoneInfo(name) if name else ZoneInfo("UTC")
     except (ZoneInfoNotFoundError, ValueError, OSError):
         return ZoneInfo("UTC")
+
+
+def _smtp(ini: dict[str, str], ini_path: str | None) -> Smtp | None:
+    """The SMTP settings: IOTASK_SMTP_HOST and its siblings, else smtp_host ... in the INI."""
+    def value(key: str) -> str | None:
+        return os.environ.get(f"IOTASK_SMTP_{key.upper()}") or ini.get(f"smtp_{key}") or None
+
+    host = value("host")
+    if host is None:
+        return None
+    security = (value("security") or "none").lower()
+    if security not in SMTP_SECURITY:
+        raise IotaskError(f"smtp_security {security!r} is not one of {', '.join(SMTP_SECURITY)}")
+    default_port = {"none": 25, "starttls": 587, "ssl": 465}[security]
+    numbers: dict[str, float] = {}
+    for key, default, most in (("port", default_port, 65535), ("timeout", 10, 300)):
+        text = value(key)
+        try:
+            numbers[key] = float(text) if text is not None else default
+        except ValueError:
+            numbers[key] = -1
+        if not 1 <= numbers[key] <= most or (key == "port" and numbers[key] % 1):
+            where = ini_path or "the INI file"
+            raise IotaskError(f"smtp_{key} must be a number from 1 to {most}, got {text!r} "
+                              f"(IOTASK_SMTP_{key.upper()} or smtp_{key} in {where})")
+    ca = value("ca_bundle")
+    return Smtp(host=host, port=int(numbers["port"]), security=security, user=value("user"),
+                password=value("password"), sender=value("from") or "iotask@localhost",
+                timeout=numbers["timeout"], ca_bundle=Path(ca) if ca else None)
 
 
 def _beside(url: str, ini_path: str | None) -> str:
@@ -156,7 +204,10 @@ def load(db_option: str | None = None) -> Config:
     roots_text = os.environ.get("IOTASK_FILE_ROOTS") or ini.get("file_roots")
     roots = tuple(Path(part).expanduser() for part in (roots_text or "").split(os.pathsep)
                   if part.strip()) or (data_folder(url) / "iofiles",)
+    smtp = _smtp(ini, ini_path)
+    base_url = os.environ.get("IOTASK_BASE_URL") or ini.get("base_url") or None
     return Config(database_url=url, timezone=tz, source=source, lease_seconds=lease, log=log,
+                  smtp=smtp, base_url=base_url.rstrip("/") if base_url else None,
                   log_level=level.upper() if level else None,
                   reject_dir=rejects.absolute(),
                   file_roots=tuple(root.absolute() for root in roots), config_file=ini_path)

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine, insert, select, true, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from iotask import claims, connections, dataflow, db, schedule, tasks
+from iotask import claims, connections, dataflow, db, notify, schedule, tasks
 from iotask.claims import Lease
 from iotask.clock import utcnow
 from iotask.config import Config
@@ -172,6 +172,9 @@ class Runner:
         shown = self.progress(task.name) if self.progress is not None else None
         source: Connector | None = None
         context = Run(task, run_id, lease, self.config, self.engine, accept, reimport)
+        warning = notify.started(self.config, task, run_id, self.trigger)
+        if warning:
+            context.notes.append(warning)
         ended = Outcome(RunStatus.FAILED, None)
         try:
             with lease:
@@ -211,9 +214,17 @@ class Runner:
                  (finished - started).total_seconds(), context.counts.read,
                  context.counts.inserted, context.counts.updated, context.counts.unchanged,
                  context.counts.removed, context.counts.failed, f": {error}" if error else "")
-        return TaskResult(task.name, True, status, run_id, started, finished, scheduled,
-                          context.counts, error, context.errors, reject_file=context.reject_file,
-                          notes=context.notes)
+        result = TaskResult(task.name, True, status, run_id, started, finished, scheduled,
+                            context.counts, error, context.errors,
+                            reject_file=context.reject_file, notes=context.notes)
+        warning = notify.ended(self.config, task, result)
+        if warning:  # recorded with the run; the task's outcome stands
+            log.warning("task %s: run %d: %s", task.name, run_id, warning)
+            result.notes = [*result.notes, mask(warning)]
+            db.transaction(self.engine, lambda conn: conn.execute(
+                update(TaskRun).where(TaskRun.id == run_id)
+                .values(notes=json.dumps(result.notes, ensure_ascii=False))))
+        return result
 
     def _finish(self, task: Task, run_id: int, token: str, started: datetime,
                 finished: datetime, status: RunStatus, error: str | None, context: Run) -> None:

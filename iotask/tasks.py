@@ -46,6 +46,7 @@ class TaskChanges:
     map: str | None = None
     sequence: int | None = None
     email: str | None = None
+    notify: str | None = None  # start,end / end / problems; "" restores the default
     description: str | None = None
     enabled: bool | None = None
     max_errors: str | None = None  # "" resets to the default
@@ -139,6 +140,8 @@ def _apply(session: Session, row: Task, changes: TaskChanges,
         row.sequence = changes.sequence
     if changes.email is not None:
         row.notify_email = check_emails(changes.email)
+    if changes.notify is not None:
+        row.notify = changes.notify or None
     if changes.description is not None:
         row.description = changes.description
     if changes.enabled is not None:
@@ -321,6 +324,7 @@ def describe(row: Task, tz: ZoneInfo) -> dict[str, Any]:
         "sequence": row.sequence,
         "enabled": bool(row.enabled),
         "notify_email": row.notify_email,
+        "notify": row.notify or "start,end",
         "last_execution": clock.iso(row.last_execution, tz),
         "next_due": next_due_text(row, tz),
         "last_status": row.last_status,

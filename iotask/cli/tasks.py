@@ -45,6 +45,9 @@ def task_options(adding: bool):
             click.option("--sequence", type=click.IntRange(-2**31, 2**31 - 1),
                          help="Run order among due tasks (low first)."),
             click.option("--email", metavar="ADDR[,ADDR]", help="Notify these addresses."),
+            click.option("--notify", type=click.Choice(["start,end", "end", "problems", ""]),
+                         help="When to tell --email: start,end (the default), end, or problems "
+                              "only (failed, held, partial, abandoned)."),
             click.option("--description", help="Free text."),
             click.option("--max-errors", metavar="N|P%",
                          help="Most rejected rows before the run fails and applies nothing: "
@@ -64,7 +67,7 @@ def task_options(adding: bool):
 
 
 def changes_from(source, destination, at_time, every, cron_expr, import_type, map_json,
-                 sequence, email, description, max_errors, max_remove,
+                 sequence, email, notify, description, max_errors, max_remove,
                  allow_empty) -> tasks.TaskChanges:
     given = [(kind, value) for kind, value in
              (("at", at_time), ("any", every), ("cron", cron_expr)) if value is not None]
@@ -74,7 +77,8 @@ def changes_from(source, destination, at_time, every, cron_expr, import_type, ma
     return tasks.TaskChanges(
         source=source, destination=destination, schedule_type=schedule_type,
         schedule=schedule_text, import_type=import_type, map=map_json, sequence=sequence,
-        email=email, description=description, max_errors=max_errors, max_remove=max_remove,
+        email=email, notify=notify, description=description, max_errors=max_errors,
+        max_remove=max_remove,
         allow_empty=allow_empty)
 
 
