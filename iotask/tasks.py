@@ -124,6 +124,16 @@ def _apply(session: Session, row: Task, changes: TaskChanges,
     if changes.destination is not None:
         _check_connection(session, changes.destination, "destination")
         row.conn_destination = changes.destination
+    apply_fields(row, changes)
+    row.updated_at = clock.utcnow()
+    check_lengths(row, f"task {row.name!r}:")
+    if any(value is not None for value in (changes.source, changes.destination, changes.map,
+                                           changes.import_type)):
+        check_map(session, row, file_roots)
+
+
+def apply_fields(row: Task, changes: TaskChanges) -> None:
+    """The row's own fields as ``changes`` sets them, each checked (no database needed)."""
     if changes.schedule_type is not None:
         try:
             parsed = schedule.parse(changes.schedule_type, changes.schedule or "")
@@ -152,11 +162,6 @@ def _apply(session: Session, row: Task, changes: TaskChanges,
         row.max_remove = _limit(changes.max_remove, "--max-remove")
     if changes.allow_empty is not None:
         row.allow_empty = changes.allow_empty
-    row.updated_at = clock.utcnow()
-    check_lengths(row, f"task {row.name!r}:")
-    if any(value is not None for value in (changes.source, changes.destination, changes.map,
-                                           changes.import_type)):
-        check_map(session, row, file_roots)
 
 
 def _limit(text: str, option: str) -> str | None:
