@@ -21,7 +21,6 @@ from sqlalchemy import Connection, Engine, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError
 
 from iotask import clock, db
-from iotask.clock import utcnow
 from iotask.connectors.errors import LeaseLost
 from iotask.models import Task, TaskRun
 from iotask.run_status import RunStatus
@@ -48,7 +47,7 @@ class Lease:
         self._thread = threading.Thread(target=self._beat, name=f"lease:{task}", daemon=True)
 
     def _renew_on(self, conn: Connection) -> bool:
-        until = utcnow() + timedelta(seconds=self.seconds)
+        until = clock.utcnow() + timedelta(seconds=self.seconds)
         result = conn.execute(update(Task).where(Task.name == self.task,
                                                  Task.locked_by == self.token)
                               .values(locked_until=until))
@@ -96,7 +95,7 @@ class Lease:
 
 def sweep_abandoned(engine: Engine) -> int:
     """Mark the runs of runners that died (lease expired) abandoned and free their tasks."""
-    now = utcnow()
+    now = clock.utcnow()
     expired = select(Task.name).where(or_(Task.locked_until.is_(None), Task.locked_until < now))
     with db.reader(engine).connect() as conn:
         stale = conn.scalar(select(TaskRun.id).where(TaskRun.status == RunStatus.RUNNING,

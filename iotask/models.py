@@ -104,6 +104,7 @@ class Task(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, server_default=true())
     notify_email: Mapped[str | None] = mapped_column(String(255))
     notify: Mapped[str | None] = mapped_column(String(20))  # start,end / end / problems
+    expect: Mapped[str | None] = mapped_column(String(50))  # "daily by 06:00", "every 2 hours"
     last_status: Mapped[str | None] = mapped_column(String(20))
     last_error: Mapped[str | None] = mapped_column(Text)
     fail_count: Mapped[int] = mapped_column(Integer, server_default="0")

@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from iotask.runner import TaskResult
 
 MODES = ("start,end", "end", "problems")
-PROBLEMS = (RunStatus.FAILED, RunStatus.HELD, RunStatus.PARTIAL, RunStatus.ABANDONED)
+PROBLEMS = (RunStatus.FAILED, RunStatus.HELD, RunStatus.PARTIAL, RunStatus.ABANDONED,
+            RunStatus.MISSING_INPUT)
 MAX_ROW_ERRORS = 20
 MAX_ATTACHMENT = 2 * 1024 * 1024  # a larger reject file is named, not attached
 SMTP_POLICY = email.policy.SMTP  # CRLF line ends: smtplib sends bytes as they are

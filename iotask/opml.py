@@ -25,7 +25,8 @@ from iotask.models import Connection, Task
 
 MAX_BYTES = 10 * 1024 * 1024  # a schedule file is small; a larger one is refused unread
 TASK_FIELDS = ("description", "schedule_type", "schedule", "import_type", "sequence", "enabled",
-               "notify_email", "notify", "max_errors", "max_remove", "allow_empty", "map")
+               "notify_email", "notify", "expect", "max_errors", "max_remove", "allow_empty",
+               "map")
 
 
 class OpmlError(IotaskError):
@@ -121,7 +122,8 @@ def _task_changes(outline: ET.Element, where: str) -> tasks.TaskChanges:
         description=values["description"], schedule_type=values["schedule_type"] or None,
         schedule=values["schedule"] or None, import_type=values["import_type"] or None,
         sequence=sequence, enabled=values["enabled"] != "false",
-        email=values["notify_email"], notify=values["notify"], map=values["map"] or None,
+        email=values["notify_email"], notify=values["notify"], expect=values["expect"],
+        map=values["map"] or None,
         max_errors=values["max_errors"], max_remove=values["max_remove"],
         allow_empty=values["allow_empty"] == "true")
 

@@ -46,7 +46,7 @@ def summary_line(result: TaskResult) -> str:
 def problem_line(result: TaskResult) -> str | None:
     """The stderr line cron mails: failures, holds, rejected rows. None when all is well."""
     if result.executed and result.status in (RunStatus.FAILED, RunStatus.HELD,
-                                             RunStatus.ABANDONED):
+                                             RunStatus.ABANDONED, RunStatus.MISSING_INPUT):
         return f"task {result.task!r} {result.status} (run {result.run_id}): {result.error}"
     if not result.executed and result.status == RunStatus.FAILED:
         return f"task {result.task!r} not run: {result.error}"

@@ -12,13 +12,13 @@ from sqlalchemy import Connection, Engine, insert, select
 
 from iotask import clock, db, names, tasks
 from iotask.claims import Lease
-from iotask.clock import utcnow
 from iotask.config import Config
 from iotask.connectors.base import Connector
 from iotask.connectors.context import SAMPLE_KEYS, ChangeSet, Counts, RowError, Unit
 from iotask.connectors.errors import ConnectorError, Held, TooManyErrors
 from iotask.guards import Guards
 from iotask.models import Task, TaskFile
+from iotask.run_status import RunStatus
 
 log = logging.getLogger("iotask.run_context")
 
@@ -53,6 +53,8 @@ class Run:
         self.timezone: tzinfo = config.timezone
         self.reimport = reimport
         self.stays_due = False  # files still being written: due again at the next run-due
+        self.task_status: RunStatus | None = None  # what core_task shows, when not the run's
+        self.task_error: str | None = None
         self.counts = Counts()
         self._unit_start = Counts()  # the counts when the current file began
         self.files: list[str] = []
@@ -121,7 +123,7 @@ class Run:
         db.transaction(self._engine, lambda conn: conn.execute(insert(TaskFile).values(
             task=self.task, name=unit.name[:255], location=shorten(unit.where, 900),
             size=unit.size or 0, sha256=unit.sha256 or "", run_id=self.run_id or None,
-            imported_at=utcnow())))
+            imported_at=clock.utcnow())))
 
     def unit_done(self, source: Connector) -> None:
         """Write the file's rejected rows now, while the source still has it; the next file's

@@ -18,6 +18,7 @@ class RunStatus(StrEnum):
     RUNNING = "running"
     RESET = "reset"  # not a run: an operator's reset, recorded in history
     ADOPTED = "adopted"  # not an import: `task adopt` took over unowned records
+    MISSING_INPUT = "missing_input"  # an expected feed had not come by its deadline
 
     @property
     def executed(self) -> bool:

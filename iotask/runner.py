@@ -19,9 +19,8 @@ from sqlalchemy import Connection, Engine, insert, select, true, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from iotask import claims, connections, dataflow, db, notify, schedule, tasks
+from iotask import claims, clock, connections, dataflow, db, notify, schedule, tasks
 from iotask.claims import Lease
-from iotask.clock import utcnow
 from iotask.config import Config
 from iotask.connectors.base import Connector
 from iotask.connectors.context import ChangeSet, Counts, MemoryContext, RowError
@@ -189,10 +188,17 @@ class Runner:
             if shown is not None:
                 shown.close()
         status, error = ended.status, ended.error
+        if status == RunStatus.NOTHING_TO_PROCESS and task.expect:
+            context.stays_due = True  # an expected feed: keep looking until the input comes
+            missing, first = self._missing_input(task, started)
+            if missing is not None:  # the task shows missing_input until the input comes;
+                context.task_status, context.task_error = RunStatus.MISSING_INPUT, missing
+                if first:  # the run that says so first alerts, once per window
+                    status, error = RunStatus.MISSING_INPUT, missing
         if context.rejected and source is not None and status != RunStatus.ABANDONED:
             context.unit_done(source)
         context.notes = [mask(note) for note in context.notes if note not in (error or "")]
-        finished = utcnow()
+        finished = clock.utcnow()
         error = shorten(mask(error) if error else error, MAX_MESSAGE)
         if status not in EXECUTED and not ended.keep_counts:  # rolled back: nothing applied
             counts = context.counts
@@ -226,10 +232,25 @@ class Runner:
                 .values(notes=json.dumps(result.notes, ensure_ascii=False))))
         return result
 
+    def _missing_input(self, task: Task, now: datetime) -> tuple[str | None, bool]:
+        """Whether the window's deadline passed with nothing to process (the reason), and
+        whether this is the first run of the window to say so (it alerts, the others not)."""
+        expect = schedule.parse_expect(task.expect or "")
+        window = schedule.expect_window(expect, task.last_execution, now, self.config.timezone)
+        if window is None or now < window[1]:
+            return None, False
+        with self.reader.connect() as conn:
+            told = conn.scalar(select(TaskRun.id).where(
+                TaskRun.task == task.name, TaskRun.status == RunStatus.MISSING_INPUT,
+                TaskRun.started >= window[0]).limit(1))
+        return (f"no input by {clock.show(window[1], self.config.timezone)} (expect "
+                f"{expect.text}): still looking at each run-due"), told is None
+
     def _finish(self, task: Task, run_id: int, token: str, started: datetime,
                 finished: datetime, status: RunStatus, error: str | None, context: Run) -> None:
         values: dict[str, Any] = {"locked_by": None, "locked_until": None,
-                                  "last_status": status, "last_error": error}
+                                  "last_status": context.task_status or status,
+                                  "last_error": context.task_error or error}
         if status in EXECUTED and not context.stays_due:
             values.update(last_execution=started, fail_count=0)
         elif status in (RunStatus.FAILED, RunStatus.HELD):
@@ -284,7 +305,7 @@ class Runner:
         task = self._task(name)
         if task is None or not task.enabled:
             return None
-        now = utcnow()
+        now = clock.utcnow()
         try:
             due = tasks.due_at(task, self.config.timezone)
         except schedule.ScheduleError as exc:
@@ -329,7 +350,7 @@ class Runner:
                 results.append(TaskResult(name, False, RunStatus.FAILED,
                                           error="task was removed"))
                 continue
-            now = utcnow()
+            now = clock.utcnow()
             claim = self._claim(task, now, manual=True)
             if claim is None:
                 fresh = self._task(name) or task
@@ -354,7 +375,7 @@ class Runner:
         """
         task = self._existing(name)
         context = Run(task, 0, None, self.config, self.engine, reimport=reimport)
-        started = utcnow()
+        started = clock.utcnow()
         error: str | None = None
         try:
             tasks.check_runnable(task)
@@ -366,7 +387,7 @@ class Runner:
         verdict = context.verdict
         if verdict is not None:  # what a real run would have ended as
             status = outcome(verdict, name).status
-        return TaskResult(name, False, status, None, started, utcnow(), None, context.counts,
+        return TaskResult(name, False, status, None, started, clock.utcnow(), None, context.counts,
                           mask(error) if error else error, context.errors,
                           note=None if verdict is None else str(verdict),
                           changes=context.changes)
@@ -378,7 +399,7 @@ class Runner:
         the count as updated); a dry run only counts."""
         task = self._existing(name)
         tasks.check_runnable(task)
-        started = utcnow()
+        started = clock.utcnow()
         if dry_run:
             context = Run(task, 0, None, self.config, self.engine)
             try:
@@ -387,7 +408,7 @@ class Runner:
             except Exception as exc:
                 ended = outcome(exc, name)
                 return TaskResult(name, False, ended.status, error=mask(ended.error or ""))
-            return TaskResult(name, False, RunStatus.ADOPTED, None, started, utcnow(),
+            return TaskResult(name, False, RunStatus.ADOPTED, None, started, clock.utcnow(),
                               counts=Counts(read=context.counts.read, updated=found))
         claim = self._claim(task, started, manual=True)
         if claim is None:
@@ -407,7 +428,7 @@ class Runner:
         except Exception as exc:
             ended = outcome(exc, name)
             status, error = ended.status, shorten(mask(ended.error or ""), MAX_MESSAGE)
-        finished = utcnow()
+        finished = clock.utcnow()
         counts = context.counts
         note = (f"{counts.updated} records no source owned now belong to {task.conn_source}"
                 + ("" if everything else " (those whose keys the source holds)"))

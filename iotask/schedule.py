@@ -123,6 +123,48 @@ def next_due(schedule: Schedule, last_execution: datetime | None, tz: ZoneInfo) 
         return NEVER
 
 
+@dataclass(frozen=True)
+class Expect:
+    """When a feed's input must have come: each local day by ``by``, or within ``hours`` of the
+    last input."""
+
+    text: str
+    by: time | None = None
+    hours: int | None = None
+
+
+_EXPECT = re.compile(r"^\s*(?:daily\s+by\s+(\d{1,2}:\d{2})|every\s+(\d{1,3})\s+hours?)\s*$",
+                     re.IGNORECASE)
+
+
+def parse_expect(text: str) -> Expect:
+    """``daily by 06:00`` or ``every 2 hours``; ScheduleError for anything else."""
+    found = _EXPECT.match(text or "")
+    if found is None:
+        raise ScheduleError(f"expect {text!r}: write 'daily by HH:MM' (e.g. daily by 06:00) or "
+                            "'every N hours' (e.g. every 2 hours)")
+    if found.group(1):
+        return Expect(f"daily by {_parse_at(found.group(1)).strftime('%H:%M')}",
+                      by=_parse_at(found.group(1)))
+    hours = int(found.group(2))
+    if not 1 <= hours <= 168:
+        raise ScheduleError(f"expect {text!r}: every 1 to 168 hours")
+    return Expect(f"every {hours} hour{'s' if hours > 1 else ''}", hours=hours)
+
+
+def expect_window(expect: Expect, last_input: datetime | None, now: datetime,
+                  tz: ZoneInfo) -> tuple[datetime, datetime] | None:
+    """(the window's start, its deadline), naive UTC, for the window ``now`` is in; None when
+    no deadline applies yet (an interval feed that never had input)."""
+    if expect.by is not None:
+        day = _to_local(now, tz).date()
+        start = _wall_clock(datetime.combine(day, time()), tz)
+        return start, _wall_clock(datetime.combine(day, expect.by), tz)
+    if last_input is None or expect.hours is None:
+        return None
+    return last_input, last_input + expect.hours * _HOUR
+
+
 NEVER = datetime.max
 """The next due time of a parked task: one whose last_execution a DBA set so far ahead (year
 9999) that no later slot exists. Never due until last_execution is reset."""

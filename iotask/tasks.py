@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 
 from iotask import clock, connections, db, jsontext, mapping, registry, schedule
 from iotask.claims import runner_name
-from iotask.clock import utcnow
 from iotask.connectors.context import Column, MemoryContext
 from iotask.connectors.errors import ConnectorError
 from iotask.errors import IotaskError, NotFound
@@ -47,6 +46,7 @@ class TaskChanges:
     sequence: int | None = None
     email: str | None = None
     notify: str | None = None  # start,end / end / problems; "" restores the default
+    expect: str | None = None  # "daily by 06:00", "every 2 hours"; "" for none
     description: str | None = None
     enabled: bool | None = None
     max_errors: str | None = None  # "" resets to the default
@@ -81,6 +81,12 @@ def check_runnable(task: Task) -> None:
                           f"{quote(task.name)} --import-type insert` (or sync)") from None
     Guards.for_task(task.name, import_type, task.max_errors, task.max_remove,
                     bool(task.allow_empty))
+    if task.expect:
+        try:
+            schedule.parse_expect(task.expect)
+        except schedule.ScheduleError as exc:
+            raise IotaskError(f"task {task.name!r}: core_task.{exc}; fix it with `iotask task "
+                              f"edit {quote(task.name)} --expect ...`") from None
 
 
 def compact_map(text: str) -> str:
@@ -152,6 +158,11 @@ def apply_fields(row: Task, changes: TaskChanges) -> None:
         row.notify_email = check_emails(changes.email)
     if changes.notify is not None:
         row.notify = changes.notify or None
+    if changes.expect is not None:
+        try:
+            row.expect = schedule.parse_expect(changes.expect).text if changes.expect else None
+        except schedule.ScheduleError as exc:
+            raise IotaskError(str(exc)) from None
     if changes.description is not None:
         row.description = changes.description
     if changes.enabled is not None:
@@ -330,6 +341,7 @@ def describe(row: Task, tz: ZoneInfo) -> dict[str, Any]:
         "enabled": bool(row.enabled),
         "notify_email": row.notify_email,
         "notify": row.notify or "start,end",
+        "expect": row.expect,
         "last_execution": clock.iso(row.last_execution, tz),
         "next_due": next_due_text(row, tz),
         "last_status": row.last_status,
@@ -356,7 +368,7 @@ def reset(engine: Engine, tz: ZoneInfo, names: Iterable[str], to: datetime | Non
     who = f"{getpass.getuser()}@{runner_name()}"
     changes = []
     for name in names:
-        now = utcnow()
+        now = clock.utcnow()
         with Session(db.reader(engine)) as session:
             task = session.get(Task, name)
         if task is None:

@@ -8,17 +8,22 @@ import socket
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.message import Message
+from zoneinfo import ZoneInfo
 
 import pytest
 import trustme
 from conftest import assert_user_error
+
+from iotask import clock
 
 pytest.importorskip("aiosmtpd")
 from aiosmtpd.controller import Controller  # noqa: E402
 from aiosmtpd.smtp import AuthResult, LoginPassword  # noqa: E402
 
 SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"])  # the database is not the subject
+ROME = ZoneInfo("Europe/Rome")  # the zone the iotask fixture configures
 
 
 @dataclass
@@ -174,3 +179,54 @@ def test_notify_test_without_a_server_is_one_line(iotask, monkeypatch):
     monkeypatch.setenv("IOTASK_SMTP_SECURITY", "carrier-pigeon")
     assert_user_error(iotask("notify", "test", "ops@example.com", ok=False),
                       "smtp_security 'carrier-pigeon'")
+
+
+class FrozenClock:
+    """iotask's clock (clock.utcnow) set by the test: naive UTC, moved by hand."""
+
+    def __init__(self, monkeypatch, start: datetime) -> None:
+        self.now = start
+        monkeypatch.setattr(clock, "utcnow", lambda: self.now)
+
+    def local(self, text: str) -> None:
+        """Set the clock to a Europe/Rome wall-clock time."""
+        self.now = (datetime.fromisoformat(text).replace(tzinfo=ROME)
+                    .astimezone(UTC).replace(tzinfo=None))
+
+
+@SQLITE_ONLY
+def test_a_daily_feed_missing_by_its_deadline_alerts_once_then_takes_the_late_file(
+        iotask, smtp, tmp_path, monkeypatch):
+    frozen = FrozenClock(monkeypatch, datetime(2026, 11, 30, 12, 0))
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    iotask("connection", "add", "drop", "--type", "csv", "--set", f"url={inbox}/",
+           "--set", "stable_seconds=0")
+    iotask("connection", "add", "out", "--type", "csv", "--set", f"url={tmp_path / 'out.csv'}")
+    iotask("task", "add", "nightly", "--source", "drop", "--destination", "out",
+           "--at", "02:00", "--expect", "daily by 06:00", "--email", "ops@example.com",
+           "--notify", "problems")
+    outcomes = []
+    for wall in ("2026-12-01 02:01", "2026-12-01 05:59", "2026-12-01 06:01", "2026-12-01 06:02",
+                 "2026-12-01 07:30"):
+        frozen.local(wall)
+        ran = iotask("run-due", "--json", ok=False).json()["tasks"]
+        outcomes.append([t["status"] for t in ran if t["executed"]])
+    assert outcomes == [["nothing_to_process"], ["nothing_to_process"], ["missing_input"],
+                        ["nothing_to_process"], ["nothing_to_process"]]
+    assert smtp.subjects() == ["iotask: nightly missing_input (run 3)"]
+    assert "no input by 2026-12-01 06:00" in smtp.text(0)
+    status = {t["name"]: t for t in iotask("status", "--json").json()}
+    assert status["nightly"]["last_status"] == "missing_input"
+
+    (inbox / "users.csv").write_text("userid,name\nu1,Ann\n", encoding="utf-8")
+    frozen.local("2026-12-01 09:00")  # the late file, the same day
+    ran = iotask("run-due", "--json").json()["tasks"]
+    assert [t["status"] for t in ran if t["executed"]] == ["success"]
+    assert (tmp_path / "out.csv").read_text(encoding="utf-8").splitlines() == ["userid,name",
+                                                                               "u1,Ann"]
+    frozen.local("2026-12-01 10:00")
+    assert not any(t["executed"] for t in iotask("run-due", "--json").json()["tasks"])
+    assert len(smtp.messages) == 1  # notify=problems: the success sent nothing
+    assert_user_error(iotask("task", "edit", "nightly", "--expect", "sometimes", ok=False),
+                      "daily by HH:MM")

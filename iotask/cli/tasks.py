@@ -45,6 +45,10 @@ def task_options(adding: bool):
             click.option("--sequence", type=click.IntRange(-2**31, 2**31 - 1),
                          help="Run order among due tasks (low first)."),
             click.option("--email", metavar="ADDR[,ADDR]", help="Notify these addresses."),
+            click.option("--expect", metavar="'daily by HH:MM'|'every N hours'",
+                         help="When input must have come: until then a run that finds nothing "
+                              "keeps looking at each run-due; past it the run is recorded as "
+                              "missing_input and --email is told, once per window. '' for none."),
             click.option("--notify", type=click.Choice(["start,end", "end", "problems", ""]),
                          help="When to tell --email: start,end (the default), end, or problems "
                               "only (failed, held, partial, abandoned)."),
@@ -67,7 +71,7 @@ def task_options(adding: bool):
 
 
 def changes_from(source, destination, at_time, every, cron_expr, import_type, map_json,
-                 sequence, email, notify, description, max_errors, max_remove,
+                 sequence, email, expect, notify, description, max_errors, max_remove,
                  allow_empty) -> tasks.TaskChanges:
     given = [(kind, value) for kind, value in
              (("at", at_time), ("any", every), ("cron", cron_expr)) if value is not None]
@@ -77,7 +81,8 @@ def changes_from(source, destination, at_time, every, cron_expr, import_type, ma
     return tasks.TaskChanges(
         source=source, destination=destination, schedule_type=schedule_type,
         schedule=schedule_text, import_type=import_type, map=map_json, sequence=sequence,
-        email=email, notify=notify, description=description, max_errors=max_errors,
+        email=email, expect=expect, notify=notify, description=description,
+        max_errors=max_errors,
         max_remove=max_remove,
         allow_empty=allow_empty)
 
