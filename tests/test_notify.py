@@ -101,6 +101,9 @@ def test_problems_only_sends_nothing_for_a_success_and_one_message_for_a_failure
     iotask("run", "HR users", ok=False)
     assert smtp.subjects() == ["iotask: HR users failed (run 2)"]
     assert "Rejected row 2" in smtp.text(0)
+    (attached,) = [part for part in smtp.messages[0].walk() if part.get_filename()]
+    assert attached.get_filename() == "HR_users-run2-rejects.csv"
+    assert b"u1,Ann,extra" in attached.get_payload(decode=True)
 
 
 @SQLITE_ONLY
