@@ -99,11 +99,17 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         raise connect_error(engine.url, exc) from None
 
 
+def missing_file(engine: Engine) -> bool:
+    """A SQLite URL whose file is not there: connecting would create it, and only
+    `iotask db upgrade` may."""
+    database = engine.url.database
+    return (engine.url.get_backend_name() == "sqlite" and database not in (None, "", ":memory:")
+            and not Path(database).exists())
+
+
 def state(engine: Engine) -> str:
     """The database's schema state in words, without creating a SQLite file that is not there."""
-    database = engine.url.database
-    if engine.url.get_backend_name() == "sqlite" and database not in (None, "", ":memory:") \
-            and not Path(database).exists():
+    if missing_file(engine):
         return "no such database file: `iotask db upgrade` creates it"
     current, head = current_revision(engine), head_revision()
     if current == head:
@@ -113,11 +119,9 @@ def state(engine: Engine) -> str:
 
 def check_migrated(engine: Engine) -> None:
     """Refuse to work on a database whose schema is not the one this code expects."""
-    database = engine.url.database
-    if engine.url.get_backend_name() == "sqlite" and database not in (None, "", ":memory:") \
-            and not Path(database).exists():
-        raise IotaskError(
-            f"database file {database} does not exist: run `iotask db upgrade` to create it")
+    if missing_file(engine):
+        raise IotaskError(f"database file {engine.url.database} does not exist: run "
+                          "`iotask db upgrade` to create it")
     current = current_revision(engine)
     head = head_revision()
     if current == head:

@@ -64,7 +64,8 @@ def send(smtp: Smtp, to: list[str], message: EmailMessage) -> str:
         if not password:
             raise NotifyError(f"the SMTP password is to come from {variable}, which is not set")
     remember(password)
-    context = ssl.create_default_context(cafile=str(smtp.ca_bundle) if smtp.ca_bundle else None)
+    context = (None if smtp.security == "none" else  # the CA store is read only for TLS
+               ssl.create_default_context(cafile=str(smtp.ca_bundle) if smtp.ca_bundle else None))
     where = f"{smtp.host}:{smtp.port}"
     message["From"] = message["From"] or smtp.sender
     try:
@@ -103,7 +104,7 @@ def send(smtp: Smtp, to: list[str], message: EmailMessage) -> str:
         raise NotifyError(mask(f"mail server {where}: {exc}")) from None
 
 
-def _message(config: Config, to: list[str], subject: str, lines: list[str],
+def _message(to: list[str], subject: str, lines: list[str],
              link: str | None) -> EmailMessage:
     message = EmailMessage()
     message["Subject"] = subject
@@ -133,7 +134,7 @@ def started(config: Config, task: Task, run_id: int, trigger: str) -> str | None
     lines = [f"Task {task.name} started (run {run_id}, {trigger}) at "
              f"{clock.show(clock.utcnow(), tz)}.",
              f"Source: {task.conn_source}; destination: {task.conn_destination}."]
-    message = _message(config, addresses(task), f"iotask: {task.name} started (run {run_id})",
+    message = _message(addresses(task), f"iotask: {task.name} started (run {run_id})",
                        lines, _link(config, task.name, run_id))
     return _deliver(config.smtp, addresses(task), message, "start")
 
@@ -160,7 +161,7 @@ def ended(config: Config, task: Task, result: TaskResult) -> str | None:
     if counts.failed > MAX_ROW_ERRORS:
         lines.append(f"... and {counts.failed - MAX_ROW_ERRORS} more: `iotask history "
                      f"{task.name}`")
-    message = _message(config, addresses(task), f"iotask: {task.name} {status} (run {run_id})",
+    message = _message(addresses(task), f"iotask: {task.name} {status} (run {run_id})",
                        lines, _link(config, task.name, run_id))
     reject = result.reject_file
     if reject and ";" not in reject:
@@ -185,6 +186,6 @@ def test_message(config: Config, address: str) -> str:
         raise NotifyError("no mail server is configured: set smtp_host in the INI file or "
                           "IOTASK_SMTP_HOST (and smtp_port, smtp_security, smtp_user, ...)")
     now = clock.show(clock.utcnow(), config.timezone)
-    message = _message(config, [address], "iotask: test message",
+    message = _message([address], "iotask: test message",
                        [f"This is a test message from iotask, sent at {now}."], config.base_url)
     return send(config.smtp, [address], message)

@@ -14,13 +14,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import trustme
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 from conftest import assert_user_error
 
 from iotask import clock
-
-pytest.importorskip("aiosmtpd")
-from aiosmtpd.controller import Controller  # noqa: E402
-from aiosmtpd.smtp import AuthResult, LoginPassword  # noqa: E402
 
 SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"])  # the database is not the subject
 ROME = ZoneInfo("Europe/Rome")  # the zone the iotask fixture configures

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import click
 from sqlalchemy import Engine
@@ -71,12 +70,6 @@ class App:
     def close(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
-
-    def sqlite_file_exists(self) -> bool:
-        """False for a SQLite URL whose file is not there (only `db upgrade` creates it)."""
-        url = self.engine.url
-        return not (url.get_backend_name() == "sqlite" and url.database not in (None, "",
-                    ":memory:") and not Path(url.database).exists())
 
     @property
     def at_terminal(self) -> bool:

@@ -30,7 +30,7 @@ def db_upgrade(app: App, revision: str) -> None:
 def db_current(app: App, as_json: bool) -> None:
     """Show the database's schema revision and whether it is up to date (never creates a
     SQLite file that is not there: only `iotask db upgrade` does)."""
-    exists = app.sqlite_file_exists()
+    exists = not db.missing_file(app.engine)
     current, head = db.current_revision(app.engine) if exists else None, db.head_revision()
     if as_json:
         emit_json({"database": db.masked(app.engine.url), "exists": exists, "current": current,

@@ -11,13 +11,13 @@ import shutil
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import click
 
-from iotask import report, runner
+from iotask import clock, report, runner
 from iotask.cli.app import App
 
 if TYPE_CHECKING:
@@ -66,12 +66,8 @@ def local_time(value: str | None, tz: ZoneInfo) -> str:
     """An ISO time from the report as a person reads it; other words unchanged."""
     if not value or not value[:4].isdigit():
         return value or ""
-    moment = datetime.fromisoformat(value)
-    try:
-        moment = moment.astimezone(tz)
-    except OverflowError:  # the year 9999 in a zone ahead of UTC: shown as stored
-        pass
-    return moment.strftime("%Y-%m-%d %H:%M %Z")
+    utc = datetime.fromisoformat(value).astimezone(UTC).replace(tzinfo=None)
+    return clock.to_local(utc, tz).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def seconds(value: float | None) -> str:
