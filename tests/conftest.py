@@ -173,3 +173,36 @@ def samples(iotask):
     iotask("connection", "add", "src", "--type", "test-source", "--set", "rows=3")
     iotask("connection", "add", "ledger", "--type", "test-ledger")
     return iotask
+
+
+FORMA_DDL = Path(__file__).parent / "data" / "forma" / "forma-3.3-mariadb.sql"
+
+
+def load_forma_ddl(url: str) -> None:
+    """Create forma's own 3.x tables and seed rows (tests/data/forma/) in a MariaDB database,
+    under the sql_mode forma's installer uses (zero-date defaults allowed)."""
+    statements = [part.strip() for part in FORMA_DDL.read_text().split(";\n")]
+    eng = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with eng.begin() as conn:
+        conn.exec_driver_sql("SET SESSION sql_mode = 'NO_ENGINE_SUBSTITUTION'")
+        for statement in statements:
+            code = "\n".join(line for line in statement.splitlines()
+                             if not line.startswith("--")).strip()
+            if code:
+                conn.exec_driver_sql(code.replace("%", "%%"))
+    eng.dispose()
+
+
+@pytest.fixture
+def forma_url(backend: str, migrated_url: str) -> Iterator[str]:
+    """A database holding the forma.lms tables the forma-* connectors write: on SQLite and
+    PostgreSQL the iotask database itself after `iotask lms init` (the embedded default); on
+    MariaDB a second database with forma's own 3.x DDL (3-byte utf8, zero dates, seed rows)."""
+    if backend == "mariadb":
+        for url in _fresh_server_database("mariadb"):
+            load_forma_ddl(url)
+            yield url
+        return
+    result = run_cli("--db", migrated_url, "lms", "init")
+    assert result.code == 0, result.err
+    yield migrated_url
