@@ -105,7 +105,7 @@ class Site:
                 raise FormaError(f"cannot read table {full!r}: {reason(exc)}") from None
         return self._tables[name]
 
-    def execute(self, statement: sa.Executable, what: str) -> sa.CursorResult[Any]:
+    def execute(self, statement: sa.Executable, what: str) -> Any:
         """Run one statement; a database error becomes a FormaError saying what was being done."""
         try:
             return self.conn.execute(statement, execution_options={"preserve_rowcount": True})
