@@ -15,38 +15,45 @@ from iotask.errors import IotaskError
 
 @dataclass
 class Created:
-    """What ``init`` made: the tables, in creation order, and the seed groups."""
+    """What ``create`` made: the tables, in creation order, and the seed groups."""
 
     tables: list[str]
     groups: dict[str, int]
 
 
-def init(url: str, prefix: str = "") -> Created:
-    """Create the forma tables with forma's column types and defaults, and its seed groups.
+def present(conn: sa.Connection, prefix: str = "") -> list[str]:
+    """The forma tables ``lms init`` would create that the database already has."""
+    existing = set(sa.inspect(conn).get_table_names())
+    return [name for name in forma.declared(prefix).tables if name in existing]
 
-    It never alters an existing forma table: a database that holds any of them is refused
-    before anything is created.
-    """
+
+def create(conn: sa.Connection, prefix: str = "") -> Created:
+    """Create the forma tables with forma's column types and defaults, and its seed groups, in
+    the caller's transaction. A database that holds any of them is refused first: forma's own
+    tables are never altered."""
+    found = present(conn, prefix)
+    if found:
+        raise IotaskError(
+            f"{db.masked(conn.engine.url)} already holds forma tables ({', '.join(found[:5])}"
+            f"{', ...' if len(found) > 5 else ''}): lms init never alters an existing forma "
+            "table, and the forma-* connectors can use them as they are")
     metadata = forma.declared(prefix)
+    metadata.create_all(conn)
+    site = forma.Site(conn, prefix)
+    groups = site.ensure_groups(list(forma.SEED_GROUPS), hidden=True)
+    members = site.table("core_group_members")
+    # the root unit's own group is a member of the group of it and its descendants
+    conn.execute(sa.insert(members).values(
+        idst=groups[forma.ROOT_OCD], idstMember=groups[forma.ROOT_OC], filter=""))
+    return Created(list(metadata.tables), groups)
+
+
+def init(url: str, prefix: str = "") -> Created:
+    """``create`` in the database at ``url``, committed."""
     engine = db.make_engine(url)
     try:
-        with engine.connect() as conn:
-            existing = set(sa.inspect(conn).get_table_names())
-        present = [name for name in metadata.tables if name in existing]
-        if present:
-            raise IotaskError(
-                f"{db.masked(url)} already holds forma tables ({', '.join(present[:5])}"
-                f"{', ...' if len(present) > 5 else ''}): lms init never alters an existing "
-                "forma table, and the forma-* connectors can use them as they are")
         with engine.begin() as conn:
-            metadata.create_all(conn)
-            site = forma.Site(conn, prefix, url)
-            groups = site.ensure_groups(list(forma.SEED_GROUPS))
-            members = site.table("core_group_members")
-            # the root unit's own group is a member of the group of it and its descendants
-            conn.execute(sa.insert(members).values(
-                idst=groups[forma.ROOT_OCD], idstMember=groups[forma.ROOT_OC], filter=""))
-        return Created(list(metadata.tables), groups)
+            return create(conn, prefix)
     except OperationalError as exc:
         raise db.connect_error(engine.url, exc) from None
     finally:
