@@ -382,7 +382,10 @@ class _Plan:
         self.columns = names
 
     def add(self, batch: Batch) -> None:
-        users, places, values, kept = [], [], [], []
+        users: list[tuple[Any, ...]] = []
+        places: list[tuple[Any, ...]] = []
+        values: list[tuple[Any, ...]] = []
+        kept: list[tuple[Any, ...]] = []
         for row in batch:
             if self.columns is None:
                 self._start(row)
