@@ -10,12 +10,17 @@ import os
 import signal
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
 from conftest import aged, assert_user_error
 from iotask.connectors import forma
+from iotask.connectors.context import MemoryContext
+from iotask.connectors.forma import FormaError
+from iotask.connectors.forma_users import FormaUsers
 
 SOURCE = "hr-users"
 OWNER_GROUP = f"/iotask/users/{SOURCE}"
@@ -172,7 +177,11 @@ def test_new_users_get_their_units_the_root_groups_and_fresh_ids(lms, backend):
     jdoe = users["/jdoe"]
     assert (jdoe["firstname"], jdoe["lastname"], jdoe["email"], jdoe["valid"]) == \
         ("John", "Doe", "jdoe@example.com", 1)
-    assert jdoe["pass"] == "" and jdoe["signature"] == "" and jdoe["register_date"] is not None
+    assert jdoe["pass"] == "" and jdoe["signature"] == ""
+    registered = jdoe["register_date"]  # forma keeps local time: the run's zone, Europe/Rome
+    rome = datetime.now(ZoneInfo("Europe/Rome")).replace(tzinfo=None)
+    utc = datetime.now(UTC).replace(tzinfo=None)
+    assert abs(registered - rome) < timedelta(minutes=20) < abs(registered - utc)
     assert lms.groups_of("/jdoe") == ROOTS | {f"/oc_{sales}", f"/ocd_{sales}"}
     assert lms.groups_of("/asmith") == ROOTS | {f"/oc_{sales}", f"/ocd_{sales}", f"/oc_{it}",
                                                 f"/ocd_{it}"}
@@ -277,6 +286,34 @@ def test_an_unknown_column_or_field_stops_the_run_naming_the_known_ones(lms):
     task = lms.run(ok=False).json()["tasks"][0]
     assert "field:Shoe size" in task["error"] and "field:Department" in task["error"]
     assert "/jdoe" not in lms.users()
+
+
+def test_rows_whose_columns_were_unknown_when_planned_are_checked_by_the_connector(lms):
+    """A source whose columns show only at run time (no header yet): write() refuses them."""
+    lms.add_field("Department", 41)
+    before = lms.snapshot()
+    destination = FormaUsers({"database": lms.url})
+    for row, words in (({"userid": "jdoe", "pass": "s3cret"}, "passwords are never imported"),
+                       ({"userid": "jdoe", "field:Shoe": "42"}, "field:Shoe"),
+                       ({"userid": "jdoe", "nick": "J"}, "field:Department")):
+        with pytest.raises(FormaError, match=words) as raised:
+            destination.write([[row]], MemoryContext(owner=SOURCE))
+        assert "s3cret" not in str(raised.value)
+    assert lms.snapshot() == before
+
+
+def test_a_rejected_row_of_an_owned_user_is_not_a_removal(lms):
+    lms.write(people(10))
+    lms.task("--import-type", "sync", "--max-errors", "50%", "--max-remove", "100%")
+    lms.run()
+    rows = people(10)
+    rows[4][3] = "not-an-address"
+    lms.write(rows[:8])
+    result = lms.run()
+    assert counts(result)["failed"] == 1 and counts(result)["removed"] == 2
+    users = lms.users()
+    assert users["/u00004"]["valid"] == 1 and users["/u00004"]["email"] == "u00004@example.com"
+    assert users["/u00008"]["valid"] == 0 and users["/u00009"]["valid"] == 0
 
 
 def test_a_field_name_two_fields_share_stops_the_run(lms):
