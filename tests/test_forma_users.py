@@ -389,6 +389,24 @@ def test_hostile_language_and_custom_field_values_are_row_errors(lms):
     assert "/u00001" not in lms.users()
 
 
+def test_userids_match_as_the_site_compares_them(lms, backend):
+    lms.write([["jdoe", "John", "", "", "", "", ""]])
+    lms.task("--max-errors", "50%")
+    lms.run()
+    lms.write([["JDoe", "Johnny", "", "", "", "", ""], ["ann", "Ann", "", "", "", "", ""],
+               ["ANN", "Anne", "", "", "", "", ""]])
+    result = lms.run()
+    users = lms.users()
+    if backend == "mariadb":  # forma's utf8_general_ci: a login is one whatever its case
+        assert counts(result) == {"read": 3, "inserted": 1, "updated": 1, "unchanged": 0,
+                                  "removed": 0, "failed": 1}
+        assert users["/jdoe"]["firstname"] == "Johnny" and "/JDoe" not in users
+        assert "duplicate" in problems(result)[0]["message"] and "/ANN" not in users
+    else:
+        assert counts(result)["inserted"] == 3
+        assert users["/jdoe"]["firstname"] == "John" and users["/JDoe"]["firstname"] == "Johnny"
+
+
 def test_a_dry_run_counts_and_samples_and_writes_nothing(lms):
     lms.add_unit("SALES")
     lms.write(people(15, tree="SALES"))
