@@ -38,15 +38,16 @@ def registered(iotask):
 class Lms:
     """A forma site (forma_url) with org units made here, a CSV source and task "users"."""
 
-    def __init__(self, iotask, url: str, folder: Path, **csv_settings: str) -> None:
-        self.iotask, self.url, self.folder = iotask, url, folder
+    def __init__(self, iotask, url: str, folder: Path, prefix: str = "",
+                 **csv_settings: str) -> None:
+        self.iotask, self.url, self.folder, self.prefix = iotask, url, folder, prefix
         self.engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
         self.file = folder / "users.csv"
         settings = {"url": str(self.file), **csv_settings}
         iotask("connection", "add", SOURCE, "--type", "csv",
                *[part for key, value in settings.items() for part in ("--set", f"{key}={value}")])
         iotask("connection", "add", "forma", "--type", "forma-users", "--set",
-               f"database={url}")
+               f"database={url}", *(["--set", f"prefix={prefix}"] if prefix else []))
 
     def task(self, *options: str) -> None:
         self.iotask("task", "add", "users", "--source", SOURCE, "--destination", "forma",
@@ -68,7 +69,7 @@ class Lms:
         """An org unit under the root with its /oc_N and /ocd_N groups (as forma makes them);
         its idOrg."""
         with self.engine.begin() as conn:
-            site = forma.Site(conn)
+            site = forma.Site(conn, self.prefix)
             tree = site.table("core_org_chart_tree")
             count = conn.execute(sa.select(sa.func.count()).select_from(tree)).scalar_one()
             oc, ocd = site.allocate(2)
@@ -91,12 +92,12 @@ class Lms:
 
     def add_field(self, name: str, id_common: int, lang: str = "english") -> None:
         with self.engine.begin() as conn:
-            conn.execute(sa.insert(forma.Site(conn).table("core_field")).values(
+            conn.execute(sa.insert(forma.Site(conn, self.prefix).table("core_field")).values(
                 id_common=id_common, type_field="textfield", lang_code=lang, translation=name,
                 sequence=id_common))
 
     def table(self, name: str) -> sa.Table:
-        return sa.Table(name, sa.MetaData(), autoload_with=self.engine)
+        return sa.Table(self.prefix + name, sa.MetaData(), autoload_with=self.engine)
 
     def users(self) -> dict[str, dict]:
         user = self.table("core_user")
@@ -131,7 +132,7 @@ class Lms:
 
     def snapshot(self) -> dict[str, list[tuple]]:
         """Every forma table, every column, in a stable order."""
-        names = [table.name for table in forma.declared().sorted_tables]
+        names = [table.name for table in forma.declared(self.prefix).sorted_tables]
         found = {}
         with self.engine.connect() as conn:
             for name in names:
@@ -545,6 +546,19 @@ def test_a_vendor_file_with_bom_crlf_and_semicolons(registered, forma_url, tmp_p
     assert lms.users()["/jdoe"]["firstname"] == "Jöhn"
     assert lms.groups_of("/jdoe") == ROOTS | {f"/oc_{sales}", f"/ocd_{sales}"}
     assert lms.groups_of("/ann") == ROOTS and lms.users()["/ann"]["lastname"] == ""
+    lms.engine.dispose()
+
+
+def test_a_site_whose_tables_have_a_prefix(registered, migrated_url, tmp_path):
+    registered("lms", "init", "--prefix", "site2_")
+    lms = Lms(registered, migrated_url, tmp_path, prefix="site2_")
+    sales = lms.add_unit("SALES")
+    lms.write([["jdoe", "John", "Doe", "", "english", "SALES", ""]])
+    lms.task("--import-type", "sync")
+    assert counts(lms.run())["inserted"] == 1
+    assert lms.groups_of("/jdoe") == ROOTS | {f"/oc_{sales}", f"/ocd_{sales}"}
+    assert lms.language_of("/jdoe") == "english"
+    assert "core_user" not in sa.inspect(lms.engine).get_table_names()
     lms.engine.dispose()
 
 
