@@ -13,7 +13,18 @@ import click
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from iotask import __version__
-from iotask.cli import config, connections, connectors, db, demo, notify, runs, schedules, tasks
+from iotask.cli import (
+    config,
+    connections,
+    connectors,
+    db,
+    demo,
+    docebo,
+    notify,
+    runs,
+    schedules,
+    tasks,
+)
 from iotask.cli.app import CONTEXT, App
 from iotask.db import reason
 from iotask.errors import IotaskError
@@ -71,7 +82,8 @@ def _accept_global_options(command: click.Command) -> None:
 for command in (db.db_group, connectors.connector_group, connections.connection_group,
                 tasks.task_group, runs.run_due_command, runs.run_command, runs.reset_command,
                 runs.status_command, runs.history_command, demo.demo_command,
-                config.config_command, notify.notify_group, schedules.schedule_group):
+                config.config_command, notify.notify_group, schedules.schedule_group,
+                docebo.docebo_group):
     _accept_global_options(command)
     cli.add_command(command)
 
