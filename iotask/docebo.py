@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,7 +35,7 @@ from sqlalchemy import (
     type_coerce,
 )
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import DBAPIError, NoSuchTableError, OperationalError
+from sqlalchemy.exc import DBAPIError, NoSuchTableError, OperationalError, SAWarning
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
@@ -145,7 +146,10 @@ def _read_only_engine(url: str) -> Engine:
         uri = f"file:{quote(str(path.absolute()))}?mode=ro"
         return create_engine("sqlite://", poolclass=NullPool,
                              creator=lambda: sqlite3.connect(uri, uri=True))
-    engine = db.make_engine(url)
+    try:
+        engine = db.make_engine(url)
+    except IotaskError as exc:
+        raise IotaskError(f"--from: {exc}") from None
     backend = engine.url.get_backend_name()
 
     @event.listens_for(engine, "connect")
@@ -179,8 +183,10 @@ def read_site(url: str, prefix: str = DEFAULT_PREFIX) -> Site:
         with engine.connect() as conn:
             meta = MetaData()
             try:
-                tables = {what: Table(name, meta, autoload_with=conn)
-                          for what, name in names.items()}
+                with warnings.catch_warnings():  # a column type of Docebo's not known here
+                    warnings.simplefilter("ignore", SAWarning)
+                    tables = {what: Table(name, meta, autoload_with=conn)
+                              for what, name in names.items()}
             except NoSuchTableError as exc:
                 raise IotaskError(f"{db.masked(engine.url)} has no table {exc}: is it a Docebo "
                                   "or forma.lms database? (--prefix names other tables than "

@@ -113,15 +113,13 @@ class _Reader:
         if end > len(self.data):
             raise self._fail(f"string declares {length:,} bytes but only "
                              f"{max(len(self.data) - self.pos, 0):,} follow")
-        chunk = self.data[self.pos:end]
+        start, self.pos = self.pos, end
+        self._expect(b'";')  # first: a wrong length is the likelier mistake than a bad byte
         try:
-            text = chunk.decode(self.encoding)
+            return self.data[start:end].decode(self.encoding)
         except UnicodeDecodeError as exc:
-            self.pos += exc.start
+            self.pos = start + exc.start
             raise self._fail(f"string is not valid {self.encoding}") from None
-        self.pos = end
-        self._expect(b'";')
-        return text
 
     def _array(self, depth: int) -> list[Any] | dict[int | str, Any]:
         if depth > self.max_depth:
@@ -132,8 +130,10 @@ class _Reader:
             raise self._fail(f"more than {MAX_ITEMS:,} array elements")
         self._expect(b":{")
         result: dict[int | str, Any] = {}
-        for _ in range(count):
+        for index in range(count):
             at = self.pos
+            if self.data.startswith(b"}", at):
+                raise self._fail(f"array declares {count} elements but holds {index}")
             key = self.value(depth)
             if isinstance(key, bool) or not isinstance(key, int | str):
                 self.pos = at
