@@ -219,18 +219,16 @@ def decode(text: Any, what: str) -> Any:
     """A stored map or params value: URL-encoded (or plain) JSON or PHP-serialized data."""
     if text is None:
         return None
-    if isinstance(text, bytes):
-        text = text.decode("latin-1")  # a BLOB column: the bytes as they are
-    if not isinstance(text, str):
+    if isinstance(text, str):
+        text = text.encode("utf-8")
+    if not isinstance(text, bytes):
         raise Skip(f"{what} is a {type(text).__name__}, not text")
     stripped = text.strip()
     if not stripped:
         return None
     # urlencode() leaves no ':', '{', '[' or '"': text holding one is stored as it is
-    if set(stripped) & set(':{["'):
-        raw = stripped.encode("utf-8", "surrogatepass")
-    else:
-        raw = unquote_to_bytes(stripped.replace("+", " "))
+    raw = stripped if set(stripped) & set(b':{["') else unquote_to_bytes(
+        stripped.replace(b"+", b" "))
     if len(raw) > phpdata.MAX_BYTES:
         raise Skip(f"{what} is {len(raw):,} bytes: at most {phpdata.MAX_BYTES:,} are read")
     if raw.lstrip()[:1] in (b"[", b"{"):
@@ -409,12 +407,6 @@ def _csv(params: dict[str, Any], files: Path | None) -> Plan:
         "quotechar": _one_char(params, "field_enclosure", '"', not_mapped),
         "header": _flag(params.get("first_row_header", "1")),
     }
-    if readwrite == "1":  # read, then renamed (Docebo: processed_...; iotask: .imported)
-        settings.update(url=f"file:{folder}{quote(pattern, safe='*?[]!')}", consume="rename")
-    elif GLOB_CHARS & set(pattern):
-        raise Skip(f"it writes, so its filepattern {pattern!r} must be a file name, not a glob")
-    else:  # Docebo renames a written file to <Ymd><name> once closed
-        settings["url"] = f"file:{folder}{{date:%Y%m%d}}{quote(pattern)}"
     field_def = params.get("field_def")
     if isinstance(field_def, list) and field_def and all(isinstance(c, str) for c in field_def):
         settings["columns"] = field_def
@@ -424,6 +416,22 @@ def _csv(params: dict[str, Any], files: Path | None) -> Plan:
                                                    "field_enclosure", "first_row_header",
                                                    "field_def"}):
         not_mapped.append(f"{_shown_key(key)} (csv has no such setting)")
+    if readwrite == "1":  # read, then renamed (Docebo: processed...; iotask: .imported)
+        settings.update(url=f"file:{folder}{quote(pattern, safe='*?[]!')}", consume="rename")
+        if pattern[0] in GLOB_CHARS:
+            not_mapped.append(f"Docebo's skipping of processed* files (filepattern {pattern} "
+                              "also matches the ones it left: move them away before the first "
+                              "run)")
+        return Plan("csv", settings, not_mapped)
+    if GLOB_CHARS & set(pattern):
+        raise Skip(f"it writes, so its filepattern {pattern!r} must be a file name, not a glob")
+    if "columns" not in settings:
+        raise Skip("it writes, and Docebo writes only the columns field_def names: it has none")
+    if settings["header"]:  # Docebo's writer never wrote one, whatever the setting said
+        not_mapped.append("first_row_header (Docebo wrote no header line to a file it wrote: "
+                          "neither does iotask)")
+    # Docebo renames a written file to <Ymd><name> once it is closed
+    settings.update(url=f"file:{folder}{{date:%Y%m%d}}{quote(pattern)}", header=False)
     return Plan("csv", settings, not_mapped)
 
 

@@ -22,6 +22,7 @@ from forma_stubs import CLASSES
 from phpwriter import serialize, stored, urlencode
 
 from iotask import db as iotask_db
+from iotask import docebo
 from iotask.models import Connection, Connector, Task
 
 PASSWORD = "Doc3bo-s3cret"
@@ -222,6 +223,10 @@ def test_a_docebo_site_is_adopted(iotask, engine, site, tmp_path):
         "encoding": "utf-8", "formulas": True})
     assert conns["users out"][2]["url"] == f"file:{folder}/{{date:%Y%m%d}}export.csv"
     assert conns["users out"][2]["columns"] == ["userid", "name"]
+    assert conns["users out"][2]["header"] is False  # Docebo never wrote one
+    assert by_name["connection users out"] == (
+        "connection users out: created (csv); not mapped: first_row_header (Docebo wrote no "
+        "header line to a file it wrote: neither does iotask)")
     assert conns["lms users"] == ("forma-users", "lms users (Docebo)",
                                   {"database": url, "remove": "suspend"})
     assert conns["lms courses"][2] == {"database": url, "remove": "delete"}
@@ -262,8 +267,7 @@ def test_a_docebo_site_is_adopted(iotask, engine, site, tmp_path):
     assert run.code == 0
     written = list(files.glob("*export.csv"))
     assert [path.name for path in written] == [f"{datetime.now():%Y%m%d}export.csv"]
-    assert written[0].read_text(encoding="utf-8").splitlines() == [
-        "userid,name", "jdoe,John", "mrossi,Mario"]
+    assert written[0].read_text(encoding="utf-8").splitlines() == ["jdoe,John", "mrossi,Mario"]
     assert (files / "users-2024.csv.imported").exists()
 
 
@@ -278,7 +282,8 @@ def test_json_output_and_an_all_adopted_site_exits_0(iotask, engine, tmp_path):
         {"kind": "connection", "name": "hr users csv", "outcome": "created", "detail": "csv",
          "not_mapped": []},
         {"kind": "connection", "name": "users out", "outcome": "created", "detail": "csv",
-         "not_mapped": []},
+         "not_mapped": ["first_row_header (Docebo wrote no header line to a file it wrote: "
+                        "neither does iotask)"]},
         {"kind": "task", "name": "copy users", "outcome": "created",
          "detail": "hr users csv -> users out", "not_mapped": []}]}
 
@@ -311,7 +316,8 @@ def test_a_differing_task_is_skipped_unless_update(iotask, engine, site):
     done = iotask("docebo", "import-tasks", "--from", url, "--files", str(files), "--update",
                   ok=False)
     lines = done.out.splitlines()
-    assert "connection users out: updated (description)" in lines
+    assert any(line.startswith("connection users out: updated (description); not mapped: ")
+               for line in lines)
     assert "task copy users: updated (schedule)" in lines
     assert rows_of(engine)[1]["copy users"].schedule == "6 hour"
 
@@ -371,3 +377,67 @@ def test_a_mariadb_site_with_a_prefix(iotask, engine, mariadb_site, tmp_path):
     shown = iotask("connection", "show", "lms users")
     assert PASSWORD not in shown.out
     assert snapshot(mariadb_site, "docebo_core_") == before
+
+
+def test_a_file_that_is_not_a_database_is_one_line(iotask, tmp_path):
+    (tmp_path / "notes.db").write_text("not a database, just text\n" * 100)
+    assert_user_error(iotask("docebo", "import-tasks", "--from",
+                             f"sqlite:///{tmp_path / 'notes.db'}", ok=False), "cannot read")
+
+
+def plan(params, files=Path("/srv/iofiles"), type_name="cvs-connector"):
+    return docebo.plan_connection({"type": type_name, "params": stored(params)}, {}, "u",
+                                  "core_", files)
+
+
+def test_csv_plans(tmp_path):
+    reader = plan({"filepattern": "*.csv", "readwrite": "1", "field_delimiter": "",
+                   "field_enclosure": "", "first_row_header": "0", "field_def": ["a", "b"],
+                   "subpattern": "hr", "mystery": "1"})
+    assert reader.params == {"url": "file:/srv/iofiles/hr/*.csv", "consume": "rename",
+                             "delimiter": ",", "quotechar": '"', "header": False,
+                             "columns": ["a", "b"]}
+    assert reader.not_mapped == [
+        "field_delimiter (empty: iotask uses ',')", "field_enclosure (empty: iotask uses '\"')",
+        "mystery (csv has no such setting)",
+        "Docebo's skipping of processed* files (filepattern *.csv also matches the ones it "
+        "left: move them away before the first run)"]
+    for params, reason in [
+        ({"filepattern": "out*.csv", "readwrite": "2", "field_def": ["a"]}, "not a glob"),
+        ({"filepattern": "out.csv", "readwrite": "2"}, "field_def names: it has none"),
+        ({"filepattern": "a.csv", "field_delimiter": ";;"}, "must be one character"),
+        ({"filepattern": "a.csv", "subpattern": "../etc"}, "inside the iofiles folder"),
+        ({"filepattern": "/etc/passwd"}, "inside the iofiles folder"),
+        ({"filepattern": "a.csv", "readwrite": "3"}, "is not 1 (read) or 2 (write)"),
+        ({"filepattern": ""}, "filepattern is empty"),
+    ]:
+        with pytest.raises(docebo.Skip) as caught:
+            plan(params)
+        assert reason in str(caught.value), params
+    with pytest.raises(docebo.Skip, match="needs --files DIR"):
+        plan({"filepattern": "a.csv"}, files=None)
+
+
+def test_lms_plans_and_types_known_by_their_file():
+    users = plan({"canceled": "7", "readwrite": "2"}, type_name="forma-users")
+    assert (users.type_name, users.params) == ("forma-users", {"database": "u"})
+    assert users.not_mapped == ["canceled ('7' is not 1 or 2)"]
+    renamed = docebo.plan_connection({"type": "my-users", "params": ""},
+                                     {"my-users": "connector.docebousers.php"}, "u", "x_", None)
+    assert (renamed.type_name, renamed.params) == ("forma-users", {"database": "u",
+                                                                   "prefix": "x_"})
+    with pytest.raises(docebo.Skip, match="params is not a key: value array"):
+        docebo.plan_connection({"type": "docebo-users", "params": stored(["a"])}, {}, "u",
+                               "core_", None)
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    (stored({"a": "b c+d%"}), {"a": "b c+d%"}),
+    (serialize({"a": "b c+d%"}), {"a": "b c+d%"}),  # stored without urlencode
+    (urlencode(json.dumps({"a": "é"})), {"a": "é"}),
+    ('{"a": 1}', {"a": 1}),
+    ("", None),
+    (stored({"a": "é"}).encode(), {"a": "é"}),  # a BLOB column
+])
+def test_decode(text, value):
+    assert docebo.decode(text, "map") == value
