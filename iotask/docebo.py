@@ -173,8 +173,11 @@ def _rows(conn: Any, table: Table, order: Sequence[str]) -> list[dict[str, Any]]
     return [dict(row._mapping) for row in conn.execute(query)]
 
 
-def read_site(url: str, prefix: str = DEFAULT_PREFIX) -> Site:
-    """The site's connectors, connections and tasks (tasks in run order)."""
+def read_site(url: str, prefix: str = DEFAULT_PREFIX, own_url: str | None = None) -> Site:
+    """The site's connectors, connections and tasks (tasks in run order). ``own_url``, iotask's
+    database, is refused: its tables have Docebo's names but are not a site's."""
+    if own_url is not None and _parse(url) == _parse(own_url):
+        raise IotaskError("--from names iotask's own database: give the Docebo/forma site's")
     if not PREFIX.match(prefix):
         raise IotaskError(f"--prefix {prefix!r}: letters, digits and _ only (e.g. core_)")
     engine = _read_only_engine(url)
@@ -340,6 +343,7 @@ class Plan:
     type_name: str
     params: dict[str, Any]
     not_mapped: list[str]
+    role: str | None = None  # a Docebo csv connection reads (source) or writes (destination)
 
 
 def _kind(type_name: str, file: str) -> str | None:
@@ -422,7 +426,7 @@ def _csv(params: dict[str, Any], files: Path | None) -> Plan:
             not_mapped.append(f"Docebo's skipping of processed* files (filepattern {pattern} "
                               "also matches the ones it left: move them away before the first "
                               "run)")
-        return Plan("csv", settings, not_mapped)
+        return Plan("csv", settings, not_mapped, "source")
     if GLOB_CHARS & set(pattern):
         raise Skip(f"it writes, so its filepattern {pattern!r} must be a file name, not a glob")
     if "columns" not in settings:
@@ -432,7 +436,7 @@ def _csv(params: dict[str, Any], files: Path | None) -> Plan:
                           "neither does iotask)")
     # Docebo renames a written file to <Ymd><name> once it is closed
     settings.update(url=f"file:{folder}{{date:%Y%m%d}}{quote(pattern)}", header=False)
-    return Plan("csv", settings, not_mapped)
+    return Plan("csv", settings, not_mapped, "destination")
 
 
 def plan_connection(row: dict[str, Any], connectors: dict[str, str], url: str, prefix: str,
@@ -548,7 +552,7 @@ def adopt(session: Session, site: Site, url: str, tz: ZoneInfo, file_roots: Sequ
           update: bool = False) -> Adoption:
     """Create (or, with ``update``, update) the iotask connections and tasks the site's rows
     describe. The caller commits, or rolls back for a dry run."""
-    done, adopted, seen = Adoption(), set[str](), set[str]()
+    done, adopted, seen = Adoption(), dict[str, str | None](), set[str]()
     for row in site.connections:
         name = str(row.get("name") or "")
         try:
@@ -559,7 +563,7 @@ def adopt(session: Session, site: Site, url: str, tz: ZoneInfo, file_roots: Sequ
             description = str(row.get("description") or "")
             done.lines.append(_saved(session, partial(_save_connection, session, name,
                                                       description, plan, file_roots, update)))
-            adopted.add(name)
+            adopted[name] = plan.role
         except Skip as exc:
             done.lines.append(Line("connection", name, "skipped", str(exc)))
     seen.clear()
@@ -575,6 +579,10 @@ def adopt(session: Session, site: Site, url: str, tz: ZoneInfo, file_roots: Sequ
                                      ("destination", changes.destination)):
                 if connection not in adopted:
                     raise Skip(f"its {role} connection {connection!r} was not adopted")
+                if adopted[connection] not in (None, role):
+                    raise Skip(f"its {role} connection {connection!r} is a csv connection for "
+                               f"{'reading' if role == 'destination' else 'writing'} (Docebo's "
+                               "readwrite)")
             done.lines.append(_saved(session, partial(_save_task, session, name, changes, last,
                                                       not_mapped, file_roots, update)))
         except Skip as exc:

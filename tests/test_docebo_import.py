@@ -101,6 +101,7 @@ TASKS = [  # name, description, source, destination, schedule_type, schedule, im
      stored(USERS_MAP), None, 11),
     ("bad import type", "", "hr users csv", "lms users", "any", "1 day", "3",
      stored(USERS_MAP), None, 12),
+    ("backwards", "", "users out", "lms users", "any", "1 day", "1", stored(USERS_MAP), None, 13),
 ]
 SKIPPED_TASKS = {
     "admin task": "its destination connection 'admins' was not adopted",
@@ -111,6 +112,7 @@ SKIPPED_TASKS = {
     "not utf8": "not valid utf-8",
     "bad schedule": "schedule at '25:99 hour'",
     "bad import type": "import type '3' is not 1",
+    "backwards": "its source connection 'users out' is a csv connection for writing",
 }
 
 
@@ -322,7 +324,7 @@ def test_a_differing_task_is_skipped_unless_update(iotask, engine, site):
     assert rows_of(engine)[1]["copy users"].schedule == "6 hour"
 
 
-def test_bad_from_and_missing_tables_are_one_line_errors(iotask, tmp_path):
+def test_bad_from_and_missing_tables_are_one_line_errors(iotask, migrated_url, tmp_path):
     assert_user_error(iotask("docebo", "import-tasks", "--from", f"sqlite:///{tmp_path}/no.db",
                              ok=False), "no such SQLite database file")
     assert not (tmp_path / "no.db").exists()
@@ -332,6 +334,8 @@ def test_bad_from_and_missing_tables_are_one_line_errors(iotask, tmp_path):
                       "has no table core_connector", "--prefix")
     assert_user_error(iotask("docebo", "import-tasks", "--from", "nonsense://x", ok=False),
                       "--from")
+    assert_user_error(iotask("docebo", "import-tasks", "--from", migrated_url, ok=False),
+                      "iotask's own database")
     assert_user_error(iotask("docebo", "import-tasks", "--from", empty, "--prefix", "a;b",
                              ok=False), "--prefix")
 

@@ -47,7 +47,7 @@ def import_tasks(app: App, from_url: str, prefix: str, files: Path | None, updat
     only. Exit status 1 when anything was skipped.
     """
     url = docebo.site_url(from_url)
-    site = docebo.read_site(from_url, prefix)
+    site = docebo.read_site(from_url, prefix, app.config.database_url)
     with app.session() as session:
         done = docebo.adopt(session, site, url, app.config.timezone, app.config.file_roots,
                             prefix, files, update)
