@@ -176,11 +176,11 @@ def _rows(conn: Any, table: Table, order: Sequence[str]) -> list[dict[str, Any]]
 def read_site(url: str, prefix: str = DEFAULT_PREFIX, own_url: str | None = None) -> Site:
     """The site's connectors, connections and tasks (tasks in run order). ``own_url``, iotask's
     database, is refused: its tables have Docebo's names but are not a site's."""
-    if own_url is not None and _parse(url) == _parse(own_url):
+    if own_url is not None and _parse(site_url(url)) == _parse(site_url(own_url)):
         raise IotaskError("--from names iotask's own database: give the Docebo/forma site's")
     if not PREFIX.match(prefix):
         raise IotaskError(f"--prefix {prefix!r}: letters, digits and _ only (e.g. core_)")
-    engine = _read_only_engine(url)
+    engine, where = _read_only_engine(url), db.masked(_parse(url))
     names = {what: f"{prefix}{what}" for what in ("connector", "connection", "task")}
     try:
         with engine.connect() as conn:
@@ -191,7 +191,7 @@ def read_site(url: str, prefix: str = DEFAULT_PREFIX, own_url: str | None = None
                     tables = {what: Table(name, meta, autoload_with=conn)
                               for what, name in names.items()}
             except NoSuchTableError as exc:
-                raise IotaskError(f"{db.masked(engine.url)} has no table {exc}: is it a Docebo "
+                raise IotaskError(f"{where} has no table {exc}: is it a Docebo "
                                   "or forma.lms database? (--prefix names other tables than "
                                   "core_...)") from None
             for what, table in tables.items():
@@ -207,9 +207,9 @@ def read_site(url: str, prefix: str = DEFAULT_PREFIX, own_url: str | None = None
                         _rows(conn, tables["task"], ["sequence", "name"]))
             conn.rollback()
     except OperationalError as exc:
-        raise db.connect_error(engine.url, exc) from None
+        raise db.connect_error(where, exc) from None
     except DBAPIError as exc:
-        raise IotaskError(f"cannot read {db.masked(engine.url)}: {db.reason(exc)}") from None
+        raise IotaskError(f"cannot read {where}: {db.reason(exc)}") from None
     finally:
         engine.dispose()
     return site
@@ -260,8 +260,9 @@ def _params(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _shown_key(key: str) -> str:
+    """A name from the site's rows as a line may show it: printable, at most 60 characters."""
     key = key if key.isprintable() else repr(key)
-    return key if len(key) <= 40 else key[:37] + "..."
+    return key if len(key) <= 60 else key[:57] + "..."
 
 
 def _flag(value: Any) -> bool:
@@ -446,8 +447,8 @@ def plan_connection(row: dict[str, Any], connectors: dict[str, str], url: str, p
     kind = _kind(type_name, connectors.get(type_name, ""))
     if kind is None:
         file = connectors.get(type_name)
-        where = f" (file {file})" if file else ""
-        raise Skip(f"connector type {type_name!r}{where} has no iotask equivalent")
+        where = f" (file {_shown_key(file)})" if file else ""
+        raise Skip(f"connector type {_shown_key(type_name)!r}{where} has no iotask equivalent")
     params = _params(row)
     return _csv(params, files) if kind == "csv" else _lms(kind, params, url, prefix)
 
