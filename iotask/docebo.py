@@ -361,9 +361,15 @@ def _kind(type_name: str, file: str) -> str | None:
 def _lms(kind: str, params: dict[str, Any], url: str, prefix: str) -> Plan:
     type_name = LMS_TYPES[kind]
     settings: dict[str, Any] = {"database": url}
-    if prefix != DEFAULT_PREFIX:
-        settings["prefix"] = prefix
     not_mapped = []
+    if prefix != DEFAULT_PREFIX:
+        # the forma-* connectors' prefix is the text before core_/learning_ (site2_core_user)
+        if prefix.endswith(DEFAULT_PREFIX):
+            settings["prefix"] = prefix.removesuffix(DEFAULT_PREFIX)
+        else:
+            not_mapped.append(f"the site's prefix {prefix!r} (the forma-* connectors read "
+                              "tables named PREFIXcore_* and PREFIXlearning_*: set 'prefix' "
+                              "with iotask connection edit)")
     remove_key, choices = REMOVE.get(kind, ("", {}))
     for key, value in params.items():
         if key in OWN_PARAMS:

@@ -373,7 +373,7 @@ def test_a_mariadb_site_with_a_prefix(iotask, engine, mariadb_site, tmp_path):
     assert result.code == 1
     assert PASSWORD not in result.out + result.err
     conns, tasks = rows_of(engine)
-    assert conns["lms users"][2] == {"database": mariadb_site, "prefix": "docebo_core_",
+    assert conns["lms users"][2] == {"database": mariadb_site, "prefix": "docebo_",
                                      "remove": "suspend"}
     assert tasks["import users"].last_execution == datetime(2024, 3, 1, 1, 30, 5)
     assert (tasks["copy users"].schedule_type, tasks["copy users"].schedule) == ("any", "6 hour")
@@ -427,9 +427,13 @@ def test_lms_plans_and_types_known_by_their_file():
     assert (users.type_name, users.params) == ("forma-users", {"database": "u"})
     assert users.not_mapped == ["canceled ('7' is not 1 or 2)"]
     renamed = docebo.plan_connection({"type": "my-users", "params": ""},
-                                     {"my-users": "connector.docebousers.php"}, "u", "x_", None)
+                                     {"my-users": "connector.docebousers.php"}, "u", "x_core_",
+                                     None)
     assert (renamed.type_name, renamed.params) == ("forma-users", {"database": "u",
                                                                    "prefix": "x_"})
+    odd = docebo.plan_connection({"type": "my-users", "params": ""},
+                                 {"my-users": "connector.docebousers.php"}, "u", "fw_", None)
+    assert "prefix" not in odd.params and "fw_" in odd.not_mapped[0]
     with pytest.raises(docebo.Skip, match="params is not a key: value array"):
         docebo.plan_connection({"type": "docebo-users", "params": stored(["a"])}, {}, "u",
                                "core_", None)
