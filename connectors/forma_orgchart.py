@@ -50,10 +50,11 @@ import sqlalchemy as sa
 from iotask.connectors import forma
 from iotask.connectors.base import Connector
 from iotask.connectors.context import SAMPLE_KEYS, Batch, ChangeSet, Column, RowError, RunContext
-from iotask.connectors.databases import DatabaseUrlError, masked, parse_url
+from iotask.connectors.databases import DatabaseUrlError, masked, parse_url, reason
 from iotask.connectors.errors import SettingsError
 from iotask.connectors.settings import Setting
 from iotask.connectors.staging import Stage
+from sqlalchemy.exc import DBAPIError
 
 log = logging.getLogger("iotask.forma.orgchart")
 
@@ -625,10 +626,14 @@ def _plan_removal(plan: _Plan, site: forma.Site, units: dict[int, _Unit], presen
             removable.get(child, False) for child in children.get(unit_id, []))
     plan.removed = sorted(i for i in gone if removable.get(i))
     plan.kept = sorted(gone - set(plan.removed))
-    for unit_id in plan.kept:
-        why = "it holds users" if unit_id not in candidates else "units below it stay"
-        log.warning("org chart unit %r (idOrg %d) is no longer in the source but is kept: %s",
-                    units[unit_id].code, unit_id, why)
+    peopled_kept = [units[i].code for i in plan.kept if i not in candidates]
+    parents_kept = [units[i].code for i in plan.kept if i in candidates]
+    for codes, why in ((peopled_kept, "they hold users"),
+                       (parents_kept, "units below them stay")):
+        if codes:
+            log.warning("%d org chart units the source no longer has are kept, as %s: %s%s",
+                        len(codes), why, ", ".join(map(repr, codes[:10])),
+                        ", ..." if len(codes) > 10 else "")
 
 
 # --- the layout ---------------------------------------------------------------------------
@@ -730,10 +735,36 @@ def _add_members(site: forma.Site, pairs: list[tuple[int, int]]) -> None:
         have.update((int(a), int(b)) for a, b in site.execute(
             sa.select(members.c.idst, members.c.idstMember)
             .where(members.c.idstMember.in_(part)), "reading memberships"))
-    rows = [{"idst": group, "idstMember": member, "filter": ""}
-            for group, member in wanted if (group, member) not in have]
-    for part in _chunks(rows, 1000):
-        site.execute(sa.insert(members).values(part), "adding memberships")
+    _insert_many(site, members, [{"idst": group, "idstMember": member, "filter": ""}
+                                 for group, member in wanted if (group, member) not in have],
+                 "adding memberships")
+
+
+def _insert_many(site: forma.Site, table: sa.Table, rows: list[dict[str, Any]],
+                 what: str) -> None:
+    """One executemany: the driver batches the rows (SQLAlchemy's insertmanyvalues), without
+    compiling a statement of thousands of parameters."""
+    if not rows:
+        return
+    try:
+        site.conn.execute(sa.insert(table), rows)
+    except DBAPIError as exc:
+        raise OrgChartError(f"{what} failed: {reason(exc)}") from exc
+
+
+def _ensure_groups(site: forma.Site, names: list[str]) -> dict[str, int]:
+    """forma's hidden 'free' groups of units, created with ids from core_st when missing (as
+    Site.ensure_groups, inserted with one executemany)."""
+    found = site.group_ids(names)
+    missing = [name for name in dict.fromkeys(names) if name not in found]
+    if missing:
+        ids = site.allocate(len(missing))
+        _insert_many(site, site.table("core_group"), [
+            {"idst": idst, "groupid": name, "description": "", "hidden": "true", "type": "free",
+             "show_on_platform": ""} for name, idst in zip(missing, ids, strict=True)],
+            "creating the units' groups")
+        found.update(zip(missing, ids, strict=True))
+    return found
 
 
 def _apply(site: forma.Site, plan: _Plan, units: dict[int, _Unit], context: RunContext) -> None:
@@ -756,7 +787,7 @@ def _apply(site: forma.Site, plan: _Plan, units: dict[int, _Unit], context: RunC
     if ids:
         names = [name for unit_id in sorted(ids.values())
                  for name in (f"/oc_{unit_id}", f"/ocd_{unit_id}")]
-        made = site.ensure_groups(names, type_="free", hidden=True, description="")
+        made = _ensure_groups(site, names)
         for unit_id in ids.values():
             groups[unit_id] = (made[f"/oc_{unit_id}"], made[f"/ocd_{unit_id}"])
         owner = site.owner_group(OWNER_KIND, context.owner) if context.owner else None
@@ -775,11 +806,9 @@ def _apply(site: forma.Site, plan: _Plan, units: dict[int, _Unit], context: RunC
                                                   members.c.idst.in_(org_groups)),
                          "moving units out of their old parents")
         _add_members(site, [(ocd(real[new]), ocd(i)) for i, (_, new) in plan.moved.items()])
-    if plan.names_insert:
-        rows = [{"id_dir": real[unit_id], "lang_code": lang, "translation": name}
-                for unit_id, lang, name in plan.names_insert]
-        for part in _chunks(rows, 1000):
-            site.execute(sa.insert(chart).values(part), "adding the units' names")
+    _insert_many(site, chart, [{"id_dir": real[unit_id], "lang_code": lang, "translation": name}
+                               for unit_id, lang, name in plan.names_insert],
+                 "adding the units' names")
     if plan.names_update:
         stage = site.stage([sa.Column("id_dir", sa.Integer), sa.Column("lang_code", sa.String(50)),
                             sa.Column("translation", sa.String(255))],
@@ -799,10 +828,9 @@ def _insert(site: forma.Site, plan: _Plan, units: dict[int, _Unit]) -> dict[int,
     """The new units' rows, placeholders until _renumber; their idOrg read back by code:
     {temporary id: idOrg}."""
     tree = site.table("core_org_chart_tree")
-    for part in _chunks(plan.new, 1000):
-        site.execute(sa.insert(tree).values([
-            {"idParent": 0, "path": "", "lev": 0, "iLeft": 0, "iRight": 0, "code": row.code,
-             "idst_oc": 0, "idst_ocd": 0} for row in part]), "adding org chart units")
+    _insert_many(site, tree, [{"idParent": 0, "path": "", "lev": 0, "iLeft": 0, "iRight": 0,
+                               "code": row.code, "idst_oc": 0, "idst_ocd": 0}
+                              for row in plan.new], "adding org chart units")
     ids: dict[int, int] = {}
     for part in _chunks([row.code for row in plan.new]):
         for unit_id, code in site.execute(

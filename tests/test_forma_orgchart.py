@@ -206,16 +206,20 @@ def test_a_moved_unit_keeps_the_tree_valid_and_a_rename_updates_only_the_name(or
     moved = [row[:] for row in TREE]
     moved[2] = ["dev", "sales", "Development", "Sviluppo"]  # dev (and its children) to sales
     moved[8] = ["hr", "", "People", ""]  # renamed in english; italian cell empty: kept
+    moved[3] = ["ops", "infra", "Operations", "Operazioni"]  # below a unit new in this run
+    moved.insert(0, ["infra", "it", "Infrastructure", ""])
     write_csv(org.file, moved)
     task = org.run()
-    assert counts(task) == (0, 2, 7, 0, 0), task
+    assert counts(task) == (1, 3, 6, 0, 0), task
     tree = valid_tree(org)
     assert tree["dev"]["parent_code"] == "sales" and tree["dev"]["lev"] == 2
     assert tree["dev-be"]["lev"] == 3 and tree["dev-be"]["path"].startswith(
         tree["dev"]["path"] + "/")
     assert (old["it"]["idst_ocd"], old["dev"]["idst_ocd"]) not in org.members()
     assert (tree["sales"]["idst_ocd"], tree["dev"]["idst_ocd"]) in org.members()
-    assert {code: unit["idOrg"] for code, unit in tree.items()} == {
+    assert tree["ops"]["parent_code"] == "infra" and tree["ops"]["lev"] == 3
+    assert (old["it"]["idst_ocd"], old["ops"]["idst_ocd"]) not in org.members()
+    assert {code: unit["idOrg"] for code, unit in tree.items() if code != "infra"} == {
         code: unit["idOrg"] for code, unit in old.items()}  # moved, not recreated
     names = org.names()
     assert names[("hr", "english")] == "People" and names[("hr", "italian")] == "Risorse umane"
@@ -227,6 +231,12 @@ def test_a_moved_unit_keeps_the_tree_valid_and_a_rename_updates_only_the_name(or
     tree = valid_tree(org)
     assert tree["dev"]["idParent"] == 0 and tree["dev"]["lev"] == 1
     assert tree["dev"]["path"] == "/root/00000004"  # moved in: after the units already there
+
+    write_csv(org.file, [["dev", "Sviluppo software"]], header=["code", "name:italian"])
+    assert counts(org.run())[:3] == (0, 1, 0)  # no parent_code column: every unit stays put
+    assert valid_tree(org)["dev"]["parent_code"] == ""
+    assert org.names()[("dev", "italian")] == "Sviluppo software"
+    assert org.names()[("dev", "english")] == "Development"
 
 
 def test_cycles_and_unknown_parents_are_row_errors_and_the_rest_is_applied(org):
@@ -402,12 +412,37 @@ def test_a_semicolon_file_with_a_bom_and_crlf_lines(org):
     assert org.names()[("nord", "english")] == "Nord; Est"
 
 
-def test_an_unknown_column_stops_the_run_before_anything_is_applied(org):
-    write_csv(org.file, [["a", "", "A", "x"]], header=["code", "parent_code", "name", "colour"])
-    result = org.iotask("run", "org", "--json", ok=False)
-    assert result.code != 0
-    assert "colour" in result.out + result.err
+@pytest.mark.parametrize("header, message", [
+    (["code", "parent_code", "name", "colour"], "column 'colour' (line 2) is not a "
+                                                "forma-orgchart column"),
+    (["code", "parent_code", "name", "name:english"], "columns 'name' and 'name:english' both "
+                                                      "give the name in english"),
+    (["id", "parent_code", "name", "name:italian"], "column 'id' (line 2) is not"),
+])
+def test_an_unknown_column_stops_the_run_before_anything_is_applied(org, header, message):
+    write_csv(org.file, [["a", "", "A", "x"]], header=header)
+    task = org.run(ok=False)
+    assert task["status"] == "failed" and message in task["error"], task
+    assert "nothing was applied" in task["error"]
     assert valid_tree(org) == {}
+
+
+def test_a_site_unit_that_is_not_below_the_root_stops_the_run(org):
+    write_csv(org.file, TREE)
+    org.run()
+    with org.engine.begin() as conn:  # a unit whose parent was deleted by hand
+        tree = sa.Table("core_org_chart_tree", sa.MetaData(), autoload_with=conn)
+        conn.execute(sa.update(tree).where(tree.c.code == "hr").values(idParent=9999))
+    before = org.snapshot()
+    without_hr = [row for row in TREE if row[0] != "hr"]
+    write_csv(org.file, without_hr + [["new", "it", "New", ""]])
+    task = org.run(ok=False)
+    assert task["status"] == "failed"
+    assert "(code 'hr') has idParent 9999, which does not exist" in task["error"], task
+    assert org.snapshot() == before
+    write_csv(org.file, TREE + [["new", "it", "New", ""]])  # hr's row puts it back at the top
+    assert counts(org.run()) == (1, 1, 8, 0, 0)
+    assert valid_tree(org)["hr"]["parent_code"] == ""
 
 
 def test_the_language_setting_names_column_name(org):
