@@ -216,6 +216,10 @@ class FormaOrgChartConnector(Connector):
     # --- writing ------------------------------------------------------------------------
 
     def check_task(self, context: RunContext) -> None:
+        """A sync knows its source; a map's key, when it names one, is code."""
+        if context.key and list(context.key) != ["code"]:
+            raise OrgChartError(f"forma-orgchart matches units on code, not on "
+                                f"{', '.join(context.key)}: mark only code as the map's key")
         if context.import_type == "sync" and not context.owner:
             raise OrgChartError("import type sync needs the name of the source connection to "
                                 "know which units it owns")

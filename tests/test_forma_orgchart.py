@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -289,7 +290,7 @@ def test_a_code_two_units_share_is_a_row_error_naming_it(org):
 # --- sync -----------------------------------------------------------------------------------
 
 
-def test_sync_removes_only_owned_empty_leaf_units(org, iotask, tmp_path):
+def test_sync_removes_only_owned_empty_leaf_units(org, iotask, tmp_path, caplog):
     org.iotask("task", "edit", "org", "--import-type", "sync")
     write_csv(org.file, TREE)
     org.run()
@@ -313,8 +314,16 @@ def test_sync_removes_only_owned_empty_leaf_units(org, iotask, tmp_path):
     assert sorted(dry["samples"]["remove"]) == ["code=dev", "code=dev-be", "code=dev-fe",
                                                  "code=sales-n"]
     before = valid_tree(org)
-    task = org.run()
+    logger = logging.getLogger("iotask.forma.orgchart")  # the CLI's logging may not propagate
+    logger.addHandler(caplog.handler)
+    try:
+        task = org.run()
+    finally:
+        logger.removeHandler(caplog.handler)
     assert counts(task) == (1, 0, 2 + 3, 4, 0), task  # kept: sales-s, ops, hr
+    assert "1 org chart units the source no longer has are kept, as they hold users: " \
+           "'sales-s'" in caplog.text
+    assert "are kept, as units below them stay: 'ops', 'hr'" in caplog.text
     tree = valid_tree(org)
     assert set(tree) == {"it", "sales", "sales-s", "ops", "ops-new", "hr", "hand", "other"}
     gone = [before[code] for code in ("dev", "dev-be", "dev-fe", "sales-n")]
@@ -377,6 +386,7 @@ def test_hostile_values_are_row_errors_naming_the_column(org, backend):
         ["ok", "", "Again", ""],  # a duplicate code
         ["", "", "No code", ""],
         ["nameless", "ok", "", ""],  # a new unit needs a name
+        ["long-parent", "p" * 300, "Long parent", ""],
     ]
     write_csv(org.file, rows)
     org.iotask("task", "edit", "org", "--max-errors", "100%")
@@ -390,6 +400,7 @@ def test_hostile_values_are_row_errors_naming_the_column(org, backend):
     assert "duplicate key code=ok: also on line 2" in errors[(9, "code")]
     assert "'code' is empty" in errors[(10, "code")]
     assert "is new and has no name" in errors[(11, "name")]
+    assert "300 characters long" in errors[(12, "parent_code")]
     tree = valid_tree(org)
     if backend == "mariadb":
         assert "beyond U+FFFF" in errors[(8, "name")]
@@ -476,3 +487,34 @@ def test_export_lists_parents_first_and_round_trips(org, iotask, tmp_path):
     write_csv(org.file, [list(row.values()) for row in exported])  # the export back in
     assert counts(org.run("--reimport")) == (0, 0, 9, 0, 0)
     assert json.dumps(sorted(valid_tree(org))) == json.dumps(sorted(row[0] for row in TREE))
+
+
+def test_units_without_a_code_are_left_out_of_an_export_with_what_is_below_them(
+        org, caplog):
+    write_csv(org.file, TREE[-1:])
+    org.run()
+    with org.engine.begin() as conn:  # units made in forma's UI often have no code
+        tree = sa.Table("core_org_chart_tree", sa.MetaData(), autoload_with=conn)
+        conn.execute(sa.insert(tree), [
+            {"idOrg": 500, "idParent": 0, "path": "/root/00000002", "lev": 1, "iLeft": 3,
+             "iRight": 6, "code": "", "idst_oc": 0, "idst_ocd": 0},
+            {"idOrg": 501, "idParent": 500, "path": "/root/00000002/00000001", "lev": 2,
+             "iLeft": 4, "iRight": 5, "code": "below", "idst_oc": 0, "idst_ocd": 0}])
+    source = FormaOrgChartConnector({"database": org.url})
+    logger = logging.getLogger("iotask.forma.orgchart")  # the CLI's logging may not propagate
+    logger.addHandler(caplog.handler)
+    try:
+        rows = [row for batch in source.read(MemoryContext(database_url=org.url))
+                for row in batch]
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert rows == [{"code": "hr", "parent_code": "", "name": "Human Resources",
+                     "name:italian": "Risorse umane"}]
+    assert "2 org chart units are left out of the export" in caplog.text
+
+
+def test_a_map_keyed_on_another_column_is_refused(org):
+    result = org.iotask("task", "add", "bad", "--source", OWNER, "--destination", "lms",
+                        "--map", '{"columns": {"code": "code", "name": "name"}, "key": ["name"]}',
+                        ok=False)
+    assert result.code != 0 and "matches units on code, not on name" in result.err
