@@ -515,8 +515,9 @@ def _plan(rows: list[_Row], units: dict[int, _Unit], names: dict[int, dict[str, 
                     continue
                 above = in_file[row.parent_code]
                 if above.error:
-                    row.error = (f"parent {above.code!r} was rejected (line {above.line}), so "
-                                 "this new unit has no parent to go below: correct that row")
+                    row.error = (f"parent {above.code!r} was rejected (line {above.line}): a "
+                                 "new unit that does not exist yet, so this unit cannot go "
+                                 "below it; correct that row")
                     row.column = "parent_code"
                     changed = True
 

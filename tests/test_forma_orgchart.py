@@ -309,7 +309,9 @@ def test_sync_removes_only_owned_empty_leaf_units(org, iotask, tmp_path, caplog)
     keep = {"it", "sales"}
     rows = [row for row in TREE if row[0] in keep] + [["ops-new", "ops", "New", ""]]
     write_csv(org.file, rows)
+    unchanged = org.snapshot()
     dry = org.iotask("run", "org", "--dry-run", "--json").json()[0]
+    assert org.snapshot() == unchanged
     assert dry["changes"]["remove"] == 4 and dry["changes"]["owned"] == 9
     assert sorted(dry["samples"]["remove"]) == ["code=dev", "code=dev-be", "code=dev-fe",
                                                  "code=sales-n"]
