@@ -757,21 +757,6 @@ def _insert_many(site: forma.Site, table: sa.Table, rows: list[dict[str, Any]],
         raise OrgChartError(f"{what} failed: {reason(exc)}") from exc
 
 
-def _ensure_groups(site: forma.Site, names: list[str]) -> dict[str, int]:
-    """forma's hidden 'free' groups of units, created with ids from core_st when missing (as
-    Site.ensure_groups, inserted with one executemany)."""
-    found = site.group_ids(names)
-    missing = [name for name in dict.fromkeys(names) if name not in found]
-    if missing:
-        ids = site.allocate(len(missing))
-        _insert_many(site, site.table("core_group"), [
-            {"idst": idst, "groupid": name, "description": "", "hidden": "true", "type": "free",
-             "show_on_platform": ""} for name, idst in zip(missing, ids, strict=True)],
-            "creating the units' groups")
-        found.update(zip(missing, ids, strict=True))
-    return found
-
-
 def _apply(site: forma.Site, plan: _Plan, units: dict[int, _Unit], context: RunContext) -> None:
     """Remove, insert, move and rename with a few statements each, then number the tree."""
     tree, chart = site.table("core_org_chart_tree"), site.table("core_org_chart")
@@ -792,7 +777,7 @@ def _apply(site: forma.Site, plan: _Plan, units: dict[int, _Unit], context: RunC
     if ids:
         names = [name for unit_id in sorted(ids.values())
                  for name in (f"/oc_{unit_id}", f"/ocd_{unit_id}")]
-        made = _ensure_groups(site, names)
+        made = site.ensure_groups(names, hidden=True)
         for unit_id in ids.values():
             groups[unit_id] = (made[f"/oc_{unit_id}"], made[f"/ocd_{unit_id}"])
         owner = site.owner_group(OWNER_KIND, context.owner) if context.owner else None
