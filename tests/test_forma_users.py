@@ -562,6 +562,30 @@ def test_a_site_whose_tables_have_a_prefix(registered, migrated_url, tmp_path):
     lms.engine.dispose()
 
 
+def test_users_placed_in_units_the_org_chart_connector_made(lms, tmp_path):
+    lms.iotask("connector", "register", "iotask.connectors.forma_orgchart")
+    chart = tmp_path / "orgchart.csv"
+    chart.write_text("code,name,parent_code\nemea,EMEA,\nemea-it,Italy,emea\n",
+                     encoding="utf-8")
+    aged(chart)
+    lms.iotask("connection", "add", "hr-chart", "--type", "csv", "--set", f"url={chart}")
+    lms.iotask("connection", "add", "forma-chart", "--type", "forma-orgchart", "--set",
+               f"database={lms.url}")
+    lms.iotask("task", "add", "chart", "--source", "hr-chart", "--destination", "forma-chart")
+    lms.iotask("run", "chart")
+    tree = lms.table("core_org_chart_tree")
+    with lms.engine.connect() as conn:
+        ids = dict(conn.execute(sa.select(tree.c.code, tree.c.idOrg)).all())
+    lms.write([["mrossi", "Mario", "Rossi", "", "italian", "emea-it", ""],
+               ["anna", "Anna", "Bell", "", "", "emea#emea-it", ""]])
+    lms.task()
+    assert counts(lms.run())["inserted"] == 2
+    italy, emea = ids["emea-it"], ids["emea"]
+    assert lms.groups_of("/mrossi") == ROOTS | {f"/oc_{italy}", f"/ocd_{italy}"}
+    assert lms.groups_of("/anna") == ROOTS | {f"/oc_{italy}", f"/ocd_{italy}", f"/oc_{emea}",
+                                              f"/ocd_{emea}"}
+
+
 def test_a_task_with_a_pass_column_in_the_map_is_refused_when_saved(lms):
     lms.write([["jdoe", "s3cret"]], ["userid", "pass"])
     result = lms.iotask("task", "add", "users", "--source", SOURCE, "--destination", "forma",
