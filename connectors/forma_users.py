@@ -30,8 +30,10 @@ guards' review, then a few INSERT ... SELECT / joined UPDATE / DELETE statements
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
+import time
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
@@ -62,6 +64,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CONTROL_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # a field may hold lines
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+log = logging.getLogger("iotask.forma_users")
 
 
 class FormaUsers(Connector):
@@ -228,10 +231,26 @@ class _Opened:
     def __enter__(self) -> Site:
         self._connection = forma.connect(self.url, self.write)
         conn = self._connection.__enter__()
-        return Site(conn, self.prefix, self.url)
+        return _TimedSite(conn, self.prefix, self.url)
 
     def __exit__(self, *exc: Any) -> None:
         self._connection.__exit__(*exc)
+
+
+class _TimedSite(Site):
+    """A Site whose statements are timed in the debug log, like the staging steps."""
+
+    def execute(self, statement: sa.Executable, what: str) -> Any:
+        started = time.perf_counter()
+        result = super().execute(statement, what)
+        log.debug("%s: %.2fs", what, time.perf_counter() - started)
+        return result
+
+    def allocate(self, count: int) -> list[int]:
+        started = time.perf_counter()
+        ids = super().allocate(count)
+        log.debug("allocating %d ids: %.2fs", count, time.perf_counter() - started)
+        return ids
 
 
 # --- the site's custom fields and units ---------------------------------------------------
@@ -343,6 +362,8 @@ class _Plan:
                                 ["userid"], "fresh")
         self.token = secrets.token_hex(4)
         self.columns: list[str] | None = None
+        self.shape: set[str] = set()  # the first row's columns, which every row must have
+        self.shape_lined: set[str] = set()
         self.field_columns: dict[str, int] = {}
         self.ordinal = 0
         self.owner_id: int | None = None
@@ -380,6 +401,7 @@ class _Plan:
         if "userid" not in names:
             raise FormaError("the rows have no column 'userid', the key of a user: map one")
         self.columns = names
+        self.shape, self.shape_lined = set(names), {*names, LINE}
 
     def add(self, batch: Batch) -> None:
         users: list[tuple[Any, ...]] = []
@@ -411,8 +433,9 @@ class _Plan:
 
     def _convert(self, row: dict[str, Any]) -> tuple[tuple[Any, ...], list[int],
                                                     list[tuple[int, str]]]:
-        if row.keys() - {LINE} != set(self.columns or ()):
-            extra = sorted(row.keys() - {LINE} - set(self.columns or ()))
+        keys = row.keys()
+        if keys != self.shape and keys != self.shape_lined:
+            extra = sorted(keys - {LINE} - set(self.columns or ()))
             if extra:
                 self._start(row)  # an unknown column stops the run
             raise _Bad("userid", None, "the row does not have the columns of the first row")
@@ -779,9 +802,9 @@ class _Bad(Exception):
 
 def _cell(value: Any) -> str:
     """A cell as text, spaces around cut; None is empty."""
-    if value is None:
-        return ""
-    return (value if isinstance(value, str) else str(value)).strip()
+    if isinstance(value, str):
+        return value.strip()
+    return "" if value is None else str(value).strip()
 
 
 CONNECTOR = FormaUsers
