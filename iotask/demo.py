@@ -61,7 +61,8 @@ def people() -> list[dict[str, str]]:
     rng = random.Random(2026)
     leaves = [code for code, _name, _parent in UNITS
               if code not in {parent for _c, _n, parent in UNITS}]
-    staff, seen = [], set()
+    staff: list[dict[str, str]] = []
+    seen: set[str] = set()
     while len(staff) < PEOPLE:
         first, last = rng.choice(FIRST), rng.choice(LAST)
         userid = f"{first[0]}{last}".lower()
@@ -135,7 +136,7 @@ def set_up(session: Session, folder: Path, file_roots: Sequence[Path]) -> list[s
         lms.create(session.connection())
         created.append("the LMS tables (lms init)")
     files = write_sample_files(folder)
-    wanted_connections = [
+    wanted_connections: list[tuple[str, str, str, list[tuple[str, object]]]] = [
         ("demo-hr-orgchart", "csv", "HR system: the org chart", [("url", files["orgchart.csv"])]),
         ("demo-hr-users", "csv", "HR system: the staff", [("url", files["users.csv"])]),
         ("demo-catalogue", "csv", "The training catalogue", [("url", files["courses.csv"])]),
