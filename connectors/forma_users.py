@@ -18,7 +18,9 @@ Writing follows Docebo's users connector, set-based:
   excepted) exactly those of the listed units; an empty one leaves them as they are;
 * passwords are never imported: a ``pass`` column stops the run before anything is applied;
 * sync removes the users the source owns that the file no longer has (a row rejected for a bad
-  value is not "no longer there"): ``remove=suspend`` (the default) sets ``valid = 0``;
+  value is not "no longer there"): ``remove=suspend`` (the default) sets ``valid = 0``, and a
+  user the file lists with an empty ``valid`` cell is active (``valid = 1``: who comes back is
+  reactivated; ``valid=0`` in the file keeps someone suspended);
   ``remove=delete`` deletes the ``core_user`` row, its memberships (``core_group_members`` as a
   member), its ``core_setting_user`` and ``core_field_userentry`` rows. Enrollments
   (``learning_courseuser``) are left to the enrollments connector: deleting a user's training
@@ -331,6 +333,7 @@ class _Plan:
     """One run's rows staged in temporary tables, its change set, and its application."""
 
     def __init__(self, site: Site, context: RunContext, removal: str) -> None:
+        self.reactivate = context.import_type == "sync" and removal == "suspend"
         self.site, self.context, self.removal = site, context, removal
         self.user = site.table("core_user")
         self.members = site.table("core_group_members")
@@ -464,7 +467,9 @@ class _Plan:
             values.append(text or None)
         valid = _cell(row.get("valid"))
         if not valid:
-            values.append(None)
+            # a sync's file lists who is there now: someone it lists is active, so an employee
+            # a sync suspended is active again when she comes back
+            values.append(1 if self.reactivate else None)
         elif valid.lower() in TRUE_WORDS:
             values.append(1)
         elif valid.lower() in FALSE_WORDS:

@@ -447,6 +447,13 @@ def test_sync_suspends_by_default_and_a_truncated_file_is_held(lms):
     assert users["/u00050"]["firstname"] == "First50"  # suspended, not deleted
     assert counts(lms.run())["removed"] == 0  # already suspended: not removed again
 
+    lms.write(people(12))  # u00010 and u00011 come back, their valid cells empty
+    back = counts(lms.run())
+    assert (back["updated"], back["removed"], back["unchanged"]) == (2, 0, 10)
+    users = lms.users()
+    assert users["/u00010"]["valid"] == 1 and users["/u00011"]["valid"] == 1
+    assert users["/u00012"]["valid"] == 0
+
 
 def test_sync_delete_removes_the_user_and_its_rows_but_not_others(lms, forma_url, backend):
     lms.iotask("connection", "edit", "forma", "--set", "remove=delete")
