@@ -69,7 +69,7 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
 log = logging.getLogger("iotask.forma_users")
 
 
-class FormaUsers(Connector):
+class FormaUsersConnector(Connector):
     type_name = "forma-users"
     description = "The users of a forma.lms / Docebo site: names, e-mail, language, org units"
     can_read = True
@@ -812,4 +812,4 @@ def _cell(value: Any) -> str:
     return "" if value is None else str(value).strip()
 
 
-CONNECTOR = FormaUsers
+CONNECTOR = FormaUsersConnector

@@ -18,7 +18,6 @@ from urllib.parse import quote
 import pytest
 import sqlalchemy as sa
 from conftest import _fresh_server_database, aged, assert_user_error
-from forma_stubs import CLASSES
 from phpwriter import serialize, stored, urlencode
 
 from iotask import db as iotask_db
@@ -151,13 +150,6 @@ def snapshot(url: str, prefix: str = "core_") -> list:
     return rows
 
 
-def register_forma_stubs(engine: sa.Engine) -> None:
-    with engine.begin() as conn:
-        conn.execute(Connector.__table__.insert(), [
-            {"type": cls.type_name, "file": "forma_stubs", "class": cls.__name__}
-            for cls in CLASSES])
-
-
 @pytest.fixture
 def site(tmp_path) -> tuple[str, Path]:
     """A Docebo 3.6 site on a SQLite file, and its iofiles folder with one users file."""
@@ -182,7 +174,6 @@ def rows_of(engine: sa.Engine) -> tuple[dict, dict]:
 
 def test_a_docebo_site_is_adopted(iotask, engine, site, tmp_path):
     url, files = site
-    register_forma_stubs(engine)
     before = snapshot(url)
     digest = hashlib.sha256(Path(url.removeprefix("sqlite:///")).read_bytes()).hexdigest()
 
@@ -292,6 +283,8 @@ def test_json_output_and_an_all_adopted_site_exits_0(iotask, engine, tmp_path):
 
 def test_unregistered_forma_types_and_csv_without_files_are_explained(iotask, engine, site):
     url, _ = site
+    with engine.begin() as conn:  # a database whose forma-* connectors were unregistered
+        conn.execute(Connector.__table__.delete().where(Connector.type.like("forma-%")))
     result = iotask("docebo", "import-tasks", "--from", url, ok=False)
     assert result.code == 1
     lines = result.out.splitlines()
@@ -306,7 +299,6 @@ def test_unregistered_forma_types_and_csv_without_files_are_explained(iotask, en
 
 def test_a_differing_task_is_skipped_unless_update(iotask, engine, site):
     url, files = site
-    register_forma_stubs(engine)
     iotask("docebo", "import-tasks", "--from", url, "--files", str(files), ok=False)
     iotask("task", "edit", "copy users", "--every", "2 hour")
     iotask("connection", "edit", "users out", "--description", "mine")
@@ -364,7 +356,6 @@ def mariadb_site() -> Iterator[str]:
 
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_a_mariadb_site_with_a_prefix(iotask, engine, mariadb_site, tmp_path):
-    register_forma_stubs(engine)
     files = tmp_path / "iofiles"
     files.mkdir()
     before = snapshot(mariadb_site, "docebo_core_")

@@ -106,7 +106,6 @@ def by_hand(url: str, rows: list[dict[str, str]]) -> None:
 
 @pytest.fixture
 def org(iotask, forma_url, tmp_path) -> Org:
-    iotask("connector", "register", "iotask.connectors.forma_orgchart")  # until the migration
     return Org(iotask, forma_url, tmp_path, "--max-errors", "50%", "--max-remove", "100%")
 
 

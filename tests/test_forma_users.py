@@ -20,19 +20,12 @@ from conftest import aged, assert_user_error
 from iotask.connectors import forma
 from iotask.connectors.context import MemoryContext
 from iotask.connectors.forma import FormaError
-from iotask.connectors.forma_users import FormaUsers
+from iotask.connectors.forma_users import FormaUsersConnector
 
 SOURCE = "hr-users"
 OWNER_GROUP = f"/iotask/users/{SOURCE}"
 HEADER = ["userid", "firstname", "lastname", "email", "language", "tree_code", "valid"]
 SCRIPT = Path(sys.executable).parent / "iotask"
-
-
-@pytest.fixture
-def registered(iotask):
-    """The connector registered: the one place to drop once its migration exists."""
-    iotask("connector", "register", "iotask.connectors.forma_users")
-    return iotask
 
 
 class Lms:
@@ -143,8 +136,8 @@ class Lms:
 
 
 @pytest.fixture
-def lms(registered, forma_url, tmp_path) -> Lms:
-    site = Lms(registered, forma_url, tmp_path)
+def lms(iotask, forma_url, tmp_path) -> Lms:
+    site = Lms(iotask, forma_url, tmp_path)
     yield site
     site.engine.dispose()
 
@@ -293,7 +286,7 @@ def test_rows_whose_columns_were_unknown_when_planned_are_checked_by_the_connect
     """A source whose columns show only at run time (no header yet): write() refuses them."""
     lms.add_field("Department", 41)
     before = lms.snapshot()
-    destination = FormaUsers({"database": lms.url})
+    destination = FormaUsersConnector({"database": lms.url})
     for row, words in (({"userid": "jdoe", "pass": "s3cret"}, "passwords are never imported"),
                        ({"userid": "jdoe", "field:Shoe": "42"}, "field:Shoe"),
                        ({"userid": "jdoe", "nick": "J"}, "field:Department")):
@@ -542,8 +535,8 @@ def test_read_writes_back_the_same_file(lms, tmp_path):
     assert got_rows == rows
 
 
-def test_a_vendor_file_with_bom_crlf_and_semicolons(registered, forma_url, tmp_path):
-    lms = Lms(registered, forma_url, tmp_path, delimiter=";", encoding="utf-8-sig")
+def test_a_vendor_file_with_bom_crlf_and_semicolons(iotask, forma_url, tmp_path):
+    lms = Lms(iotask, forma_url, tmp_path, delimiter=";", encoding="utf-8-sig")
     sales = lms.add_unit("SALES")
     lms.file.write_bytes("\ufeffuserid;firstname;lastname;tree_code\r\n"
                          "jdoe;Jöhn;Doe;SALES\r\nann;Ann;;\r\n".encode())
@@ -556,9 +549,9 @@ def test_a_vendor_file_with_bom_crlf_and_semicolons(registered, forma_url, tmp_p
     lms.engine.dispose()
 
 
-def test_a_site_whose_tables_have_a_prefix(registered, migrated_url, tmp_path):
-    registered("lms", "init", "--prefix", "site2_")
-    lms = Lms(registered, migrated_url, tmp_path, prefix="site2_")
+def test_a_site_whose_tables_have_a_prefix(iotask, migrated_url, tmp_path):
+    iotask("lms", "init", "--prefix", "site2_")
+    lms = Lms(iotask, migrated_url, tmp_path, prefix="site2_")
     sales = lms.add_unit("SALES")
     lms.write([["jdoe", "John", "Doe", "", "english", "SALES", ""]])
     lms.task("--import-type", "sync")
@@ -570,7 +563,6 @@ def test_a_site_whose_tables_have_a_prefix(registered, migrated_url, tmp_path):
 
 
 def test_users_placed_in_units_the_org_chart_connector_made(lms, tmp_path):
-    lms.iotask("connector", "register", "iotask.connectors.forma_orgchart")
     chart = tmp_path / "orgchart.csv"
     chart.write_text("code,name,parent_code\nemea,EMEA,\nemea-it,Italy,emea\n",
                      encoding="utf-8")
