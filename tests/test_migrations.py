@@ -39,8 +39,27 @@ def test_upgrade_creates_docebo_tables_and_seeds_connectors(engine):
     with engine.connect() as conn:
         rows = conn.execute(sa.text(
             "SELECT type, file, class FROM core_connector ORDER BY type")).all()
-    assert [tuple(r) for r in rows] == [("csv", "iotask.connectors.csv", "CsvConnector"),
-                                        ("sql", "iotask.connectors.sql", "SqlConnector")]
+    assert [tuple(r) for r in rows] == [
+        ("csv", "iotask.connectors.csv", "CsvConnector"),
+        ("forma-courses", "iotask.connectors.forma_courses", "FormaCoursesConnector"),
+        ("forma-enrollments", "iotask.connectors.forma_enrollments", "FormaEnrollmentsConnector"),
+        ("forma-orgchart", "iotask.connectors.forma_orgchart", "FormaOrgChartConnector"),
+        ("forma-users", "iotask.connectors.forma_users", "FormaUsersConnector"),
+        ("sql", "iotask.connectors.sql", "SqlConnector")]
+
+
+def test_a_forma_connector_registered_by_hand_keeps_its_row(db_url):
+    engine = db.make_engine(db_url)
+    command.upgrade(db.alembic_config(engine), "0007")
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO core_connector (type, file, class) VALUES "
+                             "('forma-users', 'site.users', 'SiteUsers')"))
+    db.upgrade(engine)
+    with engine.connect() as conn:
+        rows = dict(conn.execute(sa.text("SELECT type, file FROM core_connector")).all())
+    engine.dispose()
+    assert rows["forma-users"] == "site.users"
+    assert rows["forma-orgchart"] == "iotask.connectors.forma_orgchart"
 
 
 def test_downgrade_and_upgrade_again(engine):
@@ -101,7 +120,9 @@ def test_upgrade_moves_builtin_connectors_into_the_iotask_namespace(db_url, monk
         files = dict(conn.execute(sa.text("SELECT type, file FROM core_connector")).all())
     engine.dispose()
     assert files == {"csv": "iotask.connectors.csv", "sql": "iotask.connectors.sql",
-                     "test-source": "sample_source", "test-ledger": "sample_ledger"}
+                     "test-source": "sample_source", "test-ledger": "sample_ledger",
+                     **{f"forma-{kind}": f"iotask.connectors.forma_{kind}"
+                        for kind in ("users", "orgchart", "courses", "enrollments")}}
     for module in files.values():
         importlib.import_module(module)
     monkeypatch.chdir(tmp_path)
