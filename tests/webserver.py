@@ -37,7 +37,9 @@ class LiveServer:
 
     def close(self) -> None:
         self.console.runs.join(30)
-        self.server.close()
+        self.server.trigger.pull_trigger(self.server.close)  # closed in its own loop
+        self.thread.join(30)
+        assert not self.thread.is_alive(), "the test server did not stop"
         self.server.task_dispatcher.shutdown()
         self.console.engine.dispose()
 

@@ -58,6 +58,7 @@ def create_app(config: Config | None = None) -> Flask:
     )
     app.session_interface = auth.SecureWhenHttps()
     app.extensions["iotask"] = Console(config, engine)
+    app.extensions["iotask.throttle"] = auth.Throttle()
     for blueprint in (rundue.bp, auth.bp, pages.bp, forms.bp, actions.bp):
         app.register_blueprint(blueprint)
     app.jinja_env.globals.update(csrf_token=auth.csrf_token)

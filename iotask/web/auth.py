@@ -18,7 +18,17 @@ from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar, cast
 
-from flask import Blueprint, abort, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy.orm import Session
 
@@ -95,7 +105,10 @@ class Throttle:
                 self._seen.pop(key, None)
 
 
-throttle = Throttle()
+def throttle() -> Throttle:
+    """This app's failed-login memory (one per app, made by ``create_app``)."""
+    found: Throttle = current_app.extensions["iotask.throttle"]
+    return found
 
 
 def csrf_token() -> str:
@@ -172,7 +185,7 @@ def login() -> Any:
     name = request.form.get("name", "").strip()
     password = request.form.get("password", "")
     keys = _keys(name)
-    wait = throttle.wait(keys)
+    wait = throttle().wait(keys)
     if wait > 0:
         seconds = max(1, round(wait + 0.49))
         page = render_template("login.html", name=name, error=(
@@ -182,12 +195,12 @@ def login() -> Any:
         row = users.verify(dbs, name, password)
         found = None if row is None else (row.name, users.fingerprint(row))
     if found is None:
-        count = throttle.failed(keys)
+        count = throttle().failed(keys)
         log.warning("console: failed sign-in as %r from %s (%d in a row; next try in %.1f s)",
                     name[:60], request.remote_addr, count, Throttle.delay(count))
         return render_template("login.html", name=name,
                                error="wrong user name or password"), 401
-    throttle.succeeded(keys)
+    throttle().succeeded(keys)
     session.clear()
     session.permanent = True
     session["user"], session["fp"] = found
