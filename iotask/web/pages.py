@@ -55,7 +55,8 @@ def shown_time(value: str | None) -> str:
     """An ISO time of the report (already in the configured zone) as a person reads it."""
     if value is None:
         return ""
-    return datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M:%S %Z")
+    local = datetime.fromisoformat(value).astimezone(console().config.timezone)
+    return local.strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 def duration(run: TaskRun) -> float | None:
