@@ -101,18 +101,33 @@ def test_pages_need_a_signed_in_user_and_cookies_and_headers_are_strict(server):
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-def test_twenty_wrong_passwords_slow_the_next_attempts_but_never_lock_out(server, caplog):
+class Recorded(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_twenty_wrong_passwords_slow_the_next_attempts_but_never_lock_out(server):
     client = requests.Session()
     token = csrf_of(client.get(server.url + "/login").text)
     codes = []
-    with caplog.at_level(logging.WARNING, logger="iotask.web"):
+    recorded = Recorded()
+    logger = logging.getLogger("iotask.web.auth")
+    logger.addHandler(recorded)
+    try:
         for attempt in range(20):
             answer = client.post(server.url + "/login", data={
                 "name": "ada", "password": f"wrong {attempt}", "csrf_token": token})
             codes.append(answer.status_code)
+    finally:
+        logger.removeHandler(recorded)
     assert codes[:3] == [401, 401, 401]
     assert 429 in codes and set(codes) == {401, 429}  # slowed down...
-    failures = [r.getMessage() for r in caplog.records if "failed sign-in" in r.getMessage()]
+    failures = [line for line in recorded.lines if "failed sign-in" in line]
     assert failures and all("'ada'" in line for line in failures)  # ...and logged
     assert not any("wrong " in line for line in failures)  # never the password tried
     right = {"name": "ada", "password": ADMIN_PASSWORD, "csrf_token": token}

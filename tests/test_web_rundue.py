@@ -5,13 +5,16 @@ calls come at once."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 import sqlalchemy as sa
 from lxml import etree
-from webserver import LiveServer, start_serve, stop_serve
+from webserver import TESTS, LiveServer, start_serve, stop_serve
 
 TOKEN = "s3cret-run-token-4711"
 
@@ -189,3 +192,18 @@ def test_serve_under_a_base_path(samples, migrated_url, tmp_path):
     cookie = https.headers["Set-Cookie"]
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
     assert "Secure" not in plain.headers["Set-Cookie"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_the_wsgi_entry_point_is_configured_like_every_command(samples, migrated_url, tmp_path):
+    """`gunicorn iotask.web:app`: the app is built on first use from the environment."""
+    samples("task", "add", "t", "--source", "src", "--destination", "ledger")
+    code = ("import iotask.web as web, sys; client = web.app.test_client(); "
+            "answer = client.post('/run-due', headers={'Authorization': 'Bearer ' + sys.argv[1]}); "
+            "print(answer.status_code, answer.get_data(as_text=True))")
+    done = subprocess.run([sys.executable, "-P", "-c", code, TOKEN], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, env={
+                              **os.environ, "PYTHONPATH": str(TESTS),
+                              "IOTASK_DATABASE_URL": migrated_url, "IOTASK_RUN_TOKEN": TOKEN})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("200 ") and 'name="t" executed="TRUE"' in done.stdout
