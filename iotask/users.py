@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from functools import cache
+from typing import TYPE_CHECKING
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -19,13 +19,28 @@ from iotask.errors import IotaskError, NotFound
 from iotask.models import ConsoleSecret, ConsoleUser
 from iotask.names import check_name
 
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
+
 ROLES = ("admin", "viewer")
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024  # argon2 takes any length; a megabyte "password" is an attack on the CPU
 SESSION_KEY = "session"
 
-_hasher = PasswordHasher()  # argon2id with the library's maintained defaults
-_DUMMY = _hasher.hash(secrets.token_urlsafe(16))  # verified against for unknown names
+
+@cache
+def _hasher() -> PasswordHasher:
+    """argon2id with the library's maintained defaults; made on first use, so that commands
+    that never hash (cron's run-due) do not pay for it."""
+    from argon2 import PasswordHasher
+
+    return PasswordHasher()
+
+
+@cache
+def _dummy() -> str:
+    """A hash that no password matches, verified against for unknown names."""
+    return _hasher().hash(secrets.token_urlsafe(16))
 
 
 def check_role(role: str) -> str:
@@ -64,7 +79,8 @@ def check_new(session: Session, name: str, role: str) -> None:
 def add(session: Session, name: str, role: str, password: str) -> ConsoleUser:
     check_new(session, name, role)
     now = clock.utcnow()
-    row = ConsoleUser(name=name, role=role, password_hash=_hasher.hash(check_password(password)),
+    row = ConsoleUser(name=name, role=role,
+                      password_hash=_hasher().hash(check_password(password)),
                       created_at=now, updated_at=now)
     session.add(row)
     return row
@@ -73,7 +89,7 @@ def add(session: Session, name: str, role: str, password: str) -> ConsoleUser:
 def set_password(session: Session, name: str, password: str) -> ConsoleUser:
     """A new password; the user's open console sessions end (their fingerprint changes)."""
     row = get(session, name)
-    row.password_hash = _hasher.hash(check_password(password))
+    row.password_hash = _hasher().hash(check_password(password))
     row.updated_at = clock.utcnow()
     return row
 
@@ -92,8 +108,10 @@ def verify(session: Session, name: str, password: str) -> ConsoleUser | None:
     row = session.get(ConsoleUser, name) if name and len(name) <= 255 else None
     if len(password) > MAX_PASSWORD:
         return None
+    from argon2.exceptions import InvalidHashError, VerificationError
+
     try:
-        _hasher.verify(row.password_hash if row is not None else _DUMMY, password)
+        _hasher().verify(row.password_hash if row is not None else _dummy(), password)
     except (VerificationError, InvalidHashError):
         return None
     return row
