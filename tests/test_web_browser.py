@@ -126,6 +126,14 @@ def test_an_admin_adds_a_task_runs_it_and_opens_its_reject_file(site, browser, e
     page.wait_for_selector("h1:has-text('HR users')")
     screens.shot(page, "task-new")
 
+    page.click("#action-dry-run")
+    page.wait_for_selector("text=Nothing was applied")
+    screens.shot(page, "dry-run")
+    assert "userid=u0; userid=u1; userid=u3; userid=u4" in page.inner_text("table.changes")
+    with engine.connect() as conn:
+        assert conn.scalar(sa.text("SELECT COUNT(*) FROM lms_user")) == 0
+    page.click("text=← HR users")
+
     page.click("#action-run")
     page.wait_for_selector("tr.run .status-partial", timeout=60_000)  # refreshes itself
     screens.shot(page, "task-after-run")
@@ -149,10 +157,6 @@ def test_an_admin_adds_a_task_runs_it_and_opens_its_reject_file(site, browser, e
     screens.shot(page, "tasks-after-run")
     page.goto(site.url + "/task/edit?name=HR%20users")
     screens.shot(page, "edit-task")
-    page.goto(site.url + "/task?name=HR%20users")
-    page.click("#action-dry-run")
-    page.wait_for_selector("text=Nothing was applied")
-    screens.shot(page, "dry-run")
     assert all(path.stat().st_size > 0 for path in screens.taken)
     assert screens.blocked == []
 

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 import pytest
 import requests
 import sqlalchemy as sa
-from conftest import assert_user_error
+from conftest import aged, assert_user_error
 from webclient import add_user, csrf_of, post_action, sign_in, with_stdin
 from webserver import LiveServer
 
@@ -287,7 +287,7 @@ def test_secrets_are_never_rendered(server, samples, tmp_path):
     samples("task", "add", "remote", "--source", "remote", "--destination", "ledger")
     client = sign_in(server.url, "ada", ADMIN_PASSWORD)
     for path, params in (("/task", {"name": "remote"}), ("/tasks", {}),
-                         ("/task/edit", {"name": "remote"})):
+                         ("/task/edit", {"name": "remote"}), ("/task/new", {})):
         page = client.get(server.url + path, params=params).text
         for secret in ("p4ssw0rd-secret", "hdr-secret-77", "tok-in-url-99"):
             assert secret not in page
@@ -331,3 +331,30 @@ def test_pages_with_1000_tasks_and_100000_runs_are_paginated(server, samples, en
     assert page.count("<rect ") == 30  # the chart: the last 30 runs
     older = client.get(server.url + "/task", params={"name": "task-0001", "page": "2503"})
     assert older.text.count('class="run"') == 10
+
+
+def test_accept_held_changes_applies_what_the_guard_held(server, samples, engine, tmp_path):
+    """A sync whose removals pass max_remove is held; Accept held changes applies it once."""
+    sa.Table("lms_user", sa.MetaData(),
+             sa.Column("userid", sa.String(50), primary_key=True),
+             sa.Column("imported_from_connection", sa.String(255))).create(engine)
+    feed = tmp_path / "users.csv"
+    feed.write_text("userid\n" + "".join(f"u{n}\n" for n in range(20)), encoding="utf-8")
+    aged(feed)
+    samples("connection", "add", "feed", "--type", "csv", "--set", f"url={feed}")
+    samples("connection", "add", "lms", "--type", "sql", "--set", "table=lms_user",
+            "--set", "key=userid")
+    samples("task", "add", "sync", "--source", "feed", "--destination", "lms",
+            "--import-type", "sync")
+    samples("run", "sync")
+    feed.write_text("userid\nu0\nu1\n", encoding="utf-8")
+    aged(feed)
+    assert samples("run", "sync", ok=False).code == 1  # held: 18 of 20 would go
+    client = sign_in(server.url, "ada", ADMIN_PASSWORD)
+    page = client.get(server.url + "/task", params={"name": "sync"}).text
+    assert "status-held" in page and "Accept held changes" in page
+    assert post_action(client, server.url, "sync", "accept").status_code == 302
+    page = wait_for_run(client, server.url, "sync")
+    assert re.search(r'class="num count-removed">18<', page)
+    with engine.connect() as conn:
+        assert conn.scalar(sa.text("SELECT COUNT(*) FROM lms_user")) == 2

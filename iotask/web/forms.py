@@ -19,6 +19,7 @@ from iotask.errors import IotaskError, MapError, NotFound
 from iotask.models import Task
 from iotask.names import check_name
 from iotask.web.auth import admin_required
+from iotask.web.pages import connection_view
 from iotask.web.state import console
 
 bp = Blueprint("forms", __name__)
@@ -164,8 +165,10 @@ def _render(row: Task | None, values: dict[str, Any], errors: dict[str, str], st
             ) -> Any:
     with Session(db.reader(console().engine)) as session:
         choices = {field.key: field.choices(session) for field in FIELDS if field.choices}
+        settings = [connection_view(session, row.name)
+                    for row in connections.list_all(session)]
     page = render_template("task_form.html", fields=FIELDS, adding=row is None, values=values,
-                           errors=errors, choices=choices, task=row)
+                           errors=errors, choices=choices, task=row, connections=settings)
     return page, status
 
 
