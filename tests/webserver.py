@@ -35,9 +35,14 @@ class LiveServer:
     def console(self):
         return self.app.extensions["iotask"]
 
+    def _close_all(self) -> None:
+        """The listening socket and every connection a client left open: the loop ends."""
+        for channel in list(self.server._map.values()):
+            channel.close()
+
     def close(self) -> None:
         self.console.runs.join(30)
-        self.server.trigger.pull_trigger(self.server.close)  # closed in its own loop
+        self.server.trigger.pull_trigger(self._close_all)  # closed in the server's own loop
         self.thread.join(30)
         assert not self.thread.is_alive(), "the test server did not stop"
         self.server.task_dispatcher.shutdown()
