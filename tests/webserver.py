@@ -28,21 +28,28 @@ class LiveServer:
         self.server = create_server(self.app, host="127.0.0.1", port=0, threads=threads)
         port = self.server.effective_port  # type: ignore[union-attr]
         self.url = f"http://127.0.0.1:{port}"
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
+
+    def _serve(self) -> None:
+        """waitress's loop, a tenth of a second at a time until told to stop; then every
+        socket closed here, in the loop's own thread."""
+        channels = self.server._map  # type: ignore[union-attr]
+        try:
+            while not self._stop.is_set():
+                self.server.asyncore.loop(timeout=0.1, map=channels, count=1)
+        finally:
+            for channel in list(channels.values()):
+                channel.close()
 
     @property
     def console(self):
         return self.app.extensions["iotask"]
 
-    def _close_all(self) -> None:
-        """The listening socket and every connection a client left open: the loop ends."""
-        for channel in list(self.server._map.values()):
-            channel.close()
-
     def close(self) -> None:
         self.console.runs.join(30)
-        self.server.trigger.pull_trigger(self._close_all)  # closed in the server's own loop
+        self._stop.set()
         self.thread.join(30)
         assert not self.thread.is_alive(), "the test server did not stop"
         self.server.task_dispatcher.shutdown()
