@@ -6,6 +6,7 @@ calls come at once."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 import sqlalchemy as sa
+from conftest import assert_user_error
 from lxml import etree
 from webserver import TESTS, LiveServer, start_serve, stop_serve
 
@@ -191,6 +193,7 @@ def test_serve_under_a_base_path(samples, migrated_url, tmp_path):
     assert 'href="/iotask/static/console.css"' in https.text
     cookie = https.headers["Set-Cookie"]
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert "Path=/iotask;" in cookie
     assert "Secure" not in plain.headers["Set-Cookie"]
 
 
@@ -207,3 +210,17 @@ def test_the_wsgi_entry_point_is_configured_like_every_command(samples, migrated
                               "IOTASK_DATABASE_URL": migrated_url, "IOTASK_RUN_TOKEN": TOKEN})
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("200 ") and 'name="t" executed="TRUE"' in done.stdout
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_serve_refuses_what_it_cannot_serve_in_one_line(iotask, monkeypatch):
+    monkeypatch.setenv("IOTASK_RUN_TOKEN", "short")
+    assert_user_error(iotask("serve", "--port", "0", ok=False), "at least 16")
+    monkeypatch.setenv("IOTASK_RUN_TOKEN", TOKEN)
+    assert_user_error(iotask("serve", "--base-path", "/a b", ok=False), "--base-path")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert_user_error(iotask("serve", "--port", str(port), ok=False),
+                          f"cannot listen on 127.0.0.1:{port}")

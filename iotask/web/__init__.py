@@ -43,6 +43,7 @@ def create_app(config: Config | None = None) -> Flask:
     """The app for one iotask database (a reverse proxy's X-Forwarded-* headers are the
     server's business: waitress's trusted_proxy, gunicorn's forwarded_allow_ips)."""
     config = config or config_module.load()
+    rundue.check_token(config.run_token)
     engine = db.make_engine(config.database_url)
     db.check_migrated(engine)
     app = Flask(__name__)

@@ -49,10 +49,16 @@ MAX_TRACKED = 10_000
 
 class SecureWhenHttps(SecureCookieSessionInterface):
     """The session cookie is Secure whenever the request came over HTTPS (directly, or through
-    a trusted proxy's X-Forwarded-Proto), so it never travels back over plain HTTP."""
+    a trusted proxy's X-Forwarded-Proto), so it never travels back over plain HTTP; and its
+    path is the console's."""
 
     def get_cookie_secure(self, app: Any) -> bool:
         return bool(request.is_secure) or super().get_cookie_secure(app)
+
+    def get_cookie_path(self, app: Any) -> str:
+        """Under a base path (/iotask), the cookie goes to that path only, not to every
+        application on the host."""
+        return request.script_root or super().get_cookie_path(app)
 
 
 @dataclass

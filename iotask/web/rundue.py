@@ -9,6 +9,7 @@ failed or was held. The claims keep each task to one run however many calls arri
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from iotask import report
+from iotask.errors import IotaskError
 from iotask.runner import Runner
 from iotask.web.state import console
 
@@ -23,7 +25,13 @@ log = logging.getLogger("iotask.web.rundue")
 
 bp = Blueprint("rundue", __name__)
 
+MIN_TOKEN = 16  # characters: a token short enough to guess is refused at start
 TEXT = {"Content-Type": "text/plain; charset=utf-8"}
+
+
+def _digest(token: str) -> bytes:
+    """Tokens are compared as digests of one length, so not even the length leaks."""
+    return hashlib.sha256(token.encode()).digest()
 
 
 def _given_token() -> str | None:
@@ -32,6 +40,14 @@ def _given_token() -> str | None:
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
     return request.args.get("token") or None
+
+
+def check_token(token: str | None) -> None:
+    """Refuse, when the server starts, a run token short enough to guess."""
+    if token is not None and len(token) < MIN_TOKEN:
+        raise IotaskError(f"the run token (IOTASK_RUN_TOKEN or run_token) has {len(token)} "
+                          f"characters: use at least {MIN_TOKEN}, e.g. from "
+                          "`openssl rand -hex 24`")
 
 
 @bp.route("/run-due", methods=["GET", "POST"])
@@ -46,7 +62,7 @@ def run_due() -> Any:
                 "(IOTASK_RUN_URL_ALLOW_GET) in the configuration\n", 405,
                 {**TEXT, "Allow": "POST"})
     given = _given_token()
-    if given is None or not hmac.compare_digest(given.encode(), config.run_token.encode()):
+    if given is None or not hmac.compare_digest(_digest(given), _digest(config.run_token)):
         log.warning("run-due URL refused from %s: %s token", request.remote_addr,
                     "no" if given is None else "a wrong")
         return ("the run-due URL needs the run token: `Authorization: Bearer TOKEN` or "
