@@ -358,3 +358,19 @@ def test_accept_held_changes_applies_what_the_guard_held(server, samples, engine
     assert re.search(r'class="num count-removed">18<', page)
     with engine.connect() as conn:
         assert conn.scalar(sa.text("SELECT COUNT(*) FROM lms_user")) == 2
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_hostile_task_names_are_escaped_and_their_links_work(server, samples):
+    name = 'HR/users "x" <b>&amp; ü?#1'
+    samples("task", "add", name, "--source", "src", "--destination", "ledger")
+    samples("run", name)
+    client = sign_in(server.url, "ada", ADMIN_PASSWORD)
+    listing = client.get(server.url + "/tasks").text
+    assert "<b>" not in listing and "&lt;b&gt;&amp;amp; ü?#1" in listing
+    link = html.unescape(re.search(r'href="(/task\?name=[^"]+)"', listing).group(1))
+    page = client.get(server.url + link).text
+    assert html.unescape(re.search(r"<h1>([^<]*)</h1>", page).group(1)) == name
+    assert "status-success" in page
+    assert post_action(client, server.url, name, "disable").status_code == 302
+    assert samples("task", "show", name, "--json").json()["enabled"] is False
