@@ -72,8 +72,8 @@ def create_app(config: Config | None = None) -> Flask:
 
 
 def _before() -> Any:
-    if request.endpoint == "rundue.run_due":
-        return None  # its own token; no session, no cookie
+    if request.endpoint in ("rundue.run_due", "static"):
+        return None  # the run-due URL has its own token; the style sheet is for anyone
     auth.load_user()
     if request.endpoint not in PUBLIC and g.user is None:
         if request.method != "GET":
