@@ -5,7 +5,7 @@ A measurement, not a test (see bench/README.md): it prints each ratio next to it
 command line, each measured import in a process of its own, so that the figures stay comparable
 whatever engine sits behind `iotask run` and the peak RSS is that import's alone.
 
-    python bench/bench.py [--rows N] [--databases sqlite,mariadb] [--keep] [--json]
+    python bench/bench.py [--rows N] [--databases sqlite,mariadb] [--lms-rows N] [--keep] [--json]
 """
 
 from __future__ import annotations
@@ -271,13 +271,13 @@ class Iotask:
             raise BenchError(f"`iotask {shlex.join(args)}` exited {done.returncode}: "
                              f"{_tail(done.stderr)}")
 
-    def run(self) -> Run:
+    def run(self, task: str = TASK) -> Run:
         """`iotask run TASK --json --reimport` in its own process: wall time and that process's
         peak RSS. --reimport: iotask skips a file whose content it imported before."""
         out_path, err_path = self.folder / "run.json", self.folder / "run.err"
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             start = time.perf_counter()
-            child = subprocess.Popen([str(IOTASK), "--db", self.url, "run", TASK, "--json",
+            child = subprocess.Popen([str(IOTASK), "--db", self.url, "run", task, "--json",
                                       "--reimport"],
                                      cwd=self.folder, env=self.env, stdout=out, stderr=err)
             # reaped with wait4, not Popen.wait: its rusage is this child's own peak RSS
@@ -287,7 +287,7 @@ class Iotask:
         try:
             report = json.loads(out_path.read_text(encoding="utf-8"))["tasks"][0]
         except (ValueError, KeyError, IndexError):
-            raise BenchError(f"`iotask run {TASK} --json --reimport` exited {child.returncode} "
+            raise BenchError(f"`iotask run {task} --json --reimport` exited {child.returncode} "
                              f"without a report: {_tail(err_path.read_text(errors='replace'))}"
                              ) from None
         return Run(seconds, report.get("duration_seconds"), usage.ru_maxrss / 1024,
@@ -408,6 +408,92 @@ def scenarios(database: str, url: str, files: Files, folder: Path) -> list[Line]
         engine.dispose()
 
 
+LMS_COLUMNS = ("userid", "firstname", "lastname", "email", "language", "tree_code", "valid")
+LMS_UNITS = 50
+LMS_BUDGET = 2.0  # forma-users first import, x the sql connector's on the same rows
+LMS_TASK, FLAT_TASK = "bench-lms-users", "bench-flat-users"
+
+
+def write_lms_files(folder: Path, rows: int) -> tuple[Path, Path]:
+    """An org chart of LMS_UNITS units under 5 divisions, and a users file of ``rows`` rows
+    whose tree_code puts each user in one unit (every tenth in two)."""
+    orgchart, people = folder / "lms-orgchart.csv", folder / "lms-users.csv"
+    with open(orgchart, "w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["code", "name", "parent_code"])
+        for number in range(LMS_UNITS):
+            parent = "" if number < 5 else f"unit{number % 5}"
+            writer.writerow([f"unit{number}", f"Unit {number}", parent])
+    with open(people, "w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(LMS_COLUMNS)
+        for number, row in enumerate(users(rows), start=1):
+            units = f"unit{5 + number % (LMS_UNITS - 5)}"
+            if number % 10 == 0:
+                units += f"#unit{number % 5}"
+            writer.writerow([row[0], row[1], row[2], row[3], "english", units, "1"])
+    then = time.time() - 60
+    for path in (orgchart, people):
+        os.utime(path, (then, then))
+    return orgchart, people
+
+
+def lms_scenarios(url: str, folder: Path, rows: int) -> list[Line]:
+    """forma-users into an `iotask lms init` database against the plain sql connector
+    importing the same rows into one table of the same width, both through `iotask run`."""
+    database = "mariadb"
+    orgchart, people = write_lms_files(folder, rows)
+    engine = sa.create_engine(url)
+    flat = sa.Table("bench_lms_flat", sa.MetaData(),
+                    sa.Column("userid", sa.String(255), primary_key=True),
+                    *(sa.Column(name, sa.String(255), nullable=False)
+                      for name in LMS_COLUMNS[1:-1]),
+                    sa.Column("valid", sa.SmallInteger, nullable=False))
+    try:
+        flat.create(engine)
+    finally:
+        engine.dispose()
+    iotask = Iotask(url, folder, people.parent)
+    say(f"{database}: LMS: lms init, org chart of {LMS_UNITS} units")
+    iotask.setup("lms", "init")
+    for name, kind, settings in (
+            ("bench-orgchart-csv", "csv", [f"url={orgchart}"]),
+            ("bench-users-csv", "csv", [f"url={people}"]),
+            ("bench-forma-orgchart", "forma-orgchart", []),
+            ("bench-forma-users", "forma-users", []),
+            ("bench-flat", "sql", [f"table={flat.name}", "key=userid"])):
+        iotask.setup("connection", "add", name, "--type", kind,
+                     *itertools.chain.from_iterable(("--set", item) for item in settings))
+    iotask.setup("task", "add", "bench-lms-orgchart", "--source", "bench-orgchart-csv",
+                 "--destination", "bench-forma-orgchart")
+    iotask.setup("task", "add", LMS_TASK, "--source", "bench-users-csv",
+                 "--destination", "bench-forma-users")
+    iotask.setup("task", "add", FLAT_TASK, "--source", "bench-users-csv",
+                 "--destination", "bench-flat")
+    units = iotask.run("bench-lms-orgchart")
+    if units.status != "success":
+        raise BenchError(f"LMS org chart import {units.status}: {units.error}")
+    say(f"{database}: LMS: sql connector, {rows:,} users into one flat table")
+    flat_run = iotask.run(FLAT_TASK)
+    new = {"inserted": rows, "updated": 0, "unchanged": 0, "removed": 0, "failed": 0}
+    baseline = import_line(database, "LMS: sql connector, users into one flat table (baseline)",
+                           flat_run, rows, flat_run.seconds, new)
+    baseline.result = baseline.result or "baseline"
+    say(f"{database}: LMS: forma-users, {rows:,} users with org units")
+    lms_run = iotask.run(LMS_TASK)
+    first = import_line(database, "LMS: forma-users first import (users, units, groups)",
+                        lms_run, rows, flat_run.seconds, new)
+    if not first.result:
+        judge(first, first.ratio or 0.0, "<=", LMS_BUDGET)
+    again_run = iotask.run(LMS_TASK)
+    again = import_line(database, "LMS: forma-users re-import, unchanged", again_run, rows,
+                        flat_run.seconds, {**new, "inserted": 0, "unchanged": rows})
+    rss = Line(database, "LMS: peak RSS of the forma-users runs",
+               rss_mb=max(lms_run.rss_mb, again_run.rss_mb))
+    judge(rss, rss.rss_mb or 0.0, "<", RSS_BUDGET_MB, " MB")
+    return [baseline, first, again, rss]
+
+
 def mariadb_server(folder: Path, started: list[Path]) -> str:
     """IOTASK_TEST_MARIADB_URL, else the URL of throwaway servers started in ``folder``."""
     url = os.environ.get("IOTASK_TEST_MARIADB_URL")
@@ -446,20 +532,27 @@ def mariadb_database(server_url: str, keep: bool) -> Iterator[str]:
 
 
 def bench_database(database: str, files: Files, folder: Path, started: list[Path], keep: bool,
-                   versions: dict[str, str]) -> list[Line]:
+                   versions: dict[str, str], lms_rows: int = 0) -> list[Line]:
     work = folder / database
     work.mkdir()
     if database == "sqlite":
         versions[database] = f"SQLite {sqlite3.sqlite_version}"
         return scenarios(database, f"sqlite:///{work / 'iotask.db'}", files, work)
-    with mariadb_database(mariadb_server(folder, started), keep) as url:
+    server = mariadb_server(folder, started)
+    with mariadb_database(server, keep) as url:
         engine = sa.create_engine(url)
         try:
             with engine.connect() as conn:
                 versions[database] = f"MariaDB {conn.scalar(sa.text('SELECT VERSION()'))}"
         finally:
             engine.dispose()
-        return scenarios(database, url, files, work)
+        lines = scenarios(database, url, files, work)
+    if lms_rows:
+        with mariadb_database(server, keep) as url:
+            lms_folder = folder / "lms"
+            lms_folder.mkdir()
+            lines += lms_scenarios(url, lms_folder, lms_rows)
+    return lines
 
 
 # --- report -----------------------------------------------------------------------------------
@@ -525,6 +618,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows in the users CSV")
     parser.add_argument("--databases", type=databases_option, default=list(DATABASES),
                         help="comma-separated: sqlite,mariadb (default both)")
+    parser.add_argument("--lms-rows", type=int, default=100_000,
+                        help="users for the LMS line on MariaDB (forma-users); 0 leaves it out")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder (and database)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
@@ -544,7 +639,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         files = write_files(folder, args.rows)
         for database in args.databases:
             try:
-                lines += bench_database(database, files, folder, started, args.keep, versions)
+                lines += bench_database(database, files, folder, started, args.keep, versions,
+                                        args.lms_rows if database == "mariadb" else 0)
             except (BenchError, sa.exc.SQLAlchemyError, sqlite3.Error, OSError) as exc:
                 say(f"{database}: broke: {exc}")
                 lines.append(Line(database, "benchmark", result="FAILED", note=str(exc)))

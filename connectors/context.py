@@ -45,13 +45,16 @@ class UnitOutcome(StrEnum):
 @dataclass(frozen=True)
 class Column:
     """A column an endpoint has: whether a destination needs a value, whether it is a key, and
-    (when known) its type and default as the database states them, for people reading a map."""
+    (when known) its type and default as the database states them, for people reading a map.
+    ``refused``: a column people expect that the destination will not take, and why (a map or
+    file giving it is refused with that reason)."""
 
     name: str
     required: bool = False
     key: bool = False
     type: str | None = None
     default: str | None = None
+    refused: str | None = None
 
 
 class ChangeKind(StrEnum):

@@ -112,6 +112,16 @@ class Site:
         except DBAPIError as exc:
             raise FormaError(f"{what} failed: {reason(exc)}") from exc
 
+    def execute_many(self, statement: sa.Executable, rows: list[dict[str, Any]],
+                     what: str) -> None:
+        """``statement`` for each of ``rows`` through the driver's executemany."""
+        if not rows:
+            return
+        try:
+            self.conn.execute(statement, rows)
+        except DBAPIError as exc:
+            raise FormaError(f"{what} failed: {reason(exc)}") from exc
+
     # --- ids and groups -----------------------------------------------------------------
 
     def allocate(self, count: int) -> list[int]:
@@ -173,9 +183,9 @@ class Site:
                      "hidden": "true" if hidden else "false", "type": type_,
                      "show_on_platform": ""}
                     for name, idst in zip(missing, ids, strict=True)]
-            for start in range(0, len(rows), 1000):
-                self.execute(sa.insert(group).values(rows[start:start + 1000]),
-                             "creating groups")
+            # executemany: one multi-row VALUES statement per batch, without compiling a
+            # statement of thousands of parameters
+            self.execute_many(sa.insert(group), rows, "creating groups")
             found.update(zip(missing, ids, strict=True))
         return found
 

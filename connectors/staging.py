@@ -231,27 +231,37 @@ class Stage:
 
     def duplicates(self) -> Iterator[tuple[int, tuple[Any, ...], int]]:
         """Each row whose key an earlier row already had: (line, key, first line). They are
-        taken out of the stage, so the first row with a key is the one applied."""
+        taken out of the stage, so the first row with a key is the one applied.
+
+        The repeated keys go to a table of their own, joined back in the database: its
+        collation says which keys are equal (``ann`` and ``ANN`` under a case-insensitive
+        one), not Python."""
         stage = self.table
         keys = [stage.c[k] for k in self.keys]
         groups = (sa.select(*keys, sa.func.min(stage.c[LINE_COLUMN]))
                   .group_by(*keys).having(sa.func.count() > 1))
-        found = self._execute(lambda: self.conn.execute(groups).all(), "finding duplicate keys")
-        for start in range(0, len(found), 500):
-            part = {tuple(row[:-1]): row[-1] for row in found[start:start + 500]}
-            match = (keys[0].in_([k[0] for k in part]) if len(keys) == 1
-                     else sa.tuple_(*keys).in_(list(part)))
-            rows = self.conn.execute(sa.select(stage.c[LINE_COLUMN], *keys).where(match)
-                                     .order_by(stage.c[LINE_COLUMN])).all()
-            repeated = [(row[0], tuple(row[1:])) for row in rows
-                        if row[0] != part[tuple(row[1:])]]
-            lines = [line for line, _key in repeated]
-            for at in range(0, len(lines), 1000):
-                self.conn.execute(sa.delete(stage).where(
-                    stage.c[LINE_COLUMN].in_(lines[at:at + 1000])))
-            self.staged -= len(lines)
-            for line, key in repeated:
-                yield line, key, part[key]
+        if self._execute(lambda: self.conn.execute(groups.limit(1)).first(),
+                         "finding duplicate keys") is None:
+            return
+        first = "iotask_first"
+        repeated = self._key_table("repeated", self.keys, False,
+                                   sa.Column(first, sa.BigInteger, nullable=False))
+        self._execute(lambda: self.conn.execute(
+            sa.insert(repeated).from_select([*self.keys, first], groups)),
+            "finding duplicate keys")
+        rows = self._execute(lambda: self.conn.execute(
+            sa.select(stage.c[LINE_COLUMN], *keys, repeated.c[first])
+            .select_from(stage.join(repeated, sa.and_(
+                *(repeated.c[k] == stage.c[k] for k in self.keys))))
+            .where(stage.c[LINE_COLUMN] != repeated.c[first])
+            .order_by(stage.c[LINE_COLUMN])).all(), "finding duplicate keys")
+        lines = [row[0] for row in rows]
+        for at in range(0, len(lines), 1000):
+            self.conn.execute(sa.delete(stage).where(
+                stage.c[LINE_COLUMN].in_(lines[at:at + 1000])))
+        self.staged -= len(lines)
+        for row in rows:
+            yield row[0], tuple(row[1:-1]), row[-1]
 
     def _match(self) -> sa.ColumnElement[bool]:
         return sa.and_(*(self.target.c[k] == self.table.c[k] for k in self.keys))

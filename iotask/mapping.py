@@ -124,7 +124,7 @@ def resolve(text: str | None, source: list[Column] | None, destination: list[Col
     ``source``/``destination`` None means those columns cannot be known yet (no file yet, a
     target that takes any column): the checks that need them wait for the run.
     """
-    source_names = None if source is None else [c.name for c in source]
+    source_names = None if source is None else [c.name for c in source if not c.refused]
     spec = _load(text)
     if spec is None:
         mapping = Mapping(None if source_names is None else [(n, n) for n in source_names], [])
@@ -142,9 +142,13 @@ def resolve(text: str | None, source: list[Column] | None, destination: list[Col
                                f"which the source does not have ({', '.join(source_names)})")
     targets = mapping.destination_columns
     if destination is not None:
+        refused = {c.name: c.refused for c in destination if c.refused}
+        destination = [c for c in destination if not c.refused]
         known = {c.name for c in destination}
         if targets is not None:
             for name in targets:
+                if name in refused:
+                    raise MapError(f"destination column {name!r} is not taken: {refused[name]}")
                 if name not in known:
                     hint = next((f": is the source's delimiter {sep!r}?" for sep in ";\t|,"
                                  if sep in name), "")

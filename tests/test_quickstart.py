@@ -45,20 +45,32 @@ def newcomer(tmp_path_factory: pytest.TempPathFactory) -> Newcomer:
 
 @pytest.mark.slow
 def test_demo_installs_migrates_and_runs_due_tasks(newcomer: Newcomer):
+    """The demo builds an LMS in ./iotask.db and run-due feeds it, in sequence: the org chart,
+    ~200 users placed in their units, the catalogue, enrollments with completions; then the
+    completions go out to a CSV file."""
     first, tmp_path = newcomer.first, newcomer.folder
     assert first.returncode == 0, first.stderr
-    assert "demo: import HR users: success" in first.stdout
-    assert "demo: export users: success" in first.stdout
+    for task in ("org chart", "users", "courses", "enrollments", "export completions"):
+        assert f"demo: {task}: success" in first.stdout, first.stdout
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'iotask.db'}")
     with engine.connect() as conn:
-        users = conn.execute(sa.text("SELECT userid FROM demo_lms_user ORDER BY userid"))
-        assert [u for (u,) in users] == ["akim", "jdoe", "lmüller", "mrossi"]
+        users = conn.execute(sa.text("SELECT count(*) FROM core_user")).scalar_one()
+        units = conn.execute(sa.text("SELECT count(*) FROM core_org_chart_tree")).scalar_one()
+        placed = conn.execute(sa.text(
+            "SELECT count(DISTINCT m.idstMember) FROM core_group_members m "
+            "JOIN core_org_chart_tree t ON t.idst_oc = m.idst")).scalar_one()
+        courses = conn.execute(sa.text("SELECT count(*) FROM learning_course")).scalar_one()
+        completed = conn.execute(sa.text(
+            "SELECT count(*) FROM learning_courseuser WHERE status = 2")).scalar_one()
         statuses = conn.execute(sa.text("SELECT status FROM core_task_run")).scalars().all()
     engine.dispose()
-    assert statuses == ["success", "success"]
-    with open(tmp_path / "iofiles" / "demo" / "users-export.csv", encoding="utf-8") as handle:
+    assert users == 200 and placed == 200 and units == 9 and courses == 8
+    assert completed > 0
+    assert statuses == ["success"] * 5
+    with open(tmp_path / "iofiles" / "demo" / "completions-export.csv", encoding="utf-8") as handle:
         exported = list(csv.DictReader(handle))
-    assert {row["userid"] for row in exported} == {"akim", "jdoe", "lmüller", "mrossi"}
+    assert len(exported) == completed
+    assert {"userid", "code", "date_complete", "score"} <= set(exported[0])
 
     again = subprocess.run([str(DEMO)], cwd=tmp_path, env=newcomer.env, capture_output=True,
                            text=True, timeout=600)
