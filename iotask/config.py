@@ -7,17 +7,20 @@ file (``IOTASK_CONFIG``, else the first of ``./iotask.ini``, the user's
 ``sqlite:///iotask.db`` in the current folder. Rejected rows are written to ``IOTASK_REJECT_DIR``
 (INI ``reject_dir``), by default a ``rejects`` folder beside the SQLite database (else in the
 current folder). ``file:`` URLs must lie in ``IOTASK_FILE_ROOTS`` (INI ``file_roots``; folders
-separated by ``:``), by default an ``iofiles`` folder in that same place.
+separated by ``:``), by default an ``iofiles`` folder in that same place. The run-due URL of
+``iotask serve`` needs ``IOTASK_RUN_TOKEN`` (INI ``run_token``); ``IOTASK_RUN_URL_ALLOW_GET``
+(INI ``run_url_allow_get``) lets it answer GET too, for wget lines.
 """
 
 from __future__ import annotations
 
 import configparser
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from iotask.connectors import masking
 from iotask.errors import IotaskError
 
 DEFAULT_DATABASE_URL = "sqlite:///iotask.db"
@@ -57,6 +60,8 @@ class Config:
     config_file: str | None = None  # the INI file read, if any
     smtp: Smtp | None = None  # None: no mail server configured, nothing is sent
     base_url: str | None = None  # the console's address, for links in messages
+    run_token: str | None = field(default=None, repr=False)  # the run-due URL's; None: off
+    run_url_allow_get: bool = False  # GET as well as POST on the run-due URL (wget lines)
 
 
 def data_folder(url: str) -> Path:
@@ -156,6 +161,22 @@ def _beside(url: str, ini_path: str | None) -> str:
     return f"sqlite:///{folder.absolute() / path}"
 
 
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off", "")
+
+
+def _flag(text: str | None, name: str) -> bool:
+    """A yes/no setting as people write it in an INI file or the environment."""
+    word = (text or "").strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise IotaskError(f"{name} must be one of {', '.join(TRUE_WORDS)} or "
+                      f"{', '.join(w for w in FALSE_WORDS if w)}, got {text!r} "
+                      f"(IOTASK_{name.upper()} or {name} in the INI file)")
+
+
 def parse_timezone(name: str, where: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
@@ -206,8 +227,13 @@ def load(db_option: str | None = None) -> Config:
                   if part.strip()) or (data_folder(url) / "iofiles",)
     smtp = _smtp(ini, ini_path)
     base_url = os.environ.get("IOTASK_BASE_URL") or ini.get("base_url") or None
+    run_token = (os.environ.get("IOTASK_RUN_TOKEN") or ini.get("run_token") or "").strip()
+    masking.remember(run_token)  # never in any output or log line
+    allow_get = _flag(os.environ.get("IOTASK_RUN_URL_ALLOW_GET")
+                      or ini.get("run_url_allow_get"), "run_url_allow_get")
     return Config(database_url=url, timezone=tz, source=source, lease_seconds=lease, log=log,
                   smtp=smtp, base_url=base_url.rstrip("/") if base_url else None,
                   log_level=level.upper() if level else None,
                   reject_dir=rejects.absolute(),
-                  file_roots=tuple(root.absolute() for root in roots), config_file=ini_path)
+                  file_roots=tuple(root.absolute() for root in roots), config_file=ini_path,
+                  run_token=run_token or None, run_url_allow_get=allow_get)

@@ -184,8 +184,34 @@ class TaskFile(Base):
     imported_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 
+class ConsoleUser(Base):
+    """A person who may sign in to the web console: admin (changes things) or viewer (reads)."""
+
+    __tablename__ = "core_console_user"
+    __table_args__ = MYSQL_TABLE_ARGS
+
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    role: Mapped[str] = mapped_column(String(10))  # admin or viewer
+    password_hash: Mapped[str] = mapped_column(String(255))  # argon2id, never the password
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class ConsoleSecret(Base):
+    """A secret the web side generates once and keeps (the session-signing key): in the
+    database, so every worker and host serving the console signs alike."""
+
+    __tablename__ = "core_console_secret"
+    __table_args__ = MYSQL_TABLE_ARGS
+
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255))
+
+
 __all__ = [
     "Base",
+    "ConsoleSecret",
+    "ConsoleUser",
     "Connection",
     "Connector",
     "Task",

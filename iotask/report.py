@@ -209,11 +209,16 @@ def _duration(run: TaskRun) -> float | None:
 
 
 def history(engine: Engine, name: str, limit: int, tz: ZoneInfo,
-            errors_per_run: int = 10) -> list[dict[str, Any]]:
-    """The task's latest runs, newest first, each with its first row errors."""
+            errors_per_run: int = 10, offset: int = 0,
+            run_id: int | None = None) -> list[dict[str, Any]]:
+    """The task's latest runs, newest first, each with its first row errors: a page of them
+    from ``offset`` (the console's history), or the one run ``run_id``."""
+    query = select(TaskRun).where(TaskRun.task == name)
+    if run_id is not None:
+        query = query.where(TaskRun.id == run_id)
     with Session(db.reader(engine)) as session:
-        runs = list(session.scalars(select(TaskRun).where(TaskRun.task == name)
-                                    .order_by(TaskRun.id.desc()).limit(limit)))
+        runs = list(session.scalars(query.order_by(TaskRun.id.desc()).offset(offset)
+                                    .limit(limit)))
         error_counts = dict(session.execute(
             select(TaskRunError.run_id, func.count()).where(
                 TaskRunError.run_id.in_([r.id for r in runs])).group_by(TaskRunError.run_id)

@@ -42,7 +42,7 @@ from iotask.run_status import EXECUTED, RunStatus
 
 log = logging.getLogger("iotask.runner")
 
-TRIGGERS = ("cron", "url", "manual")
+TRIGGERS = ("cron", "url", "manual", "console")
 
 
 @dataclass
@@ -135,7 +135,7 @@ class TaskProgress(Protocol):
 
 
 class Runner:
-    """Runs tasks for one trigger (cron, url or manual) against one iotask database."""
+    """Runs tasks for one trigger (cron, url, manual or console) against one iotask database."""
 
     def __init__(self, engine: Engine, config: Config, trigger: str,
                  progress: Callable[[str], TaskProgress] | None = None) -> None:

@@ -360,12 +360,13 @@ class ResetChange:
 
 
 def reset(engine: Engine, tz: ZoneInfo, names: Iterable[str], to: datetime | None = None,
-          force: bool = False) -> list[ResetChange]:
-    """Make tasks due at the next run-due (or as if last executed at ``to``), logged in history.
+          force: bool = False, who: str | None = None) -> list[ResetChange]:
+    """Make tasks due at the next run-due (or as if last executed at ``to``), logged in history
+    as done by ``who`` (default: this OS user at host:pid).
 
     A task that is running is left alone unless ``force``: then its run is marked abandoned.
     """
-    who = f"{getpass.getuser()}@{runner_name()}"
+    who = who or f"{getpass.getuser()}@{runner_name()}"
     changes = []
     for name in names:
         now = clock.utcnow()

@@ -91,6 +91,17 @@ def test_the_cli_reaches_connectors_only_through_the_runner_side():
             assert not wrong, f"{name} imports {sorted(wrong)}"
 
 
+def test_the_web_side_reaches_connectors_only_through_the_runner_side():
+    """The web side is a level beside the CLI: the runner side, never the connectors, the data
+    flow or the CLI."""
+    web = {name for name in GRAPH if name == "iotask.web" or name.startswith("iotask.web.")}
+    assert {"iotask.web", "iotask.web.rundue"} <= web
+    for name in web:
+        wrong = {m for m in GRAPH[name] if m.startswith(("iotask.connectors", "iotask.cli"))
+                 or m == "iotask.dataflow"}
+        assert not wrong, f"{name} imports {sorted(wrong)}"
+
+
 def test_no_import_cycles():
     state: dict[str, str] = {}
 

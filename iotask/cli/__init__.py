@@ -25,6 +25,7 @@ from iotask.cli import (
     runs,
     schedules,
     tasks,
+    web,
 )
 from iotask.cli.app import CONTEXT, App
 from iotask.db import reason
@@ -84,7 +85,7 @@ for command in (db.db_group, connectors.connector_group, connections.connection_
                 tasks.task_group, runs.run_due_command, runs.run_command, runs.reset_command,
                 runs.status_command, runs.history_command, demo.demo_command,
                 config.config_command, notify.notify_group, schedules.schedule_group,
-                lms.lms_group, docebo.docebo_group):
+                lms.lms_group, docebo.docebo_group, web.serve_command, web.user_group):
     _accept_global_options(command)
     cli.add_command(command)
 
