@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 from urllib.parse import quote
 
 import pytest
@@ -259,7 +260,8 @@ def test_a_docebo_site_is_adopted(iotask, engine, site, tmp_path):
     run = iotask("run", "copy users")
     assert run.code == 0
     written = list(files.glob("*export.csv"))
-    assert [path.name for path in written] == [f"{datetime.now():%Y%m%d}export.csv"]
+    today = datetime.now(ZoneInfo("Europe/Rome"))  # the run's zone (the iotask fixture's)
+    assert [path.name for path in written] == [f"{today:%Y%m%d}export.csv"]
     assert written[0].read_text(encoding="utf-8").splitlines() == ["jdoe,John", "mrossi,Mario"]
     assert (files / "users-2024.csv.imported").exists()
 
