@@ -316,6 +316,10 @@ def declared(prefix: str = "") -> sa.MetaData:
     def n(name: str, default: int = 0, type_: Any = sa.Integer, **kw: Any) -> sa.Column[Any]:
         return sa.Column(name, type_, nullable=False, server_default=str(default), **kw)
 
+    def k(name: str) -> sa.Column[Any]:  # a part of a primary key of ids
+        return sa.Column(name, sa.Integer, primary_key=True, autoincrement=False,
+                         server_default="0")
+
     t("core_st", sa.Column("idst", sa.Integer, primary_key=True, autoincrement=True),
       sqlite_autoincrement=True)
     t("core_user",
@@ -336,26 +340,18 @@ def declared(prefix: str = "") -> sa.MetaData:
                 nullable=False, server_default="free"),
       sa.Column("show_on_platform", text, nullable=False))
     t("core_group_members",
-      sa.Column("idst", sa.Integer, primary_key=True, autoincrement=False, server_default="0"),
-      sa.Column("idstMember", sa.Integer, primary_key=True, autoincrement=False,
-                server_default="0"),
+      k("idst"), k("idstMember"),
       s("filter", 50), sa.Index(f"{prefix}core_group_members_member", "idstMember"))
     t("core_setting_user",
       sa.Column("path_name", sa.String(255), primary_key=True, server_default=""),
-      sa.Column("id_user", sa.Integer, primary_key=True, autoincrement=False,
-                server_default="0"),
+      k("id_user"),
       sa.Column("value", text, nullable=False))
     t("core_field",
       sa.Column("idField", sa.Integer, primary_key=True, autoincrement=True),
       n("id_common"), s("type_field"), s("lang_code"), s("translation"), n("sequence"),
       s("show_on_platform", default="framework,"), n("use_multilang", 0, tiny))
     t("core_field_userentry",
-      sa.Column("id_common", sa.Integer, primary_key=True, autoincrement=False,
-                server_default="0"),
-      sa.Column("id_common_son", sa.Integer, primary_key=True, autoincrement=False,
-                server_default="0"),
-      sa.Column("id_user", sa.Integer, primary_key=True, autoincrement=False,
-                server_default="0"),
+      k("id_common"), k("id_common_son"), k("id_user"),
       sa.Column("user_entry", text, nullable=False))
     t("core_org_chart_tree",
       sa.Column("idOrg", sa.Integer, primary_key=True, autoincrement=True),
@@ -365,8 +361,7 @@ def declared(prefix: str = "") -> sa.MetaData:
                                                             sa.String(255)),
       sa.Index(f"{prefix}core_org_chart_tree_code", "code"))
     t("core_org_chart",
-      sa.Column("id_dir", sa.Integer, primary_key=True, autoincrement=False,
-                server_default="0"),
+      k("id_dir"),
       sa.Column("lang_code", sa.String(50), primary_key=True, server_default=""),
       s("translation"))
     t("learning_course",
@@ -397,12 +392,7 @@ def declared(prefix: str = "") -> sa.MetaData:
       sa.Column("calendarId", sa.String(255), nullable=False),
       sa.Index(f"{prefix}learning_course_code", "code"))
     t("learning_courseuser",
-      sa.Column("idUser", sa.Integer, primary_key=True, autoincrement=False,
-                server_default="0"),
-      sa.Column("idCourse", sa.Integer, primary_key=True, autoincrement=False,
-                server_default="0"),
-      sa.Column("edition_id", sa.Integer, primary_key=True, autoincrement=False,
-                server_default="0"),
+      k("idUser"), k("idCourse"), k("edition_id"),
       n("level"), sa.Column("date_inscr", sa.DateTime),
       sa.Column("date_first_access", sa.DateTime), sa.Column("date_complete", sa.DateTime),
       n("status"), n("waiting", 0, tiny), n("subscribed_by"), sa.Column("rule_log", sa.Integer),
