@@ -410,11 +410,14 @@ class FormaCoursesConnector(Connector):
             course = site.table("learning_course")
             converters = self._converters(course, site)
             stage = self._stage(site)
+            rejected: set[int] = set()  # lines already reported
             for batch in batches:
-                stage.add(list(self._convert(batch, converters, context)))
+                stage.add(list(self._convert(batch, converters, context, rejected)))
             stage.finish()
             st = stage.table
             for line, key, first in stage.duplicates():
+                if line in rejected:
+                    continue
                 context.row_error(RowError(row_index=line, key_values=f"code={key[0]}",
                                            column="code",
                                            message=f"duplicate key code={key[0]}: also on line "
@@ -570,7 +573,7 @@ class FormaCoursesConnector(Connector):
         return site.stage(columns, ["code"], name="courses")
 
     def _convert(self, batch: Batch, converters: list[tuple[Field, Callable[[Any], Any]]],
-                 context: RunContext) -> Iterator[tuple[Any, ...]]:
+                 context: RunContext, rejected: set[int]) -> Iterator[tuple[Any, ...]]:
         """(line, code, values..., clear flags, ok, None, None) per row; a bad value is a row
         error, its row staged as rejected when its code is good (so a sync keeps its course)."""
         for index, row in enumerate(batch):
@@ -592,6 +595,7 @@ class FormaCoursesConnector(Connector):
             if error is not None:
                 context.row_error(RowError(row_index=line, key_values=shown_key[:300],
                                            column=error[0], message=error[1]))
+                rejected.add(line)
                 if code is None:
                     continue
                 yield (line, code, *([None] * (len(values) - 1)),
