@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import secrets
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -25,10 +26,12 @@ import sqlalchemy as sa
 from iotask.connectors import forma
 from iotask.connectors.base import Connector
 from iotask.connectors.context import SAMPLE_KEYS, Batch, ChangeSet, Column, RowError, RunContext
+from iotask.connectors.databases import reason
 from iotask.connectors.settings import FALSE_WORDS, TRUE_WORDS, Setting
 from iotask.connectors.sql import LINE
 from iotask.connectors.staging import LINE_COLUMN, Stage
 from sqlalchemy.dialects import mysql
+from sqlalchemy.exc import DBAPIError
 
 log = logging.getLogger("iotask.forma")
 
@@ -262,39 +265,85 @@ def ensure_level_groups(site: forma.Site, courses: Iterable[int]) -> dict[str, i
     if not ids:
         return {}
     found = site.group_ids(name for course in ids for name in level_group_names(course))
-    alluser = [ALLUSER_GROUP.format(id=course) for course in ids]
-    levels = [LEVEL_GROUP.format(id=course, level=level) for course in ids
-              for level in forma.LEVELS]
-    made = [name for name in alluser + levels if name not in found]
-    found.update(site.ensure_groups([n for n in alluser if n not in found], type_="course",
-                                    hidden=True, description="all the user of a course"))
-    found.update(site.ensure_groups([n for n in levels if n not in found], type_="course",
-                                    hidden=True, description="for course subscription"))
-    if made:
-        members = site.table("core_group_members")
-        made_set = set(made)
-        rows = [{"idst": found[ALLUSER_GROUP.format(id=course)],
-                 "idstMember": found[LEVEL_GROUP.format(id=course, level=level)], "filter": ""}
-                for course in ids for level in forma.LEVELS
-                if LEVEL_GROUP.format(id=course, level=level) in made_set
-                or ALLUSER_GROUP.format(id=course) in made_set]
-        for part in chunks(rows, 1000):
-            site.execute(sa.insert(members).values(list(part)), "adding level groups to alluser")
+    missing = [(course, name) for course in ids for name in level_group_names(course)
+               if name not in found]
+    if not missing:
+        return found
+    made = dict(zip((name for _course, name in missing), site.allocate(len(missing)),
+                    strict=True))
+    insert_many(site, site.table("core_group"), [
+        {"idst": idst, "groupid": name, "hidden": "true", "type": "course",
+         "description": "all the user of a course" if name.endswith("/alluser")
+         else "for course subscription", "show_on_platform": ""}
+        for name, idst in made.items()], "creating the courses' level groups")
+    found.update(made)
+    pairs = [{"idst": found[ALLUSER_GROUP.format(id=course)],
+              "idstMember": found[LEVEL_GROUP.format(id=course, level=level)], "filter": ""}
+             for course in sorted({course for course, _name in missing})
+             for level in forma.LEVELS
+             if ALLUSER_GROUP.format(id=course) in made
+             or LEVEL_GROUP.format(id=course, level=level) in made]
+    insert_many(site, site.table("core_group_members"), pairs,
+                "adding the level groups to their course's alluser group")
     return found
 
 
-def ambiguous_codes(site: forma.Site, codes: sa.Select[Any]) -> dict[str, list[int]]:
-    """The codes (of those ``codes`` selects) that more than one course holds: code: ids."""
+def insert_many(site: forma.Site, table: sa.Table, rows: list[dict[str, Any]],
+                what: str) -> None:
+    """Rows inserted by the driver's executemany (a multi-row INSERT on MariaDB), in parts of
+    5000: SQLAlchemy compiles a multi-VALUES statement slowly."""
+    for part in chunks(rows, 5000):
+        try:
+            site.conn.execute(sa.insert(table), list(part))
+        except DBAPIError as exc:
+            raise forma.FormaError(f"{what} failed: {reason(exc)}") from exc
+
+
+def course_index(site: forma.Site) -> sa.Table:
+    """A temporary copy of the site's (code, idCourse, owner), indexed by code: forma 3.x has
+    no index on learning_course.code, and joining the staged rows to it would compare every
+    row with every course. The index is inline (CREATE INDEX would commit on MySQL)."""
     course = site.table("learning_course")
-    twice = (sa.select(course.c.code).where(course.c.code.in_(codes))
-             .group_by(course.c.code).having(sa.func.count() > 1))
+    index = sa.Table(f"iotask_codes_{secrets.token_hex(4)}", sa.MetaData(),
+                     sa.Column("code", sa.String(255), nullable=False),
+                     sa.Column("idCourse", sa.Integer, nullable=False, autoincrement=False),
+                     sa.Column("owner", sa.String(255)),
+                     sa.PrimaryKeyConstraint("code", "idCourse"), prefixes=["TEMPORARY"])
+    site.execute(sa.schema.CreateTable(index), "creating the course codes table")
+    site.execute(sa.insert(index).from_select(
+        ["code", "idCourse", "owner"],
+        sa.select(course.c.code, course.c.idCourse, course.c.imported_from_connection)
+        .where(course.c.code != "")), "listing the course codes")
+    if site.backend == "postgresql":  # never auto-analysed: the plans need the statistics
+        site.execute(sa.text(f'ANALYZE "{index.name}"'), "analysing the course codes")
+    return index
+
+
+def ambiguous_codes(site: forma.Site, index: sa.Table) -> dict[str, list[int]]:
+    """The codes that more than one course of the site holds: code: ids."""
+    codes = [code for (code,) in site.execute(
+        sa.select(index.c.code).group_by(index.c.code).having(sa.func.count() > 1),
+        "finding course codes held twice")]
     found: dict[str, list[int]] = {}
-    rows = site.execute(sa.select(course.c.code, course.c.idCourse)
-                        .where(course.c.code.in_(twice)).order_by(course.c.idCourse),
-                        "finding course codes held twice")
-    for code, course_id in rows:
-        found.setdefault(code, []).append(int(course_id))
+    for part in chunks(codes):
+        rows = site.execute(sa.select(index.c.code, index.c.idCourse)
+                            .where(index.c.code.in_(list(part))).order_by(index.c.idCourse),
+                            "listing course codes held twice")
+        for code, course_id in rows:
+            found.setdefault(code, []).append(int(course_id))
     return found
+
+
+def held_twice(twice: dict[str, list[int]]) -> Callable[[str], str]:
+    """The row error for a code that several courses hold (``ambiguous_codes``)."""
+    folded = {code.casefold(): ids for code, ids in twice.items()}
+
+    def message(code: str) -> str:
+        ids = twice.get(code) or folded.get(code.casefold(), [])
+        return (f"course code {code!r} is held by {len(ids)} courses in the site (idCourse "
+                f"{', '.join(map(str, ids))}): give each its own code in the LMS, then import "
+                "again")
+    return message
 
 
 # --- the connector --------------------------------------------------------------------------
@@ -422,16 +471,14 @@ class FormaCoursesConnector(Connector):
                                            column="code",
                                            message=f"duplicate key code={key[0]}: also on line "
                                                    f"{first}; keep one row per course"))
-            twice = ambiguous_codes(site, sa.select(st.c.code))
+            index = course_index(site)
+            twice = ambiguous_codes(site, index)
+            held = held_twice(twice)
             self._reject(site, st, st.c.code.in_(list(twice)) if twice else sa.false(),
-                         context, "code", lambda code, _name: (
-                             f"course code {code!r} is held by {len(twice[code])} courses in the "
-                             f"site (idCourse {', '.join(map(str, twice[code]))}): give each its "
-                             "own code in the LMS, then import again"))
+                         context, "code", lambda code, _name: held(code))
             # the course each code names, and who owns it
-            site.execute(sa.update(st).where(st.c.code == course.c.code, st.c[OK] == 1)
-                         .values({ID: course.c.idCourse,
-                                  OWNER: course.c.imported_from_connection}),
+            site.execute(sa.update(st).where(st.c.code == index.c.code, st.c[OK] == 1)
+                         .values({ID: index.c.idCourse, OWNER: index.c.owner}),
                          "looking up the courses")
             self._reject(site, st, sa.and_(st.c[ID].is_(None), st.c.name.is_(None)), context,
                          "name", lambda code, _name: (
@@ -712,13 +759,18 @@ class FormaCoursesConnector(Connector):
             if name in course.c:
                 names.append(name)
                 values.append(sa.literal(value, type_=course.c[name].type))
+        before = site.execute(sa.select(sa.func.max(course.c.idCourse)),
+                              "reading the last course id").scalar_one()
         inserted = int(site.execute(
             sa.insert(course).from_select(names, sa.select(*values).where(new)
                                           .order_by(st.c[LINE_COLUMN])),
             "inserting courses").rowcount)
+        # read back by code, among the ids after the last one (learning_course.code has no
+        # index on forma 3.x: the range on the key keeps this join small)
         made = [int(i) for (i,) in site.execute(
             sa.select(course.c.idCourse).select_from(
-                course.join(st, course.c.code == st.c.code)).where(new),
+                course.join(st, course.c.code == st.c.code))
+            .where(new, course.c.idCourse > (before or 0)),
             "reading the new courses' ids")]
         ensure_level_groups(site, made)
         return inserted

@@ -31,10 +31,12 @@ from iotask.connectors.forma_courses import (
     ambiguous_codes,
     check_columns,
     check_key,
-    chunks,
     coded,
+    course_index,
     database_url,
     ensure_level_groups,
+    held_twice,
+    insert_many,
     integer,
     narrow_text,
     now_in,
@@ -141,8 +143,9 @@ class FormaEnrollmentsConnector(Connector):
             owned_where = [cu.c.imported_from_connection == owner]
             if removal == "suspend":
                 owned_where.append(cu.c.status != SUSPENDED)
-            gone = [*owned_where, ~sa.exists().where(st.c[UID] == cu.c.idUser,
-                                                     st.c[CID] == cu.c.idCourse)]
+            seen = _seen(site, st)
+            gone = [*owned_where, ~sa.exists().where(seen.c.idUser == cu.c.idUser,
+                                                     seen.c.idCourse == cu.c.idCourse)]
 
             changes = ChangeSet(removal="deactivate" if removal == "suspend" else "delete")
             changes.inserted = _count(site, st, new)
@@ -202,7 +205,7 @@ class FormaEnrollmentsConnector(Connector):
             if not everything:
                 stage = self._load(site, batches, None)
                 st = stage.table
-                self._lookup(site, st)
+                self._lookup(site, st, course_index(site))
                 where.append(sa.exists().where(st.c[UID] == cu.c.idUser,
                                                st.c[CID] == cu.c.idCourse))
             found = _count(site, cu, sa.and_(*where))
@@ -236,6 +239,7 @@ class FormaEnrollmentsConnector(Connector):
             ("status", coded(forma.ENROLLMENT_STATUSES, "enrollment status")),
             ("date_complete", a_datetime), ("score", score)]
         stage = site.stage(_stage_columns(), list(KEYS), name="enrollments")
+        rest = [None] * (len(stage.columns) - len(converters) - 1)  # filled in SQL
         rejected: set[int] = set()
         ordinal = 0
         for batch in batches:
@@ -271,10 +275,9 @@ class FormaEnrollmentsConnector(Connector):
                     if absolute is None or values[1] is None:
                         continue
                     rows.append((line, absolute, values[1], *([None] * (len(values) - 2)),
-                                 0, *([None] * (len(_stage_columns()) - len(values) - 1))))
+                                 0, *rest))
                     continue
-                rows.append((line, absolute, *values[1:], 1,
-                             *([None] * (len(_stage_columns()) - len(values) - 1))))
+                rows.append((line, absolute, *values[1:], 1, *rest))
             stage.add(rows)
         stage.finish()
         for line, key, first in stage.duplicates():
@@ -287,28 +290,25 @@ class FormaEnrollmentsConnector(Connector):
                         "enrollment"))
         return stage
 
-    def _lookup(self, site: forma.Site, st: sa.Table) -> None:
+    def _lookup(self, site: forma.Site, st: sa.Table, index: sa.Table) -> None:
         """The user and the course each row names (every staged row: a rejected one still keeps
-        its enrollment from a sync's removal)."""
-        user, course = site.table("core_user"), site.table("learning_course")
+        its enrollment from a sync's removal); ``index``: the site's course codes."""
+        user = site.table("core_user")
         site.execute(sa.update(st).where(st.c.userid == user.c.userid)
                      .values({UID: user.c.idst}), "looking up the users")
-        site.execute(sa.update(st).where(st.c.code == course.c.code)
-                     .values({CID: course.c.idCourse}), "looking up the courses")
+        site.execute(sa.update(st).where(st.c.code == index.c.code)
+                     .values({CID: index.c.idCourse}), "looking up the courses")
 
     def _resolve(self, site: forma.Site, st: sa.Table, context: RunContext) -> None:
         """Look the users and courses up; a code two courses hold, an unknown user or course
         is a row error (the row stays staged as rejected)."""
-        twice = ambiguous_codes(site, sa.select(st.c.code))
-        self._lookup(site, st)
+        index = course_index(site)
+        twice = ambiguous_codes(site, index)
+        self._lookup(site, st, index)
         if twice:
-            folded = {code.casefold(): ids for code, ids in twice.items()}
+            held = held_twice(twice)
             self._reject(site, st, st.c.code.in_(list(twice)), context, "code",
-                         lambda _u, code: (
-                             f"course code {code!r} is held by "
-                             f"{len(folded.get(code.casefold(), []))} courses in the site "
-                             f"(idCourse {', '.join(map(str, folded.get(code.casefold(), [])))}): "
-                             "give each its own code in the LMS, then import again"))
+                         lambda _u, code: held(code))
         unknown = sa.or_(st.c[UID].is_(None), st.c[CID].is_(None))
         rows = site.execute(sa.select(st.c[LINE_COLUMN], st.c.userid, st.c.code, st.c[UID])
                             .where(unknown, st.c[OK] == 1).order_by(st.c[LINE_COLUMN]),
@@ -363,8 +363,7 @@ class FormaEnrollmentsConnector(Connector):
                  "idst": found[LEVEL_GROUP.format(id=i, level=level)]}
                 for i in ids for level in forma.LEVELS
                 if LEVEL_GROUP.format(id=i, level=level) in found]
-        for part in chunks(rows, 1000):
-            site.execute(sa.insert(table).values(list(part)), "listing the level groups")
+        insert_many(site, table, rows, "listing the level groups")
         return table
 
     def _compare(self, site: forma.Site, cu: sa.Table, st: sa.Table, groups: sa.Table,
@@ -427,13 +426,10 @@ class FormaEnrollmentsConnector(Connector):
         """Out of the course's other level groups when the level changed; into the new
         level's group when not there yet."""
         members = site.table("core_group_members")
-        moved = (sa.select(groups.c.idst, st.c[UID])
-                 .select_from(st.join(groups, groups.c.course == st.c[CID]))
-                 .where(changed, st.c[NEW + "level"].is_distinct_from(st.c[OLD + "level"]),
-                        groups.c.level != st.c[NEW + "level"]))
-        site.execute(sa.delete(members).where(
-            sa.tuple_(members.c.idst, members.c.idstMember).in_(moved)),
-            "moving level-group memberships")
+        _delete_memberships(site, groups.c.idst, st.c[UID], [
+            groups.c.course == st.c[CID], changed,
+            st.c[NEW + "level"].is_distinct_from(st.c[OLD + "level"]),
+            groups.c.level != st.c[NEW + "level"]], "moving level-group memberships")
         joining = (sa.select(groups.c.idst, st.c[UID], sa.literal("", members.c.filter.type))
                    .select_from(st.join(groups, sa.and_(groups.c.course == st.c[CID],
                                                         groups.c.level == st.c[NEW + "level"])))
@@ -453,13 +449,9 @@ class FormaEnrollmentsConnector(Connector):
             return int(site.execute(sa.update(cu).where(*gone).values(status=SUSPENDED),
                                     "suspending enrollments").rowcount)
         groups = self._level_groups(site, sa.select(cu.c.idCourse).where(*gone), create=False)
-        members = site.table("core_group_members")
-        leaving = (sa.select(groups.c.idst, cu.c.idUser)
-                   .select_from(cu.join(groups, groups.c.course == cu.c.idCourse))
-                   .where(*gone))
-        site.execute(sa.delete(members).where(
-            sa.tuple_(members.c.idst, members.c.idstMember).in_(leaving)),
-            "removing level-group memberships")
+        _delete_memberships(site, groups.c.idst, cu.c.idUser,
+                            [groups.c.course == cu.c.idCourse, *gone],
+                            "removing level-group memberships")
         return int(site.execute(sa.delete(cu).where(*gone), "unsubscribing").rowcount)
 
 
@@ -472,6 +464,43 @@ def _stage_columns() -> list[sa.Column[Any]]:
             sa.Column(EXISTS, sa.SmallInteger()), sa.Column(MEMBER, sa.SmallInteger()),
             *(sa.Column(prefix + name, sa.DateTime() if name.startswith("date") else
                         sa.Integer()) for prefix in (OLD, NEW) for name in VALUES)]
+
+
+def _delete_memberships(site: forma.Site, group: sa.ColumnElement[Any],
+                        member: sa.ColumnElement[Any], where: list[sa.ColumnElement[bool]],
+                        what: str) -> None:
+    """Delete the memberships (``group``, ``member``) of the rows ``where`` selects: a joined
+    DELETE (MariaDB runs a row-value IN (SELECT ...) as a scan per row), IN on SQLite, which
+    has no DELETE ... USING."""
+    members = site.table("core_group_members")
+    if site.backend == "sqlite":
+        pairs = sa.select(group, member).where(*where)
+        statement = sa.delete(members).where(
+            sa.tuple_(members.c.idst, members.c.idstMember).in_(pairs))
+    else:
+        statement = sa.delete(members).where(members.c.idst == group,
+                                             members.c.idstMember == member, *where)
+    site.execute(statement, what)
+
+
+def _seen(site: forma.Site, st: sa.Table) -> sa.Table:
+    """The (user, course) pairs the rows name, rejected rows too, indexed (inline: CREATE INDEX
+    would commit on MySQL): what a sync keeps."""
+    seen = sa.Table(f"iotask_seen_{secrets.token_hex(4)}", sa.MetaData(),
+                    sa.Column("idUser", sa.Integer, nullable=False, autoincrement=False),
+                    sa.Column("idCourse", sa.Integer, nullable=False, autoincrement=False),
+                    sa.Column("line", sa.BigInteger, nullable=False, autoincrement=False),
+                    sa.PrimaryKeyConstraint("idUser", "idCourse", "line"),
+                    prefixes=["TEMPORARY"])
+    site.execute(sa.schema.CreateTable(seen), "creating the kept enrollments table")
+    site.execute(sa.insert(seen).from_select(
+        ["idUser", "idCourse", "line"],
+        sa.select(st.c[UID], st.c[CID], st.c[LINE_COLUMN])
+        .where(st.c[UID].is_not(None), st.c[CID].is_not(None))),
+        "listing the kept enrollments")
+    if site.backend == "postgresql":  # never auto-analysed: the plans need the statistics
+        site.execute(sa.text(f'ANALYZE "{seen.name}"'), "analysing the kept enrollments")
+    return seen
 
 
 def _count(site: forma.Site, table: sa.Table, where: sa.ColumnElement[bool]) -> int:
