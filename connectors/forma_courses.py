@@ -7,7 +7,9 @@ A new course gets its 8 level groups (``/lms/course/<id>/group/alluser`` and
 or one made in the LMS (no owner), is left alone: counted as unchanged, and the run's notes say
 how many were skipped. A sync "removes" the source's own courses that its file no longer has:
 ``remove=status0`` (the default) puts them back in preparation (status 0), ``remove=delete``
-deletes them with their level groups, the groups' memberships and their enrollments.
+deletes them with their level groups, the groups' memberships and their enrollments. A course
+put back in preparation that comes back in the file keeps status 0 unless the file gives its
+status (an empty cell never changes a value).
 """
 
 from __future__ import annotations
@@ -423,8 +425,15 @@ class FormaCoursesConnector(Connector):
         return "the forma courses (learning_course)"
 
     def columns(self, context: RunContext) -> list[Column] | None:
-        return [Column(f.name, required=f.key, key=f.key, type=STAGE_TYPES[f.kind].__class__
-                       .__name__.upper()) for f in FIELDS]
+        """The columns a file may have; only ``code`` is required (``name`` too for a new
+        course, which a row error says). Defaults: what a new course gets."""
+        kinds = {"text": "VARCHAR", "multiline": "TEXT", "int": "INTEGER", "number": "NUMBER",
+                 "flag": "YES/NO", "date": "DATE", "status": "STATUS (number or word)",
+                 "difficult": "DIFFICULTY", "method": "0/1/2", "prize": "NUMBER"}
+        return [Column(f.name, required=f.key, key=f.key, type=kinds[f.kind],
+                       default=None if f.key or f.name == "name" or f.kind == "date"
+                       else _default_text(f))
+                for f in FIELDS]
 
     # --- reading ----------------------------------------------------------------------
 
@@ -794,6 +803,13 @@ def delete_courses(site: forma.Site, ids: Sequence[int]) -> None:
         site.execute(sa.delete(enrolled).where(enrolled.c.idCourse.in_(part)),
                      "deleting the courses' enrollments")
         site.execute(sa.delete(course).where(course.c.idCourse.in_(part)), "deleting courses")
+
+
+def _default_text(f: Field) -> str:
+    value = DEFAULTS[f.name]
+    if f.kind == "status":
+        return f"{value} {forma.COURSE_STATUSES[value]}"
+    return shown(f, value) if value != "" else "''"
 
 
 def shown(f: Field, value: Any) -> str:

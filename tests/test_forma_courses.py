@@ -335,3 +335,15 @@ def test_a_character_the_sites_3_byte_utf8_cannot_hold_is_a_row_error(lms, backe
         assert "U+1F525" in data["row_errors"][0]["message"] and "E-1" not in courses
     else:
         assert courses["E-1"]["name"] == "Fire safety \U0001F525"
+
+
+def test_a_rejected_row_keeps_its_course_from_a_sync(lms):
+    lms.write([["C-101", "One", "", "available", "", "", "", "", "", ""],
+               ["C-102", "Two", "", "available", "", "", "", "", "", ""]])
+    lms.task("--import-type", "sync", "--max-remove", "100%", "--max-errors", "100%")
+    lms.run()
+    lms.write([["C-101", "One", "", "bogus", "", "", "", "", "", ""]])
+    result = lms.run()
+    assert lms.counts(result)["removed"] == 1 and lms.counts(result)["failed"] == 1
+    courses = lms.courses()
+    assert courses["C-101"]["status"] == 1 and courses["C-102"]["status"] == 0
