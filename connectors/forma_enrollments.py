@@ -9,7 +9,9 @@ enrollment it names (enrolled by hand or by another feed too: HR is the referenc
 completions), but a sync removes only the enrollments this task's source created
 (``imported_from_connection``) that its file no longer has — Docebo's connector suspended every
 enrollment there was. Removal: ``remove=suspend`` (the default, status 3) or ``unsubscribe``
-(the enrollment and its level-group membership are deleted).
+(the enrollment and its level-group membership are deleted). With suspend, an enrollment the
+sync suspended that comes back in the file without a status is subscribed again (0); one
+suspended by hand or by another feed keeps its status.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ KEYS = ("userid", "code")
 NAMES = ["userid", "code", "level", "date_subscription", "status", "date_complete", "score"]
 OK, UID, CID, EXISTS, MEMBER = "iotask_ok", "iotask_uid", "iotask_cid", "iotask_exists", \
     "iotask_member"
+OLD_OWNER = "iotask_old_owner"
 VALUES = ("level", "date_inscr", "status", "date_complete", "score_given")  # courseuser columns
 OLD, NEW = "old_", "new_"
 
@@ -132,7 +135,10 @@ class FormaEnrollmentsConnector(Connector):
             st = stage.table
             self._resolve(site, st, context)
             groups = self._level_groups(site, sa.select(st.c[CID]).where(st.c[OK] == 1))
-            self._compare(site, cu, st, groups, now)
+            # a sync suspends the source's enrollments its file no longer has: back in the file
+            # without a status, such an enrollment is subscribed again
+            revive = owner if sync and removal == "suspend" else None
+            self._compare(site, cu, st, groups, now, revive)
 
             ok = st.c[OK] == 1
             new = sa.and_(ok, st.c[EXISTS].is_(None))
@@ -367,16 +373,21 @@ class FormaEnrollmentsConnector(Connector):
         return table
 
     def _compare(self, site: forma.Site, cu: sa.Table, st: sa.Table, groups: sa.Table,
-                 now: datetime) -> None:
+                 now: datetime, revive: str | None) -> None:
         """Put each staged row's enrollment as it is (old_*) and as it will be (new_*) beside
         it, and whether the user is already in the level group the new level names."""
         site.execute(sa.update(st).where(cu.c.idUser == st.c[UID], cu.c.idCourse == st.c[CID],
                                          cu.c.edition_id == 0)
-                     .values({EXISTS: 1, **{OLD + name: cu.c[name] for name in VALUES}}),
+                     .values({EXISTS: 1, OLD_OWNER: cu.c.imported_from_connection,
+                              **{OLD + name: cu.c[name] for name in VALUES}}),
                      "reading the enrollments")
         at = sa.literal(now, sa.DateTime())
         exists = st.c[EXISTS] == 1
-        status = sa.func.coalesce(st.c.status, st.c[OLD + "status"], SUBSCRIBED)
+        kept: sa.ColumnElement[Any] = st.c[OLD + "status"]
+        if revive is not None:
+            kept = sa.case((sa.and_(kept == SUSPENDED, st.c[OLD_OWNER] == revive), SUBSCRIBED),
+                           else_=kept)
+        status = sa.func.coalesce(st.c.status, kept, SUBSCRIBED)
         completion = sa.case((status == COMPLETED, at), else_=sa.null())
         site.execute(sa.update(st).where(st.c[OK] == 1).values({
             NEW + "level": sa.func.coalesce(st.c.level, st.c[OLD + "level"], STUDENT),
@@ -462,6 +473,7 @@ def _stage_columns() -> list[sa.Column[Any]]:
             sa.Column("score", sa.Integer()), sa.Column(OK, sa.SmallInteger()),
             sa.Column(UID, sa.Integer()), sa.Column(CID, sa.Integer()),
             sa.Column(EXISTS, sa.SmallInteger()), sa.Column(MEMBER, sa.SmallInteger()),
+            sa.Column(OLD_OWNER, sa.String(255)),
             *(sa.Column(prefix + name, sa.DateTime() if name.startswith("date") else
                         sa.Integer()) for prefix in (OLD, NEW) for name in VALUES)]
 

@@ -200,6 +200,19 @@ def test_sync_removes_only_the_tasks_own_enrollments_missing_from_the_file(lms):
     assert ("jdoe", "C-101", 3) in lms.logged() and ("bob", "C-102", 3) in lms.logged()
     assert lms.counts(lms.run())["removed"] == 0  # suspended already
 
+    # back in the file without a status: the task's own suspended enrollment is subscribed
+    # again; one suspended by hand stays suspended (its missing level-group membership made)
+    lms.enroll("carl", "C-101", None, status=3)
+    assert lms.level_of("carl", "C-101") == set()
+    lms.write([["ann", "C-101", "", "", "", "", ""], ["jdoe", "C-101", "", "", "", "", ""],
+               ["carl", "C-101", "", "", "", "", ""]])
+    assert lms.counts(lms.run()) == {"read": 3, "inserted": 0, "updated": 2, "unchanged": 1,
+                                     "removed": 0, "failed": 0}
+    rows = lms.enrollments()
+    assert rows[("jdoe", "C-101")]["status"] == 0 and rows[("carl", "C-101")]["status"] == 3
+    assert lms.level_of("carl", "C-101") == {"3"}
+    assert lms.logged().count(("jdoe", "C-101", 0)) == 2
+
 
 def test_sync_unsubscribe_deletes_the_enrollment_and_its_membership(registered, forma_url,
                                                                      tmp_path):
