@@ -222,6 +222,7 @@ def test_hostile_values_are_row_errors_naming_line_and_column(lms):
         ["C-8", "Hard", "", "", "", "", "impossible", "", "", ""],                # line 13
         ["C-9", "Infinite", "", "", "", "", "", "", "inf", ""],                   # line 14
         ["C-10", "Sells?", "", "", "", "", "", "", "", "maybe"],                  # line 15
+        ["C-11", "Novel", "é" * 40000, "", "", "", "", "", "", ""],              # line 16
     ])
     lms.task("--max-errors", "100%")
     result = lms.run()
@@ -232,12 +233,13 @@ def test_hostile_values_are_row_errors_naming_line_and_column(lms):
                 (8, "code"): "60 characters", (9, "name"): "U+0007",
                 (10, "name"): "needs one", (11, "code"): "duplicate",
                 (12, "code"): "held by 2 courses", (13, "difficult"): "impossible",
-                (14, "credits"): "inf", (15, "selling"): "maybe"}
+                (14, "credits"): "inf", (15, "selling"): "maybe",
+                (16, "description"): "80000 bytes"}
     assert set(errors) == set(expected), errors
     for where, fragment in expected.items():
         assert fragment in errors[where]["message"], errors[where]
     assert errors[(4, "status")]["key"] == "code=C-2"
-    assert data["counts"]["inserted"] == 1 and data["counts"]["failed"] == 12
+    assert data["counts"]["inserted"] == 1 and data["counts"]["failed"] == 13
     courses = lms.courses()
     assert set(courses) == {"C-1", "TWICE"}
     assert courses["C-1"]["description"] == "multi\nline\ttext"
