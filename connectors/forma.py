@@ -112,15 +112,15 @@ class Site:
         except DBAPIError as exc:
             raise FormaError(f"{what} failed: {reason(exc)}") from exc
 
-    def execute_many(self, statement: sa.Executable, rows: list[dict[str, Any]],
-                     what: str) -> None:
-        """``statement`` for each of ``rows`` through the driver's executemany."""
-        if not rows:
-            return
-        try:
-            self.conn.execute(statement, rows)
-        except DBAPIError as exc:
-            raise FormaError(f"{what} failed: {reason(exc)}") from exc
+    def insert_many(self, table: sa.Table, rows: Sequence[dict[str, Any]], what: str) -> None:
+        """``rows`` into ``table`` through the driver's executemany (SQLAlchemy's
+        insertmanyvalues: multi-row INSERTs), 5000 at a time: compiling one VALUES statement of
+        thousands of parameters is slow."""
+        for start in range(0, len(rows), 5000):
+            try:
+                self.conn.execute(sa.insert(table), list(rows[start:start + 5000]))
+            except DBAPIError as exc:
+                raise FormaError(f"{what} failed: {reason(exc)}") from exc
 
     # --- ids and groups -----------------------------------------------------------------
 
@@ -185,7 +185,7 @@ class Site:
                     for name, idst in zip(missing, ids, strict=True)]
             # executemany: one multi-row VALUES statement per batch, without compiling a
             # statement of thousands of parameters
-            self.execute_many(sa.insert(group), rows, "creating groups")
+            self.insert_many(group, rows, "creating groups")
             found.update(zip(missing, ids, strict=True))
         return found
 

@@ -50,11 +50,10 @@ import sqlalchemy as sa
 from iotask.connectors import forma
 from iotask.connectors.base import Connector
 from iotask.connectors.context import SAMPLE_KEYS, Batch, ChangeSet, Column, RowError, RunContext
-from iotask.connectors.databases import DatabaseUrlError, masked, parse_url, reason
+from iotask.connectors.databases import DatabaseUrlError, masked, parse_url
 from iotask.connectors.errors import SettingsError
 from iotask.connectors.settings import Setting
 from iotask.connectors.staging import Stage
-from sqlalchemy.exc import DBAPIError
 
 log = logging.getLogger("iotask.forma.orgchart")
 
@@ -740,21 +739,9 @@ def _add_members(site: forma.Site, pairs: list[tuple[int, int]]) -> None:
         have.update((int(a), int(b)) for a, b in site.execute(
             sa.select(members.c.idst, members.c.idstMember)
             .where(members.c.idstMember.in_(part)), "reading memberships"))
-    _insert_many(site, members, [{"idst": group, "idstMember": member, "filter": ""}
+    site.insert_many(members, [{"idst": group, "idstMember": member, "filter": ""}
                                  for group, member in wanted if (group, member) not in have],
                  "adding memberships")
-
-
-def _insert_many(site: forma.Site, table: sa.Table, rows: list[dict[str, Any]],
-                 what: str) -> None:
-    """One executemany: the driver batches the rows (SQLAlchemy's insertmanyvalues), without
-    compiling a statement of thousands of parameters."""
-    if not rows:
-        return
-    try:
-        site.conn.execute(sa.insert(table), rows)
-    except DBAPIError as exc:
-        raise OrgChartError(f"{what} failed: {reason(exc)}") from exc
 
 
 def _apply(site: forma.Site, plan: _Plan, units: dict[int, _Unit], context: RunContext) -> None:
@@ -796,7 +783,7 @@ def _apply(site: forma.Site, plan: _Plan, units: dict[int, _Unit], context: RunC
                                                   members.c.idst.in_(org_groups)),
                          "moving units out of their old parents")
         _add_members(site, [(ocd(real[new]), ocd(i)) for i, (_, new) in plan.moved.items()])
-    _insert_many(site, chart, [{"id_dir": real[unit_id], "lang_code": lang, "translation": name}
+    site.insert_many(chart, [{"id_dir": real[unit_id], "lang_code": lang, "translation": name}
                                for unit_id, lang, name in plan.names_insert],
                  "adding the units' names")
     if plan.names_update:
@@ -818,7 +805,7 @@ def _insert(site: forma.Site, plan: _Plan, units: dict[int, _Unit]) -> dict[int,
     """The new units' rows, placeholders until _renumber; their idOrg read back by code:
     {temporary id: idOrg}."""
     tree = site.table("core_org_chart_tree")
-    _insert_many(site, tree, [{"idParent": 0, "path": "", "lev": 0, "iLeft": 0, "iRight": 0,
+    site.insert_many(tree, [{"idParent": 0, "path": "", "lev": 0, "iLeft": 0, "iRight": 0,
                                "code": row.code, "idst_oc": 0, "idst_ocd": 0}
                               for row in plan.new], "adding org chart units")
     ids: dict[int, int] = {}
