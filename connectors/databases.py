@@ -61,14 +61,17 @@ def reader(engine: Engine) -> Engine:
     return engine.execution_options(**{READ_ONLY: True})
 
 
-def _sqlite_setup(engine: Engine) -> None:
+def _sqlite_setup(engine: Engine, wal: bool) -> None:
+    """Autocommit driver, busy timeout, foreign keys; WAL only for an engine that writes: a
+    database only read (another site's, a source) is left in its journal mode, byte for byte."""
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys = ON")
-        if engine.url.database not in (None, "", ":memory:"):
+        if wal and engine.url.database not in (None, "", ":memory:"):
             cursor.execute("PRAGMA journal_mode = WAL")
         cursor.close()
 
@@ -109,7 +112,7 @@ def make_engine(url: str, read_only: bool = False, local_infile: bool = False) -
     except (NoSuchModuleError, ArgumentError) as exc:
         raise DatabaseUrlError(f"unsupported database URL {masked(parsed)}: {exc}") from None
     if backend == "sqlite":
-        _sqlite_setup(engine)
+        _sqlite_setup(engine, wal=not read_only)
     return reader(engine) if read_only else engine
 
 

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
-from conftest import _fresh_server_database, aged, assert_user_error
+from conftest import _fresh_server_database, aged, assert_user_error, run_cli
 from phpwriter import serialize, stored, urlencode
 
 from iotask import db as iotask_db
@@ -225,7 +225,8 @@ def test_a_docebo_site_is_adopted(iotask, engine, site, tmp_path):
                                   {"database": url, "remove": "suspend"})
     assert conns["lms courses"][2] == {"database": url, "remove": "delete"}
     assert conns["lms enrollments"][2] == {"database": url, "remove": "unsubscribe"}
-    assert conns["lms orgchart"] == ("forma-orgchart", "lms orgchart (Docebo)", {"database": url})
+    assert conns["lms orgchart"] == ("forma-orgchart", "lms orgchart (Docebo)",
+                                     {"database": url, "language": "english"})
     assert conns["forma users"][2] == {"database": url, "remove": "delete"}
     assert conns["forma courses csv"][2]["url"] == f"file:{folder}/courses.csv"
     assert "admins" not in conns
@@ -442,3 +443,25 @@ def test_lms_plans_and_types_known_by_their_file():
 ])
 def test_decode(text, value):
     assert docebo.decode(text, "map") == value
+
+
+def test_adopted_lms_tasks_run_against_the_site(iotask, site):
+    """The site's users and courses tasks, adopted, import into the site's own forma tables."""
+    url, files = site
+    assert run_cli("--db", url, "lms", "init").code == 0  # forma's tables beside its task tables
+    (files / "courses.csv").write_text("code,title\nSAF-1,Safety\nGDPR,Data protection\n",
+                                       encoding="utf-8")
+    aged(files / "courses.csv")
+    iotask("docebo", "import-tasks", "--from", url, "--files", str(files), ok=False)
+    iotask("run", "import users")
+    iotask("run", "forma courses")
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        users = dict(conn.execute(sa.text("SELECT userid, firstname FROM core_user")).all())
+        courses = conn.execute(sa.text(
+            "SELECT code, name, imported_from_connection FROM learning_course ORDER BY code"
+        )).all()
+    engine.dispose()
+    assert users == {"/jdoe": "John", "/mrossi": "Mario"}
+    assert [tuple(row) for row in courses] == [("GDPR", "Data protection", "forma courses csv"),
+                                               ("SAF-1", "Safety", "forma courses csv")]
