@@ -50,7 +50,8 @@ LAST = ["Rossi", "Müller", "Bianchi", "Schmidt", "Romano", "Fischer", "Colombo"
 PEOPLE = 200
 LMS_FILES = ("orgchart.csv", "users.csv", "courses.csv", "enrollments.csv")
 COMPLETIONS_QUERY = (
-    "SELECT substr(u.userid, 2) AS userid, c.code, c.name AS course, cu.date_complete, "
+    "SELECT substr(u.userid, 2) AS userid, c.code, c.name AS course, "
+    "substr(cu.date_complete, 1, 19) AS date_complete, "
     "cu.score_given AS score FROM learning_courseuser cu "
     "JOIN core_user u ON u.idst = cu.idUser JOIN learning_course c ON c.idCourse = cu.idCourse "
     "WHERE cu.status = 2 ORDER BY u.userid, c.code")
