@@ -374,3 +374,50 @@ def test_hostile_task_names_are_escaped_and_their_links_work(server, samples):
     assert "status-success" in page
     assert post_action(client, server.url, name, "disable").status_code == 302
     assert samples("task", "show", name, "--json").json()["enabled"] is False
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_the_form_sets_the_file_ends_url_import_or_export(server, samples, engine, tmp_path):
+    """Import or Export says which connection the URL field changes; a refused URL saves
+    nothing; a password in a URL is shown masked and kept when the form is saved as shown."""
+    first, second = tmp_path / "hr.csv", tmp_path / "hr-2.csv"
+    samples("connection", "add", "hr-file", "--type", "csv", "--set", f"url={first}")
+    client = sign_in(server.url, "ada", ADMIN_PASSWORD)
+    form = client.get(server.url + "/task/new").text
+    assert 'id="f-direction"' in form and 'id="f-url"' in form
+    fields = {"csrf_token": csrf_of(form), "name": "hr import", "description": "",
+              "direction": "import", "source": "hr-file", "destination": "ledger",
+              "url": "/etc/passwd", "schedule_type": "any", "schedule": "1 day",
+              "import_type": "insert", "map": "", "email": "", "notify": "end", "expect": "",
+              "max_errors": "", "max_remove": "", "sequence": "0", "enabled": "on"}
+    refused = client.post(server.url + "/task/new", data=fields)
+    assert refused.status_code == 400 and 'id="error-url"' in refused.text
+    assert samples("task", "list", "--json").json() == []
+    assert samples("connection", "show", "hr-file", "--json").json()["params"]["url"] == str(
+        first)
+
+    saved = client.post(server.url + "/task/new", data={**fields, "url": str(second)})
+    assert saved.status_code == 200
+    assert samples("connection", "show", "hr-file", "--json").json()["params"]["url"] == str(
+        second)
+    edit = client.get(server.url + "/task/edit", params={"name": "hr import"}).text
+    assert f'value="{second}"' in edit
+
+    export = client.post(server.url + "/task/new", data={
+        **fields, "name": "to ledger", "direction": "export", "url": str(first)})
+    assert export.status_code == 400 and "has no URL" in html.unescape(export.text)
+
+    samples("connection", "add", "remote", "--type", "csv",
+            "--set", "url=sftp://hr:s3cret-pw@files.example.com/out/users.csv")
+    samples("task", "add", "remote", "--source", "remote", "--destination", "ledger")
+    page = client.get(server.url + "/task/edit", params={"name": "remote"}).text
+    shown = html.unescape(re.search(r'id="f-url" name="url" value="([^"]*)"', page).group(1))
+    at = page.find("s3cret-pw")
+    assert at < 0 and "***" in shown, page[max(at - 300, 0):at + 50]
+    kept = client.post(server.url + "/task/edit", params={"name": "remote"}, data={
+        **fields, "csrf_token": csrf_of(page), "source": "remote", "url": shown,
+        "schedule": "2 day"})
+    assert kept.status_code == 200
+    with engine.connect() as conn:
+        stored = conn.scalar(sa.text("SELECT params FROM core_connection WHERE name = 'remote'"))
+    assert "s3cret-pw" in stored

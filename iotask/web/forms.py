@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from iotask import connections, db, registry, tasks
 from iotask.errors import IotaskError, MapError, NotFound
-from iotask.models import Task
+from iotask.models import Connection, Task
 from iotask.names import check_name
 from iotask.web.auth import admin_required
 from iotask.web.pages import connection_view
@@ -56,12 +56,20 @@ def _fixed(*pairs: tuple[str, str]) -> Choices:
 
 
 FIELDS = (
+    Field("direction", "Import or Export", "select",
+          "Which end is the file the URL below names: the source of an import, the "
+          "destination of an export.",
+          _fixed(("import", "Import: a file into a system"),
+                 ("export", "Export: a system into a file"))),
     Field("name", "Title", help="The task's name, at most 50 characters.", adding_only=True),
     Field("description", "Description"),
     Field("source", "Source connection", "select", "Where rows are read from.",
           _connections("source")),
     Field("destination", "Destination connection", "select", "Where rows are written to.",
           _connections("destination")),
+    Field("url", "URL", help="The file's location (a path, or a file:, ftp:, ftps:, sftp: or "
+          "https: URL): it changes that connection, for every task using it; empty: left as it "
+          "is. A password in it shows as ***."),
     Field("schedule_type", "Frequency", "select", "", _fixed(
         ("at", "daily at a time (HH:MM)"), ("any", "every N hours or days"),
         ("cron", "cron expression"))),
@@ -83,6 +91,7 @@ FIELDS = (
     Field("sequence", "Sequence", "number", "Run order among due tasks, low first."),
     Field("enabled", "Enabled", "checkbox", "run-due runs it on its schedule."),
 )
+FILE_END = {"import": "source", "export": "destination"}
 TEXT_CHANGES = ("description", "source", "destination", "import_type", "map", "email",
                 "notify", "expect", "max_errors", "max_remove")
 
@@ -90,7 +99,8 @@ TEXT_CHANGES = ("description", "source", "destination", "import_type", "map", "e
 def values_of(row: Task | None) -> dict[str, Any]:
     """The form's values for a task (or a new one's defaults)."""
     if row is None:
-        return {"name": "", "schedule_type": "any", "schedule": "1 day",
+        return {"direction": "import", "url": "", "name": "", "schedule_type": "any",
+                "schedule": "1 day",
                 "import_type": "insert", "notify": "start,end", "sequence": "0",
                 "enabled": True, "allow_empty": False}
     return {"name": row.name, "description": row.description, "source": row.conn_source,
@@ -101,7 +111,47 @@ def values_of(row: Task | None) -> dict[str, Any]:
             "notify": row.notify or "start,end", "expect": row.expect or "",
             "max_errors": row.max_errors or "", "max_remove": row.max_remove or "",
             "allow_empty": bool(row.allow_empty), "sequence": str(row.sequence),
-            "enabled": bool(row.enabled)}
+            "enabled": bool(row.enabled), "direction": "import", "url": ""}
+
+
+def shown_url(session: Session, name: str) -> str | None:
+    """The ``url`` setting of connection ``name`` as the console may show it (a password in it
+    masked); None when the connection has no such setting."""
+    row = session.get(Connection, name) if name else None
+    if row is None:
+        return None
+    value = connections.describe(session, row)["params"].get("url")
+    return value if isinstance(value, str) else None
+
+
+def file_end(session: Session, row: Task, values: dict[str, Any]) -> None:
+    """Fill the form's direction and URL from the task's connections: an export when only its
+    destination has a URL."""
+    source, destination = shown_url(session, row.conn_source), shown_url(
+        session, row.conn_destination)
+    values["direction"] = "export" if destination is not None and source is None else "import"
+    values["url"] = (destination if values["direction"] == "export" else source) or ""
+
+
+def _apply_url(session: Session, values: dict[str, Any], roots: Any) -> str | None:
+    """Set the file end's connection's URL from the form; the error for the URL field, if any.
+    A URL left as shown (a masked password included) changes nothing."""
+    url = values["url"]
+    name = values[FILE_END.get(values["direction"], "source")]
+    if not url or not name:
+        return None
+    current = shown_url(session, name)
+    if url == current:
+        return None
+    try:
+        cls = registry.connector_class(session, connections.get(session, name).type)
+        if not any(setting.name == "url" for setting in cls.settings):
+            return (f"connection {name!r} ({cls.type_name}) has no URL: choose a file "
+                    "connection for that end, or leave URL empty")
+        connections.edit(session, name, assignments=[("url", url)], file_roots=roots)
+    except IotaskError as exc:
+        return str(exc)
+    return None
 
 
 def submitted() -> dict[str, Any]:
@@ -109,6 +159,7 @@ def submitted() -> dict[str, Any]:
     values: dict[str, Any] = {field.key: form.get(field.key, "").strip()
                               for field in FIELDS if field.kind != "checkbox"}
     values["map"] = form.get("map", "")
+    values["direction"] = values["direction"] or "import"
     for field in FIELDS:
         if field.kind == "checkbox":
             values[field.key] = form.get(field.key) == "on"
@@ -147,6 +198,8 @@ def changes_from(values: dict[str, Any]) -> tuple[tasks.TaskChanges, dict[str, s
     for key in ("source", "destination"):
         if not values[key]:
             errors[key] = f"choose a {key} connection"
+    if values["direction"] not in FILE_END:
+        errors["direction"] = "choose Import or Export"
     return changes, errors
 
 
@@ -172,6 +225,10 @@ def _render(row: Task | None, values: dict[str, Any], errors: dict[str, str], st
     return page, status
 
 
+class _UrlRefused(Exception):
+    """The URL field's value was refused; nothing of the form is saved."""
+
+
 def _save(name: str, adding: bool, values: dict[str, Any]) -> Any:
     state = console()
     changes, errors = changes_from(values)
@@ -183,10 +240,15 @@ def _save(name: str, adding: bool, values: dict[str, Any]) -> Any:
     if not errors:
         try:
             with Session(state.engine) as session, session.begin():
+                problem = _apply_url(session, values, state.config.file_roots)
+                if problem is not None:
+                    raise _UrlRefused(problem)  # rolls the transaction back
                 if adding:
                     tasks.add(session, name, changes, state.config.file_roots)
                 else:
                     tasks.edit(session, name, changes, state.config.file_roots)
+        except _UrlRefused as exc:
+            errors["url"] = str(exc)
         except NotFound as exc:
             if not adding:
                 abort(404, str(exc))
@@ -217,7 +279,10 @@ def edit_task() -> Any:
     if row is None:
         abort(404, f"no task named {name!r}")
     if request.method == "GET":
-        return _render(row, values_of(row), {})
+        values = values_of(row)
+        with Session(db.reader(console().engine)) as session:
+            file_end(session, row, values)
+        return _render(row, values, {})
     values = submitted()
     values["name"] = name
     return _save(name, False, values)
