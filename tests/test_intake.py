@@ -11,8 +11,9 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
-from datetime import date
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -219,7 +220,8 @@ def test_sftp_intake_and_export(iotask, engine, lms, tmp_path):
                "--set", f"private_key={server.client_key}")
         iotask("task", "add", "export", "--source", "lms", "--destination", "report")
         iotask("run", "export")
-    exported = root / "reports" / f"users-{date.today():%Y%m%d}.csv"
+    today = datetime.now(ZoneInfo("Europe/Rome"))  # {date} is the run's zone's (the fixture's)
+    exported = root / "reports" / f"users-{today:%Y%m%d}.csv"
     with open(exported, encoding="utf-8", newline="") as handle:
         assert sorted(map(tuple, csv.reader(handle))) == [("u1", "Ann"), ("u2", "Bob"),
                                                           ("userid", "firstname")]
