@@ -343,10 +343,10 @@ def test_a_file_that_is_not_a_database_is_one_line(iotask, tmp_path):
            "--set", "table=lms_user")
     iotask("task", "add", "t", "--source", "hr", "--destination", "bad")
     dry = iotask("run", "t", "--dry-run", ok=False)
-    assert dry.code == 1 and "cannot open database" in dry.out and "Traceback" not in dry.err
+    assert dry.code == 1 and "file is not a database" in dry.out and "Traceback" not in dry.err
     assert_user_error(iotask("task", "preview", "t", ok=False), "file is not a database")
     ran = iotask("run", "t", ok=False)
-    assert ran.code == 1 and "cannot open database" in ran.err and "Traceback" not in ran.err
+    assert ran.code == 1 and "file is not a database" in ran.err and "Traceback" not in ran.err
 
 
 # --- an operator's surprises -------------------------------------------------------------------
