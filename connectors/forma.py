@@ -13,11 +13,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
-from iotask.connectors.databases import make_engine, masked, reason, unreachable
-from iotask.connectors.errors import ConnectorError
+from iotask.connectors.base import Connector
+from iotask.connectors.databases import (
+    DatabaseUrlError,
+    make_engine,
+    masked,
+    parse_url,
+    reason,
+    unreachable,
+)
+from iotask.connectors.errors import ConnectorError, SettingsError
 from iotask.connectors.settings import Setting
 from iotask.connectors.staging import Stage
 from sqlalchemy.dialects import mysql
@@ -52,6 +60,20 @@ _SYNONYMS = {"waiting_list": -2, "waitinglist": -2, "enrolled": 0, "inprogress":
 
 class FormaError(ConnectorError):
     """A forma table, setting or value that cannot be used; the message says which and why."""
+
+
+class FormaConnector(Connector):
+    """Base of the forma-* connectors: the settings they share, checked when saved."""
+
+    settings: ClassVar[tuple[Setting, ...]] = SETTINGS
+
+    @classmethod
+    def check_settings(cls, params: dict[str, Any]) -> None:
+        if params.get("database"):
+            try:
+                parse_url(params["database"])
+            except DatabaseUrlError as exc:
+                raise SettingsError(f"setting 'database': {exc}") from None
 
 
 def table_name(prefix: str, name: str) -> str:

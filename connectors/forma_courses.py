@@ -26,7 +26,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from iotask.connectors import forma
-from iotask.connectors.base import Connector
 from iotask.connectors.context import SAMPLE_KEYS, Batch, ChangeSet, Column, RowError, RunContext
 from iotask.connectors.settings import FALSE_WORDS, TRUE_WORDS, Setting
 from iotask.connectors.sql import LINE
@@ -396,7 +395,7 @@ def prize(value: Any) -> str | None:
     return text
 
 
-class FormaCoursesConnector(Connector):
+class FormaCoursesConnector(forma.FormaConnector):
     type_name = "forma-courses"
     description = "The courses of a forma.lms / Docebo site (learning_course), by code"
     can_read = True

@@ -23,7 +23,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from iotask.connectors import forma
-from iotask.connectors.base import Connector
 from iotask.connectors.context import SAMPLE_KEYS, Batch, ChangeSet, Column, RowError, RunContext
 from iotask.connectors.forma_courses import (
     BATCH_SIZE,
@@ -65,7 +64,7 @@ def score(value: Any) -> int | None:
     return integer(value, -MAX_INT - 1, MAX_INT, "a whole-number score")
 
 
-class FormaEnrollmentsConnector(Connector):
+class FormaEnrollmentsConnector(forma.FormaConnector):
     type_name = "forma-enrollments"
     description = ("Enrollments and completions in the courses of a forma.lms / Docebo site "
                    "(learning_courseuser), by userid and course code")

@@ -48,9 +48,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from iotask.connectors import forma
-from iotask.connectors.base import Connector
 from iotask.connectors.context import SAMPLE_KEYS, Batch, ChangeSet, Column, RowError, RunContext
-from iotask.connectors.databases import DatabaseUrlError, masked, parse_url
+from iotask.connectors.databases import masked
 from iotask.connectors.errors import SettingsError
 from iotask.connectors.settings import Setting
 from iotask.connectors.staging import Stage
@@ -117,7 +116,7 @@ class _Plan:
     temp: dict[str, int] = field(default_factory=dict)  # a new unit's code: its temporary id
 
 
-class FormaOrgChartConnector(Connector):
+class FormaOrgChartConnector(forma.FormaConnector):
     type_name = "forma-orgchart"
     description = ("forma.lms / Docebo org chart units: code, parent_code, names per language; "
                    "the nested set kept whole")
@@ -134,11 +133,7 @@ class FormaOrgChartConnector(Connector):
 
     @classmethod
     def check_settings(cls, params: dict[str, Any]) -> None:
-        if params.get("database"):
-            try:
-                parse_url(params["database"])
-            except DatabaseUrlError as exc:
-                raise SettingsError(f"setting 'database': {exc}") from None
+        super().check_settings(params)
         language = str(params.get("language") or DEFAULT_LANGUAGE)
         if not _LANGUAGE.match(language.strip().lower()):
             raise SettingsError(f"setting 'language' must be a forma language code such as "

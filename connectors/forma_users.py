@@ -42,7 +42,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from iotask.connectors import forma
-from iotask.connectors.base import Connector
 from iotask.connectors.context import SAMPLE_KEYS, Batch, ChangeSet, Column, RowError, RunContext
 from iotask.connectors.forma import FormaError, Site
 from iotask.connectors.settings import FALSE_WORDS, TRUE_WORDS, Setting
@@ -69,7 +68,7 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
 log = logging.getLogger("iotask.forma_users")
 
 
-class FormaUsersConnector(Connector):
+class FormaUsersConnector(forma.FormaConnector):
     type_name = "forma-users"
     description = "The users of a forma.lms / Docebo site: names, e-mail, language, org units"
     can_read = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 from conftest import assert_user_error, run_cli
 from iotask.connectors import forma
@@ -57,3 +58,12 @@ def test_init_on_an_unreachable_server_is_one_line():
     result = run_cli("--db", "mysql+pymysql://u:secret@127.0.0.1:1/x", "lms", "init")
     assert_user_error(result)
     assert "secret" not in result.err
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("kind", ["users", "orgchart", "courses", "enrollments"])
+def test_every_forma_connector_refuses_a_bad_database_url_when_saved(iotask, kind):
+    result = iotask("connection", "add", "lms", "--type", f"forma-{kind}",
+                    "--set", "database=mysql://lms@db.example.com:port/forma", ok=False)
+    assert_user_error(result, "setting 'database'")
+    assert iotask("connection", "list", "--json").json() == []
