@@ -17,7 +17,10 @@ from iotask.cli.tasks import task_list
                    "folder in the first of them, ./iofiles/demo.")
 @pass_app
 def demo_command(app: App, folder: str | None) -> None:
-    """Create sample connections and tasks (idempotent) and list the tasks."""
+    """Build the demo LMS and list its tasks (idempotent): forma's tables in the iotask database
+    (lms init) when missing, an HR system's files (org chart, 200 people, a catalogue,
+    enrollments with completions) in the demo folder, and the connections and tasks that import
+    them in sequence and export the completions. `iotask run-due` then runs them."""
     roots = app.config.file_roots
     with app.session() as session:
         created = demo.set_up(session, Path(folder).resolve() if folder else roots[0] / "demo",
