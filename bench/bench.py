@@ -454,7 +454,8 @@ def lms_scenarios(url: str, folder: Path, rows: int) -> list[Line]:
     finally:
         engine.dispose()
     iotask = Iotask(url, folder, people.parent)
-    say(f"{database}: LMS: lms init, org chart of {LMS_UNITS} units")
+    say(f"{database}: LMS: db upgrade, lms init, org chart of {LMS_UNITS} units")
+    iotask.setup("db", "upgrade")
     iotask.setup("lms", "init")
     for name, kind, settings in (
             ("bench-orgchart-csv", "csv", [f"url={orgchart}"]),
