@@ -8,9 +8,11 @@ PostgreSQL drivers are optional extras: a missing one is named with the extra th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from iotask.connectors.errors import ConnectorError
+from iotask.connectors.errors import ConnectorError, SettingsError
 from iotask.connectors.masking import mask, remember_url
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
@@ -44,6 +46,27 @@ def parse_url(url: str) -> URL:
     if parsed.get_backend_name() in ("mysql", "mariadb") and "charset" not in parsed.query:
         parsed = parsed.update_query_dict({"charset": "utf8mb4"})
     return parsed
+
+
+def database_setting(params: Mapping[str, Any], default: str | None,
+                     error: type[ConnectorError] = DatabaseUrlError) -> str:
+    """A database connector's ``database`` setting, else ``default`` (the iotask database the
+    runner names in the run's context); ``error`` (the connector's own) when there is neither."""
+    url = params.get("database") or default
+    if not url:
+        raise error("setting 'database' is not set and there is no iotask database "
+                               "to default to: --set database=URL")
+    return str(url)
+
+
+def check_database_setting(params: Mapping[str, Any]) -> None:
+    """When a connection is saved: a ``database`` setting that is not a database URL is
+    refused, naming the setting."""
+    if params.get("database"):
+        try:
+            parse_url(params["database"])
+        except DatabaseUrlError as exc:
+            raise SettingsError(f"setting 'database': {exc}") from None
 
 
 def masked(url: str | URL) -> str:

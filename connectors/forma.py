@@ -17,15 +17,16 @@ from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from iotask.connectors.base import Connector
+from iotask.connectors.context import RunContext
 from iotask.connectors.databases import (
-    DatabaseUrlError,
+    check_database_setting,
+    database_setting,
     make_engine,
     masked,
-    parse_url,
     reason,
     unreachable,
 )
-from iotask.connectors.errors import ConnectorError, SettingsError
+from iotask.connectors.errors import ConnectorError
 from iotask.connectors.settings import Setting
 from iotask.connectors.staging import Stage
 from sqlalchemy.dialects import mysql
@@ -69,11 +70,11 @@ class FormaConnector(Connector):
 
     @classmethod
     def check_settings(cls, params: dict[str, Any]) -> None:
-        if params.get("database"):
-            try:
-                parse_url(params["database"])
-            except DatabaseUrlError as exc:
-                raise SettingsError(f"setting 'database': {exc}") from None
+        check_database_setting(params)
+
+    def database_url(self, context: RunContext) -> str:
+        """The site's database: the ``database`` setting, else the iotask database."""
+        return database_setting(self.params, context.database_url, FormaError)
 
 
 def table_name(prefix: str, name: str) -> str:
@@ -279,10 +280,8 @@ def code_of(text: str, codes: Mapping[int, str], what: str) -> int:
 def parse_date(text: str | None) -> date | None:
     """A date cell: ISO ``YYYY-MM-DD`` (a time after it is ignored); empty or a zero date is
     no date."""
+    text = _date_text(text)
     if text is None:
-        return None
-    text = text.strip()
-    if not text or _is_zero(text):
         return None
     try:
         return date.fromisoformat(text[:10])
@@ -292,16 +291,19 @@ def parse_date(text: str | None) -> date | None:
 
 def parse_datetime(text: str | None) -> datetime | None:
     """A date-and-time cell: ISO ``YYYY-MM-DD[ HH:MM[:SS]]``; empty or zero is no date."""
+    text = _date_text(text)
     if text is None:
         return None
-    text = text.strip()
-    if not text or _is_zero(text):
-        return None
     try:
-        value = datetime.fromisoformat(text.replace("T", " ", 1))
+        return datetime.fromisoformat(text.replace("T", " ", 1))
     except ValueError:
         raise ValueError(f"{text!r} is not a date and time (YYYY-MM-DD HH:MM:SS)") from None
-    return value.replace(tzinfo=None) if value.tzinfo is None else value
+
+
+def _date_text(text: str | None) -> str | None:
+    """A date cell's text, stripped; None when it is empty or a zero date."""
+    text = text.strip() if text is not None else ""
+    return None if not text or _is_zero(text) else text
 
 
 def _is_zero(text: str) -> bool:

@@ -237,14 +237,6 @@ def check_key(context: RunContext, keys: Sequence[str], type_name: str) -> None:
                                "fix the map's key")
 
 
-def database_url(params: dict[str, Any], context: RunContext) -> str:
-    url = params.get("database") or context.database_url
-    if not url:
-        raise forma.FormaError("setting 'database' is not set and there is no iotask database "
-                               "to default to: --set database=URL")
-    return str(url)
-
-
 def chunks(values: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
     for start in range(0, len(values), size):
         yield values[start:start + size]
@@ -426,7 +418,7 @@ class FormaCoursesConnector(forma.FormaConnector):
     def read(self, context: RunContext) -> Iterator[Batch]:
         """Every course, by code, with the columns write() takes: status and words as words,
         dates as YYYY-MM-DD (empty: no date)."""
-        url = database_url(self.params, context)
+        url = self.database_url(context)
         with forma.connect(url, write=False) as conn:
             site = forma.Site(conn, self.params.get("prefix") or "", url)
             course = site.table("learning_course")
@@ -441,7 +433,7 @@ class FormaCoursesConnector(forma.FormaConnector):
     # --- writing ----------------------------------------------------------------------
 
     def write(self, batches: Iterable[Batch], context: RunContext) -> None:
-        url = database_url(self.params, context)
+        url = self.database_url(context)
         check_key(context, ["code"], self.type_name)
         removal = self.params.get("remove") or "status0"
         sync = context.import_type == "sync"
@@ -536,7 +528,7 @@ class FormaCoursesConnector(forma.FormaConnector):
     def adopt(self, batches: Iterable[Batch], context: RunContext, everything: bool) -> int:
         """Make the source the owner of the courses no connection owns (made in the LMS) whose
         codes the rows hold, or of every one of them (``everything``)."""
-        url = database_url(self.params, context)
+        url = self.database_url(context)
         with forma.connect(url, write=True) as conn, conn.begin() as transaction:
             site = forma.Site(conn, self.params.get("prefix") or "", url)
             course = site.table("learning_course")

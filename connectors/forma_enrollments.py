@@ -34,7 +34,6 @@ from iotask.connectors.forma_courses import (
     check_key,
     coded,
     course_index,
-    database_url,
     ensure_level_groups,
     held_twice,
     integer,
@@ -92,7 +91,7 @@ class FormaEnrollmentsConnector(forma.FormaConnector):
     def read(self, context: RunContext) -> Iterator[Batch]:
         """Every enrollment (edition 0), by userid and code: levels and statuses as words,
         times as YYYY-MM-DD HH:MM:SS (empty: none)."""
-        url = database_url(self.params, context)
+        url = self.database_url(context)
         with forma.connect(url, write=False) as conn:
             site = forma.Site(conn, self.params.get("prefix") or "", url)
             cu, user, course = (site.table(name) for name in
@@ -117,7 +116,7 @@ class FormaEnrollmentsConnector(forma.FormaConnector):
     # --- writing ----------------------------------------------------------------------
 
     def write(self, batches: Iterable[Batch], context: RunContext) -> None:
-        url = database_url(self.params, context)
+        url = self.database_url(context)
         check_key(context, KEYS, self.type_name)
         removal = self.params.get("remove") or "suspend"
         sync = context.import_type == "sync"
@@ -201,7 +200,7 @@ class FormaEnrollmentsConnector(forma.FormaConnector):
     def adopt(self, batches: Iterable[Batch], context: RunContext, everything: bool) -> int:
         """Make the source the owner of the enrollments no connection owns (made in the LMS)
         whose userid and code the rows hold, or of every one of them (``everything``)."""
-        url = database_url(self.params, context)
+        url = self.database_url(context)
         with forma.connect(url, write=True) as conn, conn.begin() as transaction:
             site = forma.Site(conn, self.params.get("prefix") or "", url)
             cu = site.table("learning_courseuser")

@@ -151,13 +151,6 @@ class FormaOrgChartConnector(forma.FormaConnector):
     def prefix(self) -> str:
         return str(self.params.get("prefix") or "")
 
-    def _url(self, context: RunContext) -> str:
-        url = self.params.get("database") or context.database_url
-        if not url:
-            raise OrgChartError("setting 'database' is not set and there is no iotask database "
-                                "to default to: --set database=URL")
-        return str(url)
-
     # --- columns ------------------------------------------------------------------------
 
     def columns(self, context: RunContext) -> list[Column] | None:
@@ -174,7 +167,7 @@ class FormaOrgChartConnector(forma.FormaConnector):
         order): code, parent_code, name (in ``language``) and name:<language> for every other
         language the units have. A unit without a code cannot be named in a file: it and the
         units below it are left out, with a warning."""
-        url = self._url(context)
+        url = self.database_url(context)
         with forma.connect(url, write=False) as conn:
             site = forma.Site(conn, self.prefix, url)
             units = _read_units(site)
@@ -222,7 +215,7 @@ class FormaOrgChartConnector(forma.FormaConnector):
         """Check every row, plan the whole tree in Python, have the change set reviewed, then
         apply it in one transaction (see the module's description)."""
         self.check_task(context)
-        url = self._url(context)
+        url = self.database_url(context)
         with forma.connect(url, write=True) as conn, conn.begin() as transaction:
             site = forma.Site(conn, self.prefix, url)
             tree, chart = site.table("core_org_chart_tree"), site.table("core_org_chart")
@@ -346,7 +339,7 @@ class FormaOrgChartConnector(forma.FormaConnector):
             raise OrgChartError("adopting needs the name of the source connection")
         codes = set() if everything else {
             code for batch in batches for row in batch if (code := _text(row.get("code")))}
-        url = self._url(context)
+        url = self.database_url(context)
         with forma.connect(url, write=True) as conn, conn.begin() as transaction:
             site = forma.Site(conn, self.prefix, url)
             units = _read_units(site)

@@ -216,11 +216,7 @@ class FormaUsersConnector(forma.FormaConnector):
             return found
 
     def _site(self, context: RunContext, write: bool) -> _Opened:
-        url = self.params.get("database") or context.database_url
-        if not url:
-            raise FormaError("setting 'database' is not set and there is no iotask database "
-                             "to default to: --set database=URL")
-        return _Opened(url, self.params.get("prefix") or "", write)
+        return _Opened(self.database_url(context), self.params.get("prefix") or "", write)
 
 
 class _Opened:

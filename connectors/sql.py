@@ -18,10 +18,10 @@ import sqlalchemy as sa
 from iotask.connectors.base import Connector
 from iotask.connectors.context import Batch, Column, Row, RowError, RunContext
 from iotask.connectors.databases import (
-    DatabaseUrlError,
+    check_database_setting,
+    database_setting,
     make_engine,
     masked,
-    parse_url,
     reason,
     unreachable,
 )
@@ -64,11 +64,7 @@ class SqlConnector(Connector):
 
     @classmethod
     def check_settings(cls, params: dict[str, Any]) -> None:
-        if params.get("database"):
-            try:
-                parse_url(params["database"])
-            except DatabaseUrlError as exc:
-                raise SettingsError(f"setting 'database': {exc}") from None
+        check_database_setting(params)
         if not params.get("table") and not params.get("query"):
             raise SettingsError(
                 "connector type 'sql' needs setting 'table' (or 'query' for a source), "
@@ -289,12 +285,7 @@ class SqlConnector(Connector):
         return list(self.params.get("key") or [])
 
     def _database_url(self, context: RunContext) -> str:
-        """The ``database`` setting, else the iotask database the runner names in the context."""
-        url = self.params.get("database") or context.database_url
-        if not url:
-            raise SqlError("setting 'database' is not set and there is no iotask database to "
-                           "default to: --set database=URL")
-        return url
+        return database_setting(self.params, context.database_url, SqlError)
 
 
 class _Rows:

@@ -7,6 +7,7 @@ IOTASK_TEST_POSTGRESQL_URL. Without them a server test fails when CI is set and 
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
@@ -82,6 +83,15 @@ def aged(path: Path, seconds: float = 60) -> Path:
     then = time.time() - seconds
     os.utime(path, (then, then))
     return path
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    """A CSV file as a feed sends it (a header line, then the rows), finished a while ago."""
+    with open(path, "w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return aged(path)
 
 
 @pytest.fixture(params=BACKENDS)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import aged
+from conftest import aged, write_csv
 
 OWNER = "hr-courses"
 HEADER = ["code", "name", "description", "status", "date_begin", "date_end", "difficult",
@@ -33,11 +33,7 @@ class Lms:
                f"database={url}")
 
     def write(self, rows: list[list[str]], header: list[str] = HEADER) -> None:
-        with open(self.file, "w", encoding="utf-8", newline="") as out:
-            writer = csv.writer(out)
-            writer.writerow(header)
-            writer.writerows(rows)
-        aged(self.file)
+        write_csv(self.file, header, rows)
 
     def task(self, *options: str) -> None:
         self.iotask("task", "add", "courses", "--source", OWNER, "--destination", "forma",

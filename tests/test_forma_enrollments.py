@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import aged
+from conftest import aged, write_csv
 from iotask.connectors import forma
 
 OWNER = "hr-training"
@@ -63,11 +63,7 @@ class Lms:
                 imported_from_connection=owner))
 
     def write(self, rows: list[list[str]], header: list[str] = HEADER) -> None:
-        with open(self.file, "w", encoding="utf-8", newline="") as out:
-            writer = csv.writer(out)
-            writer.writerow(header)
-            writer.writerows(rows)
-        aged(self.file)
+        write_csv(self.file, header, rows)
 
     def task(self, *options: str) -> None:
         self.iotask("task", "add", "training", "--source", OWNER, "--destination", "forma",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from conftest import aged, run_cli
+from conftest import aged, run_cli, write_csv
 
 KINDS = ("orgchart", "users", "courses", "enrollments")  # the order a site imports them in
 FILES = {
@@ -28,12 +28,6 @@ FILES = {
                     ["lmüller", "SAF-1", "tutor", "2026-02-02", "subscribed", "", ""],
                     ["jdoe", "GDPR", "3", "2026-02-03", "in_progress", "", ""]],
 }
-
-
-def _write(path: Path, rows: list[list[str]]) -> Path:
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        csv.writer(handle).writerows(rows)
-    return aged(path)
 
 
 def _read(path: Path) -> list[dict[str, str]]:
@@ -72,7 +66,8 @@ def _export(db: str, lms: str, folder: Path, tag: str) -> dict[str, Path]:
 
 def test_export_then_import_into_an_empty_lms_gives_the_same_records(
         iotask, forma_url, migrated_url, tmp_path):
-    given = {kind: _write(tmp_path / f"{kind}.csv", rows) for kind, rows in FILES.items()}
+    given = {kind: write_csv(tmp_path / f"{kind}.csv", rows[0], rows[1:])
+             for kind, rows in FILES.items()}
     _import(migrated_url, forma_url, given, "a")
     first = _export(migrated_url, forma_url, tmp_path / "first", "a")
 

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
-from conftest import aged, assert_user_error
+from conftest import aged, assert_user_error, write_csv
 from iotask.connectors import forma
 from iotask.connectors.context import MemoryContext
 from iotask.connectors.forma import FormaError
@@ -50,11 +50,7 @@ class Lms:
         return self.iotask("run", "users", "--json", *options, ok=ok)
 
     def write(self, rows: list[list[str]], header: list[str] = HEADER) -> None:
-        with open(self.file, "w", encoding="utf-8", newline="") as out:
-            writer = csv.writer(out)
-            writer.writerow(header)
-            writer.writerows(rows)
-        aged(self.file)
+        write_csv(self.file, header, rows)
 
     # --- the site, as a DBA would look at it --------------------------------------------
 
