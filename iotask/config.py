@@ -9,7 +9,9 @@ file (``IOTASK_CONFIG``, else the first of ``./iotask.ini``, the user's
 current folder). ``file:`` URLs must lie in ``IOTASK_FILE_ROOTS`` (INI ``file_roots``; folders
 separated by ``:``), by default an ``iofiles`` folder in that same place. The run-due URL of
 ``iotask serve`` needs ``IOTASK_RUN_TOKEN`` (INI ``run_token``); ``IOTASK_RUN_URL_ALLOW_GET``
-(INI ``run_url_allow_get``) lets it answer GET too, for wget lines.
+(INI ``run_url_allow_get``) lets it answer GET too, for wget lines. The LMS database the task
+types (``iotask task add --type``) write into or read from is ``--lms URL``, else
+``IOTASK_LMS_DATABASE_URL`` (INI ``lms_database_url``), else the iotask database.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class Config:
     base_url: str | None = None  # the console's address, for links in messages
     run_token: str | None = field(default=None, repr=False)  # the run-due URL's; None: off
     run_url_allow_get: bool = False  # GET as well as POST on the run-due URL (wget lines)
+    lms_database_url: str | None = field(default=None, repr=False)  # None: the iotask database
 
 
 def data_folder(url: str) -> Path:
@@ -229,6 +232,8 @@ def load(db_option: str | None = None) -> Config:
     base_url = os.environ.get("IOTASK_BASE_URL") or ini.get("base_url") or None
     run_token = (os.environ.get("IOTASK_RUN_TOKEN") or ini.get("run_token") or "").strip()
     masking.remember(run_token)  # never in any output or log line
+    lms_url = os.environ.get("IOTASK_LMS_DATABASE_URL") or (
+        _beside(ini["lms_database_url"], ini_path) if ini.get("lms_database_url") else None)
     allow_get = _flag(os.environ.get("IOTASK_RUN_URL_ALLOW_GET")
                       or ini.get("run_url_allow_get"), "run_url_allow_get")
     return Config(database_url=url, timezone=tz, source=source, lease_seconds=lease, log=log,
@@ -236,4 +241,5 @@ def load(db_option: str | None = None) -> Config:
                   log_level=level.upper() if level else None,
                   reject_dir=rejects.absolute(),
                   file_roots=tuple(root.absolute() for root in roots), config_file=ini_path,
-                  run_token=run_token or None, run_url_allow_get=allow_get)
+                  run_token=run_token or None, run_url_allow_get=allow_get,
+                  lms_database_url=lms_url or None)

@@ -4,8 +4,10 @@ Three forms, stored as JSON in ``core_task.map``:
 
 * Docebo's positional list, one entry per source column in order:
   ``[{"map": "userid", "pk": "1"}, {"map": "ignorefield"}, ...]`` (``pk`` marks key columns);
-* the named form: ``{"columns": {"dest_col": "source header" | {"const": value}},
-  "key": ["dest_col", ...]}``;
+* the named form: ``{"columns": {"dest_col": "source header" | {"const": value} |
+  {"optional": "source header"}}, "key": ["dest_col", ...]}``; an optional column may be
+  missing from the source, and the destination column is then left out (the task types' maps:
+  a file may leave out its optional columns);
 * no map: every source column goes to the destination column of the same name.
 
 The map is checked against both endpoints' columns when the task is saved (as far as they can be
@@ -34,17 +36,25 @@ class Const:
     value: Any
 
 
+@dataclass(frozen=True)
+class OptionalColumn:
+    """A source column the source may not have (then its destination column is left out)."""
+
+    column: str
+
+
 @dataclass
 class Mapping:
     """A map resolved against the source's columns: ready to turn source rows into rows."""
 
-    pairs: list[tuple[str, str | Const]] | None  # None: identity, rows pass unchanged
+    pairs: list[tuple[str, str | Const | OptionalColumn]] | None  # None: identity, rows unchanged
     key: list[str]
 
     def apply(self, row: Row) -> Row:
         if self.pairs is None:
             return row
-        out = {dest: source.value if isinstance(source, Const) else row.get(source)
+        out = {dest: source.value if isinstance(source, Const) else
+               row.get(source.column if isinstance(source, OptionalColumn) else source)
                for dest, source in self.pairs}
         if LINE in row:
             out[LINE] = row[LINE]
@@ -99,15 +109,19 @@ def _named(spec: dict[str, Any]) -> Mapping:
     if not isinstance(columns, dict) or not columns:
         raise MapError('map "columns" must be an object of "destination column": '
                        '"source column" or {"const": value}')
-    pairs: list[tuple[str, str | Const]] = []
+    pairs: list[tuple[str, str | Const | OptionalColumn]] = []
     for dest, source in columns.items():
         if isinstance(source, str):
             pairs.append((dest, source))
         elif isinstance(source, dict) and set(source) == {"const"}:
             pairs.append((dest, Const(source["const"])))
+        elif isinstance(source, dict) and set(source) == {"optional"} \
+                and isinstance(source["optional"], str):
+            pairs.append((dest, OptionalColumn(source["optional"])))
         else:
-            raise MapError(f"map column {dest!r}: expected a source column name or "
-                           f'{{"const": value}}, got {json.dumps(source)}')
+            raise MapError(f"map column {dest!r}: expected a source column name, "
+                           f'{{"const": value}} or {{"optional": "source column"}}, got '
+                           f"{json.dumps(source)}")
     key = spec.get("key", [])
     if not isinstance(key, list) or not all(isinstance(k, str) for k in key):
         raise MapError('map "key" must be a list of destination column names')
@@ -136,7 +150,9 @@ def resolve(text: str | None, source: list[Column] | None, destination: list[Col
         raise MapError('map must be a JSON list ([{"map": "userid", "pk": "1"}, ...]) or '
                        'object ({"columns": {...}, "key": [...]})')
     if source_names is not None and isinstance(spec, dict):
-        for dest, from_column in mapping.pairs or []:
+        mapping.pairs = [(dest, source) for dest, source in mapping.pairs or []
+                         if not isinstance(source, OptionalColumn) or source.column in source_names]
+        for dest, from_column in mapping.pairs:
             if isinstance(from_column, str) and from_column not in source_names:
                 raise MapError(f"map column {dest!r} takes source column {from_column!r}, "
                                f"which the source does not have ({', '.join(source_names)})")

@@ -104,6 +104,28 @@ def parse(schedule_type: str, schedule: str) -> Schedule:
     )
 
 
+FREQUENCIES = ("hourly", "daily", "weekly")
+FREQUENCY_TIME = "02:00"  # daily and weekly tasks run at night unless --at says when
+
+
+def from_frequency(word: str, at: str | None = None) -> Schedule:
+    """PeopleFluent's frequencies as schedules: hourly is every hour (``any`` "1 hour"), daily
+    is every day at 02:00 (``at``), weekly is Mondays at 02:00 (``cron`` "0 2 * * 1"); ``at``
+    (HH:MM) moves the daily or weekly time."""
+    kind = word.strip().lower()
+    if kind not in FREQUENCIES:
+        raise ScheduleError(f"frequency {word!r} is not one of {', '.join(FREQUENCIES)}")
+    if kind == "hourly":
+        if at is not None:
+            raise ScheduleError("an hourly frequency runs at the start of every hour: give "
+                                "--frequency hourly without --at")
+        return parse("any", "1 hour")
+    when = _parse_at(at if at is not None else FREQUENCY_TIME)
+    if kind == "daily":
+        return parse("at", f"{when:%H:%M}")
+    return parse("cron", f"{when.minute} {when.hour} * * 1")
+
+
 def next_due(schedule: Schedule, last_execution: datetime | None, tz: ZoneInfo) -> datetime | None:
     """The naive UTC instant the task is next due, or None when it never ran (due now)."""
     schedule = parse(schedule.type, schedule.text)

@@ -226,7 +226,8 @@ def add(session: Session, name: str, changes: TaskChanges,
     if session.get(Task, name) is not None:
         raise IotaskError(f"task {name!r} already exists: use `iotask task edit`")
     if changes.source is None or changes.destination is None:
-        raise IotaskError("a task needs --source CONNECTION and --destination CONNECTION")
+        raise IotaskError("a task needs --source CONNECTION and --destination CONNECTION, or "
+                          "--type TYPE and --url URL (see `iotask task types`)")
     if changes.schedule_type is None:
         changes.schedule_type, changes.schedule = DEFAULT_SCHEDULE
     row = Task(name=name, description="", import_type="insert", sequence=0, enabled=True,

@@ -29,6 +29,8 @@ def config_command(app: App, as_json: bool) -> None:
         "database": db.masked(config.database_url),
         "database_from": config.source,
         "revision": db.state(app.engine),
+        "lms_database": db.masked(config.lms_database_url) if config.lms_database_url
+        else "the iotask database",
         "timezone": config.timezone.key,
         "log": config.log,
         "log_level": config.log_level,

@@ -9,7 +9,8 @@ from typing import Any
 
 import click
 
-from iotask import clock, tasks
+from iotask import clock, schedule, tasks
+from iotask.cli import tasktypes
 from iotask.cli.app import CONTEXT, App, json_option, pass_app
 from iotask.cli.output import emit_json, emit_table
 from iotask.errors import IotaskError
@@ -25,10 +26,12 @@ def task_options(adding: bool):
     """The options `task add` and `task edit` share."""
     def decorate(func):
         options = [
-            click.option("--source", required=adding, metavar="CONNECTION",
-                         help="Connection to read from."),
-            click.option("--destination", required=adding, metavar="CONNECTION",
-                         help="Connection to write to."),
+            click.option("--source", metavar="CONNECTION",
+                         help="Connection to read from" + (" (or give --type)." if adding
+                                                           else ".")),
+            click.option("--destination", metavar="CONNECTION",
+                         help="Connection to write to" + (" (or give --type)." if adding
+                                                          else ".")),
             click.option("--at", "at_time", metavar="HH:MM",
                          help="Run daily at this local time, e.g. --at 02:30."),
             click.option("--every", metavar="'N hour|N day'",
@@ -36,6 +39,9 @@ def task_options(adding: bool):
                               + (" Default: '1 day'." if adding else "")),
             click.option("--cron", "cron_expr", metavar="EXPR",
                          help="Five-field cron expression or @daily, e.g. --cron '0 2 * * 1-5'."),
+            click.option("--frequency", type=click.Choice(schedule.FREQUENCIES),
+                         help="hourly (every hour), daily (at 02:00) or weekly (Mondays at "
+                              "02:00); with --at, daily or weekly at that time."),
             click.option("--import-type", type=click.Choice(["insert", "sync", "1", "2"]),
                          help="insert: add and update (default); sync: also remove the "
                               "records this task's source wrote that it no longer has."),
@@ -70,14 +76,23 @@ def task_options(adding: bool):
     return decorate
 
 
-def changes_from(source, destination, at_time, every, cron_expr, import_type, map_json,
-                 sequence, email, expect, notify, description, max_errors, max_remove,
+def changes_from(source, destination, at_time, every, cron_expr, frequency, import_type,
+                 map_json, sequence, email, expect, notify, description, max_errors, max_remove,
                  allow_empty) -> tasks.TaskChanges:
     given = [(kind, value) for kind, value in
              (("at", at_time), ("any", every), ("cron", cron_expr)) if value is not None]
+    if frequency is not None and not (len(given) == 1 and at_time is not None):
+        given.append(("frequency", frequency))
     if len(given) > 1:
-        raise IotaskError("give one schedule: --at, --every or --cron")
+        raise IotaskError("give one schedule: --at, --every, --cron or --frequency (--at may "
+                          "go with --frequency daily or weekly)")
     schedule_type, schedule_text = given[0] if given else (None, None)
+    if frequency is not None:
+        try:
+            parsed = schedule.from_frequency(frequency, at_time)
+        except schedule.ScheduleError as exc:
+            raise IotaskError(str(exc)) from None
+        schedule_type, schedule_text = parsed.type, parsed.text
     return tasks.TaskChanges(
         source=source, destination=destination, schedule_type=schedule_type,
         schedule=schedule_text, import_type=import_type, map=map_json, sequence=sequence,
@@ -90,21 +105,31 @@ def changes_from(source, destination, at_time, every, cron_expr, import_type, ma
 @task_group.command("add")
 @click.argument("name")
 @task_options(adding=True)
+@tasktypes.type_options
 @click.option("--disabled", is_flag=True, help="Add it disabled (run-due skips it).")
 @click.option("--now", "due_now", is_flag=True,
               help="Due at the next run-due. Without it a task with --at or --cron first runs "
                    "at its next slot; one with --every runs at the next run-due anyway.")
 @pass_app
-def task_add(app: App, name: str, disabled: bool, due_now: bool, **options: Any) -> None:
-    """Add task NAME. Example:
+def task_add(app: App, name: str, disabled: bool, due_now: bool, task_type: str | None,
+             url: str | None, lms_url: str | None, **options: Any) -> None:
+    """Add task NAME. Examples:
 
     iotask task add "HR users" --source hr-users --destination lms-users --at 02:30
+
+    iotask task add "HR users" --type usersCsv --url /srv/hr/users.csv --frequency daily
     """
     changes = changes_from(**options)
     changes.enabled = not disabled
+    if task_type is not None or url is not None or lms_url is not None:
+        tasktypes.add_typed(app, name, task_type, url, lms_url, changes, due_now)
+        return
     with app.session() as session:
         tasks.add(session, name, changes, app.config.file_roots, now=due_now)
     app.say(f"added task {name}")
+
+
+task_group.add_command(tasktypes.types_command)
 
 
 @task_group.command("edit")
