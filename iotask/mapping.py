@@ -43,11 +43,14 @@ class OptionalColumn:
     column: str
 
 
+Source = str | Const | OptionalColumn  # what a destination column takes
+
+
 @dataclass
 class Mapping:
     """A map resolved against the source's columns: ready to turn source rows into rows."""
 
-    pairs: list[tuple[str, str | Const | OptionalColumn]] | None  # None: identity, rows unchanged
+    pairs: list[tuple[str, Source]] | None  # None: identity, rows pass unchanged
     key: list[str]
 
     def apply(self, row: Row) -> Row:
@@ -86,7 +89,7 @@ def _positional(entries: list[Any], source: list[str] | None) -> Mapping:
     if source is not None and len(entries) > len(source):
         raise MapError(f"map has {len(entries)} entries but the source has {len(source)} "
                        f"columns ({', '.join(source)})")
-    pairs: list[tuple[str, str | Const]] = []
+    pairs: list[tuple[str, Source]] = []
     key = []
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict) or not isinstance(entry.get("map"), str):
@@ -109,7 +112,7 @@ def _named(spec: dict[str, Any]) -> Mapping:
     if not isinstance(columns, dict) or not columns:
         raise MapError('map "columns" must be an object of "destination column": '
                        '"source column" or {"const": value}')
-    pairs: list[tuple[str, str | Const | OptionalColumn]] = []
+    pairs: list[tuple[str, Source]] = []
     for dest, source in columns.items():
         if isinstance(source, str):
             pairs.append((dest, source))
