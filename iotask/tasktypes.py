@@ -29,7 +29,8 @@ FILE_SUFFIX, LMS_SUFFIX = "-file", "-lms"
 
 @dataclass(frozen=True)
 class Column:
-    """A column of a type's file: ``required`` ones must be in it (as a header or element)."""
+    """A column of a type's file: an import's ``required`` ones must be in it (as a header or
+    an element); an export's ``required`` ones are always written."""
 
     name: str
     help: str
@@ -129,6 +130,21 @@ COMPLETED = _c("date_complete", "when the course was completed, YYYY-MM-DD [HH:M
                                 "(empty: when the run applies it)")
 SCORE = _c("score", "the score given, a whole number")
 ENROLLMENT = (*ENROLLMENT_KEY, LEVEL, SUBSCRIBED, STATUS, COMPLETED, SCORE)
+ENROLLMENT_OUT = (  # what the exports write: every column, always
+    _c("userid", "the enrolled user's login", required=True),
+    _c("code", "the course code", required=True),
+    _c("level", "student, tutor, mentor, teacher, admin, ...", required=True),
+    _c("date_subscription", "when the user was enrolled, YYYY-MM-DD HH:MM:SS", required=True),
+    _c("status", "subscribed, in_progress, completed, suspended, ...", required=True),
+    _c("date_complete", "when the course was completed, YYYY-MM-DD HH:MM:SS (empty: not yet)",
+       required=True),
+    _c("score", "the score given (empty: none)", required=True),
+)
+USER_OUT = (
+    *(_c(c.name, c.help, required=True) for c in USER[:-2]),
+    _c("valid", "1 active, 0 suspended", required=True),
+    _c("field:<name>", "one column per custom field the site has"),
+)
 MERGE = (
     _c("userid", "the duplicate user's login: suspended after the merge", required=True),
     _c("survivor", "the login of the user who keeps everything", required=True),
@@ -156,7 +172,7 @@ TYPES: dict[str, TaskType] = {t.name: t for t in (
     TaskType("usersCsv", IMPORT, "users from a CSV file: created, updated (sync: suspended "
              "when they leave the file)", "csv", "forma-users", USER, "users.csv"),
     TaskType("getUsersCsv", EXPORT, "every user of the LMS to a CSV file", "csv", "forma-users",
-             USER, "users.csv"),
+             USER_OUT, "users.csv"),
     TaskType("organizationsCsv", IMPORT, "org units (the org chart) from a CSV file, parents "
              "before children in any order", "csv", "forma-orgchart", UNIT, "organizations.csv"),
     TaskType("courseCsv", IMPORT, "courses from a CSV file", "csv", "forma-courses", COURSE,
@@ -177,13 +193,13 @@ TYPES: dict[str, TaskType] = {t.name: t for t in (
                    "userid, code, date_complete and score are read (other columns are left "
                    "out); the enrollment is created at level student"),
     TaskType("trainingHistory", EXPORT, "every enrollment with its status, completion date "
-             "and score to a CSV file", "csv", "forma-enrollments", ENROLLMENT,
+             "and score to a CSV file", "csv", "forma-enrollments", ENROLLMENT_OUT,
              "enrollments.csv"),
     TaskType("trainingHistoryXml", EXPORT, "every enrollment with its status, completion "
-             "date and score to an XML file", "xml", "forma-enrollments", ENROLLMENT,
+             "date and score to an XML file", "xml", "forma-enrollments", ENROLLMENT_OUT,
              "training-records.xml", file_settings={"format": "training-records"}),
     TaskType("completedTrainingRecordsXml", EXPORT, "completed enrollments only to an XML "
-             "file", "xml", "forma-enrollments", ENROLLMENT, "training-records.xml",
+             "file", "xml", "forma-enrollments", ENROLLMENT_OUT, "training-records.xml",
              file_settings={"format": "training-records"},
              lms_settings={"only_status": "completed"}),
     TaskType("imsEnterprise", IMPORT, "users, courses and enrollments from an IMS Enterprise "

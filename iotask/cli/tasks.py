@@ -104,8 +104,8 @@ def changes_from(source, destination, at_time, every, cron_expr, frequency, impo
 
 @task_group.command("add")
 @click.argument("name")
-@task_options(adding=True)
 @tasktypes.type_options
+@task_options(adding=True)
 @click.option("--disabled", is_flag=True, help="Add it disabled (run-due skips it).")
 @click.option("--now", "due_now", is_flag=True,
               help="Due at the next run-due. Without it a task with --at or --cron first runs "

@@ -78,24 +78,36 @@ def types_command(type_name: str | None, as_json: bool) -> None:
         emit_json(every)
         return
     available = [d for d in every if d["available"]]
-    emit_table(["TYPE", "DIRECTION", "FORMAT", "SOURCE", "DESTINATION", "REQUIRED", "OPTIONAL",
-                "SAMPLE"],
+    emit_table(["TYPE", "DIRECTION", "FORMAT", "SOURCE", "DESTINATION", "COLUMNS", "SAMPLE"],
                [[d["name"], d["direction"], d["format"], d["source"], d["destination"],
-                 ", ".join(c["name"] for c in d["columns"] if c["required"]),
-                 ", ".join(c["name"] for c in d["columns"] if not c["required"]),
-                 d["sample"].rpartition("/")[2]] for d in available])
+                 _columns(d["columns"]), d["sample"].rpartition("/")[2]] for d in available])
     click.echo(f"\nsample files: {tasktypes.examples_folder()}")
     click.echo("not available: " + ", ".join(d["name"] for d in every if not d["available"]))
+
+
+def _columns(columns: list[dict]) -> str:
+    """The required columns, then the optional ones in brackets."""
+    required = ", ".join(c["name"] for c in columns if c["required"])
+    optional = ", ".join(c["name"] for c in columns if not c["required"])
+    return f"{required} [{optional}]" if optional else required
 
 
 def _show(data: dict) -> None:
     click.echo(f"{data['name']}: {data['summary']}")
     for key in ("direction", "format", "source", "destination", "sample"):
         click.echo(f"{key + ':':13} {data[key]}")
+    for key, name in (("file_connection", "NAME-file"), ("lms_connection", "NAME-lms")):
+        settings = {k: v for k, v in data[key].items() if k != "type"}
+        shown = "".join(f", {k}={v}" for k, v in settings.items())
+        click.echo(f"{name + ':':13} {data[key]['type']}{shown}")
     if data["notes"]:
         click.echo(f"{'notes:':13} {data['notes']}")
-    click.echo("columns:")
+    exporting = data["direction"] == "export"
+    click.echo("columns written:" if exporting else "columns:")
     width = max(len(c["name"]) for c in data["columns"])
     for column in data["columns"]:
-        need = "required" if column["required"] else "optional"
-        click.echo(f"  {column['name']:{width}}  {need}  {column['help']}")
+        need = "" if exporting else ("required  " if column["required"] else "optional  ")
+        click.echo(f"  {column['name']:{width}}  {need}{column['help']}")
+    url = "FILE" if data["direction"] == "import" else "OUTPUT"
+    click.echo(f"example: iotask task add NAME --type {data['name']} --url {url} --frequency "
+               "daily --email ADDR")
