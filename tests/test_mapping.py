@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from conftest import aged, assert_user_error
 from iotask.connectors.context import Column
 
-from iotask.mapping import Const, MapError, resolve
+from iotask.mapping import Const, MapError, OptionalColumn, resolve
 
 SOURCE = [Column("id"), Column("first"), Column("last"), Column("mail")]
 DEST = [Column("userid", required=True, key=True), Column("firstname"), Column("lastname"),
@@ -30,6 +30,21 @@ def test_named_form_with_constant():
         "userid": "1", "lastname": "Doe", "source": "HR"}
 
 
+def test_named_form_with_optional_columns():
+    """An optional column the source lacks leaves its destination column out; one it has is
+    taken; with the source's columns unknown yet, a row without it gives None."""
+    text = ('{"columns": {"userid": "id", "email": {"optional": "mail"}, '
+            '"lastname": {"optional": "surname"}}}')
+    mapping = resolve(text, SOURCE, DEST, "insert")
+    assert mapping.pairs == [("userid", "id"), ("email", "mail")]
+    assert mapping.apply({"id": "1", "mail": "a@x"}) == {"userid": "1", "email": "a@x"}
+    later = resolve(text, None, DEST, "insert")
+    assert later.pairs == [("userid", "id"), ("email", OptionalColumn("mail")),
+                           ("lastname", OptionalColumn("surname"))]
+    assert later.apply({"id": "1", "mail": "a@x"}) == {"userid": "1", "email": "a@x",
+                                                       "lastname": None}
+
+
 def test_identity_and_the_destination_key():
     same = [Column("userid"), Column("email")]
     mapping = resolve(None, same, DEST, "sync")
@@ -49,6 +64,8 @@ def test_identity_and_the_destination_key():
      '{"map": "source"}]', SOURCE, DEST, "insert", "5 entries but the source has 4"),
     ('[{"col": "userid"}]', SOURCE, DEST, "insert", "map entry 1 must be"),
     ('{"columns": {"userid": 5}}', SOURCE, DEST, "insert", "map column 'userid'"),
+    ('{"columns": {"userid": {"optional": 5}}}', SOURCE, DEST, "insert",
+     '{"optional": "source column"}'),
     ('{"columns": {"userid": "id"}, "key": ["email"]}', SOURCE, DEST, "insert",
      "map key 'email' is not one of the mapped columns"),
     ('{"cols": {}}', SOURCE, DEST, "insert", "unknown entry 'cols'"),

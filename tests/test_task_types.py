@@ -1,6 +1,6 @@
 """Task types (`iotask task add NAME --type TYPE --url URL`, `iotask task types`): each type made
 in one command from its sample file under examples/, run end to end through `run-due` on SQLite
-and MariaDB (forma's own 3.x DDL), checked in the forma tables or in the exported file; the
+and MariaDB (forma's own 3.x DDL; the CSV types on PostgreSQL too), checked in the forma tables or in the exported file; the
 refusals (unknown and unavailable types, --type with --source, names taken) leave nothing made."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from conftest import aged, assert_user_error, run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
-BOTH = pytest.mark.parametrize("backend", ["sqlite", "mariadb"])
+SQLITE_MARIADB = pytest.mark.parametrize("backend", ["sqlite", "mariadb"])
 SQLITE = pytest.mark.parametrize("backend", ["sqlite"])
 
 CSV_IMPORTS = {  # task name: (type, sample), in the order a site sets them up
@@ -95,7 +95,6 @@ class Site:
                 for userid, code, level, status, done, score in self.rows(query)}
 
 
-@BOTH
 def test_every_csv_type_runs_from_its_sample_through_run_due(iotask, forma_url, tmp_path):
     feeds = tmp_path / "feeds"
     for task, (kind, name) in CSV_IMPORTS.items():
@@ -176,6 +175,25 @@ def test_without_lms_the_lms_is_the_iotask_database(iotask, forma_url, migrated_
     import_users(iotask, tmp_path / "in")
     assert "database" not in iotask("connection", "show", "users-lms", "--json").json()["params"]
     assert "mrossi" in Site(migrated_url).users()
+
+
+@SQLITE
+def test_a_typed_import_syncs_like_any_task(iotask, forma_url, tmp_path):
+    """--import-type sync with a type: a user the next file leaves out is suspended."""
+    folder = tmp_path / "in"
+    iotask("task", "add", "orgs", "--type", "organizationsCsv", "--url",
+           str(sample("organizations.csv", folder)), "--now")
+    users = sample("users.csv", folder)
+    iotask("task", "add", "users", "--type", "usersCsv", "--url", str(users), "--import-type",
+           "sync", "--max-remove", "50%", "--now")
+    iotask("run-due")
+    assert Site(forma_url).users()["jdoe"][2] == 1
+    lines = users.read_text(encoding="utf-8").splitlines(keepends=True)
+    users.write_text("".join(line for line in lines if not line.startswith("jdoe,")),
+                     encoding="utf-8")
+    aged(users)
+    iotask("run", "users")
+    assert Site(forma_url).users()["jdoe"][2] == 0
 
 
 @SQLITE
