@@ -36,7 +36,7 @@ def test_named_form_with_optional_columns():
     text = ('{"columns": {"userid": "id", "email": {"optional": "mail"}, '
             '"lastname": {"optional": "surname"}}}')
     mapping = resolve(text, SOURCE, DEST, "insert")
-    assert mapping.pairs == [("userid", "id"), ("email", "mail")]
+    assert mapping.pairs == [("userid", "id"), ("email", OptionalColumn("mail"))]
     assert mapping.apply({"id": "1", "mail": "a@x"}) == {"userid": "1", "email": "a@x"}
     later = resolve(text, None, DEST, "insert")
     assert later.pairs == [("userid", "id"), ("email", OptionalColumn("mail")),

@@ -1,7 +1,8 @@
 """Task types (`iotask task add NAME --type TYPE --url URL`, `iotask task types`): each type made
 in one command from its sample file under examples/, run end to end through `run-due` on SQLite
-and MariaDB (forma's own 3.x DDL; the CSV types on PostgreSQL too), checked in the forma tables or in the exported file; the
-refusals (unknown and unavailable types, --type with --source, names taken) leave nothing made."""
+and MariaDB (forma's own 3.x DDL; the CSV types on PostgreSQL too), checked in the forma tables
+or in the exported file; the refusals (unknown and unavailable types, --type with --source,
+names taken) leave nothing made."""
 
 from __future__ import annotations
 
