@@ -150,9 +150,13 @@ MERGE = (
     _c("survivor", "the login of the user who keeps everything", required=True),
 )
 IMS = (
-    _c("<person>", "a user: sourcedid/id is the userid; name, email; recstatus 3 suspends"),
-    _c("<group>", "a course (sourcedid/id is its code, description/short its name)"),
-    _c("<membership>", "enrollments of persons in a group, the IMS role giving the level"),
+    _c("<person>", "a user: sourcedid/id is the userid; name/n/given and family (or name/fn), "
+                   "email; recstatus 3 suspends"),
+    _c("<group>", "a course: sourcedid/id is its code, description/long (or short) its name, "
+                  "description/full its description, timeframe its dates"),
+    _c("<membership>", "its sourcedid/id names the group; each member (sourcedid/id: the "
+                       "person) is enrolled at the level of its role (01 Learner: student, 02 "
+                       "Instructor: teacher, ...); recstatus 3 or role status 0 unenrolls"),
 )
 
 

@@ -327,6 +327,9 @@ def test_a_typed_task_is_an_ordinary_task_afterwards(iotask, tmp_path):
     assert shown["map"]["columns"]["status"] == {"const": "completed"}
     assert shown["map"]["columns"]["score"] == {"optional": "score"}
     iotask("connection", "edit", "th-file", "--set", "delimiter=;")
+    said = iotask("task", "add", "v", "--type", "usersCsv", "--url", str(tmp_path / "v.csv"),
+                  "-v").out
+    assert said.strip() == "added task v (usersCsv) with connections v-file and v-lms"
     iotask("task", "add", "u", "--type", "usersCsv", "--url", str(tmp_path / "u.csv"),
            "--map", '{"columns": {"userid": "login"}, "key": ["userid"]}')
     assert iotask("task", "show", "u", "--json").json()["map"]["columns"] == {"userid": "login"}
@@ -410,3 +413,4 @@ def test_every_sample_file_exists_and_csv_ones_fit_their_columns():
         prefixes = tuple(n.split("<")[0] for n in names if "<" in n)
         assert {c["name"] for c in kind["columns"] if c["required"]} <= set(header), path
         assert all(h in names or h.startswith(prefixes) for h in header), (path, header)
+
