@@ -15,6 +15,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from shlex import quote
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -294,9 +295,13 @@ def add(session: Session, name: str, type_name: str, url: str, lms_url: str | No
                           f"characters; use at most {NAME_LENGTH - len(LMS_SUFFIX)}")
     taken = [n for n in (file_name, lms_name) if session.get(Connection, n) is not None]
     if taken:
-        raise IotaskError(f"connection {taken[0]!r} already exists: a task of a type makes its "
-                          "own connections NAME-file and NAME-lms; choose another task name or "
-                          f"remove the connection (`iotask connection remove {taken[0]}`)")
+        names = " and ".join(repr(n) for n in taken)
+        commands = " and ".join(f"`iotask connection remove {quote(n)}`" for n in taken)
+        said = f"connection {names} already exists" if len(taken) == 1 else \
+            f"connections {names} already exist"
+        raise IotaskError(f"{said}: a task of a type makes its own connections NAME-file and "
+                          "NAME-lms; choose another task name or remove "
+                          f"{'it' if len(taken) == 1 else 'them'} ({commands})")
     if session.get(Task, name) is not None:
         raise IotaskError(f"task {name!r} already exists: use `iotask task edit`")
     lms_params = {**({"database": lms_url} if lms_url else {}), **t.lms_settings}

@@ -276,6 +276,17 @@ def test_a_taken_connection_name_is_refused_and_nothing_is_made(iotask, tmp_path
 
 
 @SQLITE
+def test_both_taken_names_are_named(iotask, tmp_path):
+    for taken in ("HR users-file", "HR users-lms"):
+        iotask("connection", "add", taken, "--type", "csv", "--set", f"url={tmp_path / 'a.csv'}")
+    result = iotask("task", "add", "HR users", "--type", "usersCsv", "--url",
+                    str(tmp_path / "users.csv"), ok=False)
+    assert_user_error(result, "connections 'HR users-file' and 'HR users-lms' already exist",
+                      "remove them (`iotask connection remove 'HR users-file'` and `iotask "
+                      "connection remove 'HR users-lms'`)")
+
+
+@SQLITE
 def test_a_taken_task_name_is_refused_and_no_connection_is_made(iotask, tmp_path):
     iotask("task", "add", "hr", "--type", "usersCsv", "--url", str(tmp_path / "users.csv"))
     iotask("connection", "remove", "hr-file", ok=False)  # used by the task: kept
@@ -413,4 +424,3 @@ def test_every_sample_file_exists_and_csv_ones_fit_their_columns():
         prefixes = tuple(n.split("<")[0] for n in names if "<" in n)
         assert {c["name"] for c in kind["columns"] if c["required"]} <= set(header), path
         assert all(h in names or h.startswith(prefixes) for h in header), (path, header)
-
