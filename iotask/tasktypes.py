@@ -20,8 +20,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from iotask import connections, tasks
-from iotask.errors import IotaskError
+from iotask import connections, registry, tasks
+from iotask.errors import IotaskError, NotFound
 from iotask.models import NAME_LENGTH, Connection, Task
 
 IMPORT, EXPORT = "import", "export"
@@ -304,6 +304,14 @@ def add(session: Session, name: str, type_name: str, url: str, lms_url: str | No
                           f"{'it' if len(taken) == 1 else 'them'} ({commands})")
     if session.get(Task, name) is not None:
         raise IotaskError(f"task {name!r} already exists: use `iotask task edit`")
+    for connector in (t.file_type, t.lms_type):
+        try:
+            registry.get_row(session, connector)
+        except NotFound:
+            module = connector.replace("-", "_")
+            raise IotaskError(f"task type {t.name} needs the connector {connector!r}, which this "
+                              "database has not registered: run `iotask db upgrade` (or "
+                              f"`iotask connector register iotask.connectors.{module}`)") from None
     lms_params = {**({"database": lms_url} if lms_url else {}), **t.lms_settings}
     connections.add(session, file_name, t.file_type, description=f"{t.name} file of task {name}",
                     params_json=json.dumps({"url": url, **t.file_settings}),
