@@ -91,14 +91,14 @@ class FormaLmsConnector(forma.FormaConnector):
 
     def check_task(self, context: RunContext) -> None:
         for kind, part in self._parts().items():
-            part.check_write(_Part(context, kind))
+            part.check_write(_part(context, kind))
 
     def write(self, batches: Iterable[Batch], context: RunContext) -> None:
         """Every kind computed and applied in order in one transaction; the combined change set
         reviewed once before the last kind is applied; commit, or roll everything back."""
         parts = self._parts()
         for kind, part in parts.items():
-            part.check_write(_Part(context, kind))
+            part.check_write(_part(context, kind))
         with self.open_site(context, write=True) as site, site.conn.begin() as transaction:
             router = _Router(batches)
             try:
@@ -111,8 +111,8 @@ class FormaLmsConnector(forma.FormaConnector):
             done.extend(step.apply() for step in last)
             context.check_lease(site.conn)
             transaction.commit()
-        for part in done:
-            forma.add_counts(context.counts, part)
+        for applied in done:
+            forma.add_counts(context.counts, applied)
 
     def _write_all(self, site: Site, router: _Router, parts: dict[str, forma.FormaConnector],
                    context: RunContext
@@ -123,7 +123,7 @@ class FormaLmsConnector(forma.FormaConnector):
         done: list[ChangeSet] = []
         owner = context.owner
 
-        users = parts["user"].write_in(site, router.upserts("user"), _Part(context, "user"))
+        users = parts["user"].write_in(site, router.upserts("user"), _part(context, "user"))
         _add(total, users.changes, "user")
         done.append(users.apply())
         done.append(self._delete_users(site, router.deletes("user"), total))
@@ -133,13 +133,13 @@ class FormaLmsConnector(forma.FormaConnector):
                    if isinstance(row.get("code"), str) and row["code"].strip()]
         if router.has("orgunit") or dropped:
             units = orgchart.write_in(site, router.upserts("orgunit"),
-                                      _Part(context, "orgunit"), drop=dropped)
+                                      _part(context, "orgunit"), drop=dropped)
             _add(total, units.changes, "orgunit")
             done.append(units.apply())
 
         if router.has("course"):
             courses = parts["course"].write_in(site, router.upserts("course"),
-                                               _Part(context, "course"))
+                                               _part(context, "course"))
             _add(total, courses.changes, "course")
             done.append(courses.apply())
         done.append(self._delete_courses(site, router.deletes("course"), owner, total))
@@ -148,7 +148,7 @@ class FormaLmsConnector(forma.FormaConnector):
         steps: list[forma.Step] = []
         if router.has("enrollment"):
             steps.append(parts["enrollment"].write_in(site, router.upserts("enrollment"),
-                                                      _Part(context, "enrollment")))
+                                                      _part(context, "enrollment")))
             _add(total, steps[-1].changes, "enrollment")
         deleting = self._delete_enrollments(site, router.deletes("enrollment"), context)
         _add(total, deleting.changes, "enrollment")
@@ -188,12 +188,13 @@ class FormaLmsConnector(forma.FormaConnector):
         admins = (sa.select(members.c.idstMember)
                   .select_from(members.join(group, group.c.idst == members.c.idst))
                   .where(group.c.groupid.in_(forma_users.ADMIN_GROUPS)))
-        where = [user.c.userid.not_in(["", "/", forma_users.ANONYMOUS]),
-                 user.c.idst.not_in(admins)]
+        where: list[sa.ColumnElement[bool]] = [
+            user.c.userid.not_in(["", "/", forma_users.ANONYMOUS]), user.c.idst.not_in(admins)]
         if removal == "suspend":
             where.append(user.c.valid != 0)
         ids = _id_table(site, sa.select(user.c.idst).select_from(
-            user.join(stage, stage.c.userid == user.c.userid)).where(*where), "users")
+            user.join(stage, stage.c.userid == user.c.userid)).where(*where).distinct(),
+            "users")
         samples = [f"userid={forma.userid_relative(u)}" for (u,) in site.execute(
             sa.select(user.c.userid).where(user.c.idst.in_(sa.select(ids.c.id)))
             .order_by(user.c.userid).limit(SAMPLE_KEYS), "sampling users to remove")]
@@ -212,7 +213,7 @@ class FormaLmsConnector(forma.FormaConnector):
             return done
         removal = self.params.get("courses_remove") or "status0"
         course = site.table("learning_course")
-        gone = [course.c.imported_from_connection == owner,
+        gone: list[sa.ColumnElement[bool]] = [course.c.imported_from_connection == owner,
                 course.c.code.in_(sa.select(stage.c.code))]
         if removal == "status0":
             gone.append(course.c.status != 0)
@@ -242,7 +243,7 @@ class FormaLmsConnector(forma.FormaConnector):
             stage.join(user, user.c.userid == stage.c.userid)
             .join(course, course.c.code == stage.c.code)).distinct(), "enrollments",
             ("idUser", "idCourse"))
-        gone = [cu.c.edition_id == 0,
+        gone: list[sa.ColumnElement[bool]] = [cu.c.edition_id == 0,
                 sa.exists().where(pairs.c.idUser == cu.c.idUser,
                                   pairs.c.idCourse == cu.c.idCourse)]
         if removal == "suspend":
@@ -321,13 +322,17 @@ class FormaLmsConnector(forma.FormaConnector):
 
 # --- the parts ----------------------------------------------------------------------------
 
-class _Part:
+def _part(context: RunContext, kind: str) -> RunContext:
+    return cast(RunContext, _PartContext(context, kind))
+
+
+class _PartContext:
     """The run's context as one kind's connector sees it: no map key (each connector has its
     own), and row errors prefixed with the kind."""
 
     def __init__(self, context: RunContext, kind: str) -> None:
         self._context, self._kind = context, kind
-        self.key = None
+        self.key: list[str] | None = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._context, name)
@@ -422,7 +427,7 @@ def _cell(value: Any) -> str:
     return value.strip() if isinstance(value, str) else "" if value is None else str(value)
 
 
-def _id_table(site: Site, select: sa.Select[Any], what: str,
+def _id_table(site: Site, select: sa.Select[Any] | sa.CompoundSelect, what: str,
               names: tuple[str, ...] = ("id",)) -> sa.Table:
     """A temporary table of integer ids filled from ``select`` (a statement cannot delete from
     a table its own subquery reads, on MySQL)."""
@@ -431,7 +436,7 @@ def _id_table(site: Site, select: sa.Select[Any], what: str,
                        for name in names),
                      sa.PrimaryKeyConstraint(*names), prefixes=["TEMPORARY"])
     site.execute(sa.schema.CreateTable(table), f"creating the {what} table")
-    site.execute(sa.insert(table).from_select(list(names), select.distinct()),
+    site.execute(sa.insert(table).from_select(list(names), select),
                  f"listing the {what}")
     return table
 

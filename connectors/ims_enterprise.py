@@ -209,7 +209,7 @@ class ImsEnterpriseConnector(CsvConnector):
                    "destination")
     can_read = True
     can_write = False
-    settings = (
+    settings = (  # type: ignore[assignment]  # csv's settings are a tuple of 23
         *(s for name in TRANSPORT_SETTINGS for s in CsvConnector.settings if s.name == name),
         Setting("groups", choices=GROUPS, default="courses",
                 help="what a <group> becomes: courses (the default) or orgchart (org units; "
