@@ -16,7 +16,9 @@ the default, or delete), ``courses_remove`` (status0, the default, or delete; on
 source's own courses, as updates), ``enrollments_remove`` (suspend, the default, or
 unsubscribe), org units as forma-orgchart's sync removes them (empty leaf units only), a
 placement's two memberships. The administrators and the anonymous user are never removed; a
-delete naming nothing the site has changes nothing.
+delete naming nothing the site has changes nothing. The guards' max_remove weighs the deletes
+against the records of their kinds (users, the source's courses, enrollments): a file
+deleting too much is held like a truncated sync.
 
 Rows of the later kinds wait in temporary files (``connectors/spool.py``): memory stays flat.
 """
@@ -198,9 +200,10 @@ class FormaLmsConnector(forma.FormaConnector):
         samples = [f"userid={forma.userid_relative(u)}" for (u,) in site.execute(
             sa.select(user.c.userid).where(user.c.idst.in_(sa.select(ids.c.id)))
             .order_by(user.c.userid).limit(SAMPLE_KEYS), "sampling users to remove")]
+        owned = _count(site, sa.select(sa.func.count()).select_from(user).where(*where[:2]))
         done.removed = forma_users.remove_users(site, sa.select(ids.c.id), removal)
         _add(total, ChangeSet(removed=done.removed, unchanged=count - done.removed,
-                              samples={"remove": samples}), "user")
+                              owned=owned, samples={"remove": samples}), "user")
         done.unchanged = count - done.removed
         return done
 
@@ -220,10 +223,12 @@ class FormaLmsConnector(forma.FormaConnector):
         samples = [f"code={code}" for (code,) in site.execute(
             sa.select(course.c.code).where(*gone).order_by(course.c.code).limit(SAMPLE_KEYS),
             "sampling courses to remove")]
+        owned = _count(site, sa.select(sa.func.count()).select_from(course)
+                       .where(course.c.imported_from_connection == owner))
         courses = cast(forma_courses.FormaCoursesConnector, self._parts()["course"])
         done.removed = courses._remove(site, course, gone, removal)
         done.unchanged = max(count - done.removed, 0)
-        _add(total, ChangeSet(removed=done.removed, unchanged=done.unchanged,
+        _add(total, ChangeSet(removed=done.removed, unchanged=done.unchanged, owned=owned,
                               samples={"remove": samples}), "course")
         return done
 
@@ -252,6 +257,8 @@ class FormaLmsConnector(forma.FormaConnector):
                                            .where(*gone), "counting enrollments to remove")
                               .scalar_one())
         changes.unchanged = max(count - changes.removed, 0)
+        changes.owned = _count(site, sa.select(sa.func.count()).select_from(cu)
+                               .where(cu.c.edition_id == 0))
         if context.dry_run:
             changes.samples = {"remove": [
                 f"userid={forma.userid_relative(u)} code={c}" for u, c in site.execute(
@@ -300,23 +307,32 @@ class FormaLmsConnector(forma.FormaConnector):
                     key_values=f"placement userid={forma.userid_relative(userid)} code={code}",
                     message=f"no {what} {forma.userid_relative(userid) if idst is None else code!r}"
                             ": create it first (or correct the file)"))
+            resolved = stage.join(user, user.c.userid == stage.c.userid).join(
+                tree, tree.c.code == stage.c.code)
             pairs = _id_table(site, sa.union(*(
-                sa.select(tree.c[column], user.c.idst).select_from(
-                    stage.join(user, user.c.userid == stage.c.userid)
-                    .join(tree, tree.c.code == stage.c.code)).where(tree.c[column] != 0)
+                sa.select(tree.c[column], user.c.idst).select_from(resolved)
+                .where(tree.c[column] != 0)
                 for column in ("idst_oc", "idst_ocd"))), "placements", ("idst", "member"))
-            existing = sa.exists().where(members.c.idst == pairs.c.idst,
-                                         members.c.idstMember == pairs.c.member)
+            placed = sa.exists().where(members.c.idst == tree.c.idst_oc,
+                                       members.c.idstMember == user.c.idst)
+            # a placement is counted once, by the unit's /oc_ group (its own members)
+            counted = _count(site, sa.select(sa.func.count()).select_from(resolved).where(
+                placed if action == "delete" else ~placed))
             if action == "upsert":
-                found = site.execute(sa.insert(members).from_select(
+                existing = sa.exists().where(members.c.idst == pairs.c.idst,
+                                             members.c.idstMember == pairs.c.member)
+                site.execute(sa.insert(members).from_select(
                     ["idst", "idstMember", "filter"],
                     sa.select(pairs.c.idst, pairs.c.member, sa.literal("")).where(~existing)),
-                    "placing users in org units").rowcount
-                done.inserted += int(found)
+                    "placing users in org units")
+                done.inserted += counted
             else:
-                found = _delete_pairs(site, members, pairs)
-                done.removed += found
-        _add(total, ChangeSet(inserted=done.inserted, removed=done.removed), "placement")
+                done.owned += _count(site, sa.select(sa.func.count()).select_from(
+                    members.join(tree, tree.c.idst_oc == members.c.idst)))
+                _delete_pairs(site, members, pairs)
+                done.removed += counted
+        _add(total, ChangeSet(inserted=done.inserted, removed=done.removed, owned=done.owned),
+             "placement")
         return done
 
 
@@ -421,6 +437,10 @@ def _only(row: dict[str, Any], kind: str) -> dict[str, Any]:
     if LINE in row:
         out[LINE] = row[LINE]
     return out
+
+
+def _count(site: Site, query: sa.Select[Any]) -> int:
+    return int(site.execute(query, "counting the records deletes may remove").scalar_one())
 
 
 def _cell(value: Any) -> str:

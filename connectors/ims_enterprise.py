@@ -107,9 +107,9 @@ class SafeXmlReader:
             while pos < len(text) and text[pos] in " \t\r\n\ufeff":
                 pos += 1
             if text.startswith("<?", pos):
-                end = text.find("?>", pos)
+                end = _after(text, "?>", pos)
             elif text.startswith("<!--", pos):
-                end = text.find("-->", pos)
+                end = _after(text, "-->", pos)
             elif text[pos:pos + 9].upper() == "<!DOCTYPE":
                 close, subset = text.find(">", pos), text.find("[", pos)
                 if subset != -1 and (close == -1 or subset < close):
@@ -117,9 +117,9 @@ class SafeXmlReader:
                     raise ImsError(
                         f"{self.label} line {line}: the DOCTYPE declares its own entities or "
                         "elements (an internal subset [...]), which is refused: entities can "
-                        "expand without end or read other files; send the file without them. "
-                        "Nothing was read or applied")
-                end = close
+                        "expand without end or read other files; send the file without them "
+                        "(nothing was applied, and no entity was read)")
+                end = close if close == -1 else close + 1
             else:
                 return  # the root element (or something the parser will name)
             if end == -1:
@@ -128,7 +128,13 @@ class SafeXmlReader:
                                    f"{PROLOG_LIMIT // 1024} KB (comments or declarations "
                                    "only): is this an IMS Enterprise file?")
                 return  # unterminated: the parser names the line and column
-            pos = end + 1
+            pos = end
+
+
+def _after(text: str, end: str, start: int) -> int:
+    """Where the text after the next ``end`` from ``start`` begins; -1 when there is none."""
+    found = text.find(end, start)
+    return -1 if found == -1 else found + len(end)
 
 
 def _prolog_text(head: bytes) -> str:
