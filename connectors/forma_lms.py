@@ -121,7 +121,10 @@ class FormaLmsConnector(forma.FormaConnector):
                    ) -> tuple[ChangeSet, list[ChangeSet], list[forma.Step]]:
         """Users, org units, courses and placements applied; enrollments computed. The
         combined change set, what was applied, and the steps left to apply once reviewed."""
-        total = ChangeSet(removal="deactivate")
+        hard = (self.params.get("users_remove") == "delete"
+                or self.params.get("courses_remove") == "delete"
+                or self.params.get("enrollments_remove") == "unsubscribe")
+        total = ChangeSet(removal="delete" if hard else "deactivate")
         done: list[ChangeSet] = []
         owner = context.owner
 

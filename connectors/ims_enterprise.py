@@ -14,18 +14,21 @@ as they are done, no network, no DTD loaded, no entity expanded; a DOCTYPE with 
 subset (where entities are declared: billion laughs, external entities) is refused before the
 parser starts. A malformed file fails with its line and column.
 
-Keys: a person's ``sourcedid/id`` is its forma ``userid`` (memberships name persons by it), a
-group's ``sourcedid/id`` its course or unit ``code``. Vendors' habits tolerated: no namespace,
-a default or prefixed namespace, ISO-8859-1 or UTF-8 (from the XML declaration), a file on one
-line, comments, ids padded with spaces, ``idtype`` as an attribute or an element, timeframe
-dates as YYYY-MM-DD, YYYYMMDD, with a time or a zone (the zone is dropped: forma stores local
-time), a missing ``recstatus``.
+Keys: a person's ``sourcedid/id`` is its forma ``userid`` (memberships name persons by it), or
+with ``userid=userid`` its ``<userid>`` (the members are then translated through a temporary
+SQLite file of sourcedid: userid); a group's ``sourcedid/id`` is its course or unit ``code``.
+Vendors' habits tolerated: no namespace, a default or prefixed namespace, ISO-8859-1 or UTF-8
+(from the XML declaration), a file on one line, comments, ids padded with spaces, ``idtype`` as
+an attribute or an element, timeframe dates as YYYY-MM-DD, YYYYMMDD, with a time or a zone (the
+zone is dropped: forma stores local time), a missing ``recstatus``.
 """
 
 from __future__ import annotations
 
 import codecs
 import re
+import sqlite3
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -42,6 +45,7 @@ from lxml import etree
 
 LINE = "__line__"
 GROUPS = ("courses", "orgchart")
+USERIDS = ("sourcedid", "userid")
 # IMS Enterprise 1.1 role types and the forma course level each becomes
 ROLES = {"01": "student", "02": "teacher", "03": "teacher", "04": "student", "05": "admin",
          "06": "mentor", "07": "admin", "08": "tutor"}
@@ -220,6 +224,11 @@ class ImsEnterpriseConnector(CsvConnector):
         Setting("groups", choices=GROUPS, default="courses",
                 help="what a <group> becomes: courses (the default) or orgchart (org units; "
                      "memberships then place users in them)"),
+        Setting("userid", choices=USERIDS, default="sourcedid",
+                help="what becomes a person's forma userid (login): sourcedid (its "
+                     "<sourcedid><id>, the default) or userid (its <userid>, else its "
+                     "sourcedid; memberships still name persons by sourcedid, so a person "
+                     "must then be in the same file as its memberships)"),
         Setting("roles", "list",
                 help="IMS role type to forma course level, over the defaults "
                      + ", ".join(f"{code} {ROLE_NAMES[code]}={level}"
@@ -277,14 +286,17 @@ class ImsEnterpriseConnector(CsvConnector):
         if label not in context.files:
             context.files.append(label)
         self._reading = raw
+        logins = _Logins() if self.params.get("userid") == "userid" else None
         reading = _Reading(context, _roles(self.params.get("roles")),
-                           self.params.get("groups") or "courses")
+                           self.params.get("groups") or "courses", logins)
         spool = Spool(["group", "membership"])
         try:
             with raw:
                 batch: Batch = []
                 reader = SafeXmlReader(raw, label)
-                for name, element in reader.elements({"person", "group", "member"}):
+                # a membership is named only to be freed once its members are read
+                for name, element in reader.elements({"person", "group", "member",
+                                                      "membership"}):
                     if name == "person":
                         row = reading.person(element)
                         if row is not None:
@@ -295,22 +307,27 @@ class ImsEnterpriseConnector(CsvConnector):
                     elif name == "group":
                         for row in reading.group(element):
                             spool.put("group", row)
-                    else:
+                    elif name == "member":
                         for row in reading.member(element):
                             spool.put("membership", row)
                 if batch:
                     yield batch
-            for kind in spool.kinds:
-                yield from spool.batches(kind)
+            yield from spool.batches("group")
+            for part in spool.batches("membership"):
+                yield logins.translate(part) if logins else part
         finally:
             spool.close()
+            if logins:
+                logins.close()
 
 
 class _Reading:
     """One file's elements turned into rows; a bad element is a row error naming its line."""
 
-    def __init__(self, context: RunContext, roles: dict[str, str], groups: str) -> None:
+    def __init__(self, context: RunContext, roles: dict[str, str], groups: str,
+                 logins: _Logins | None) -> None:
         self.context, self.roles, self.groups = context, roles, groups
+        self.logins = logins
 
     def _reject(self, line: int, key: str | None, bad: _Bad) -> None:
         self.context.counts.read += 1
@@ -328,6 +345,10 @@ class _Reading:
         except _Bad as bad:
             self._reject(line, f"userid={userid}" if userid else None, bad)
             return None
+        if self.logins is not None:
+            login = text_at(element, "userid") or userid
+            self.logins.add(userid, login)
+            userid = login
         first = text_at(element, "name", "n", "given")
         last = text_at(element, "name", "n", "family")
         if not first and not last:
@@ -415,6 +436,35 @@ class _Reading:
             raise _Bad("date_subscription", str(exc)) from None
         return {"record": "enrollment", "action": action, "userid": userid, "code": code,
                 "level": level, "date_subscription": subscribed, LINE: line}
+
+
+class _Logins:
+    """Persons' sourcedid: userid, in a temporary SQLite file (flat memory), to name the
+    members of memberships by their logins."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.NamedTemporaryFile(prefix="iotask-logins-", suffix=".db")
+        self._db = sqlite3.connect(self._file.name)
+        self._db.execute("CREATE TABLE login (sourcedid TEXT PRIMARY KEY, userid TEXT)")
+
+    def add(self, sourcedid: str, userid: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO login VALUES (?, ?)", (sourcedid, userid))
+
+    def translate(self, batch: Batch) -> Batch:
+        wanted = list({row["userid"] for row in batch if row.get("userid")})
+        found: dict[str, str] = {}
+        for start in range(0, len(wanted), 500):
+            part = wanted[start:start + 500]
+            found.update(self._db.execute(
+                f"SELECT sourcedid, userid FROM login WHERE sourcedid IN "
+                f"({', '.join('?' * len(part))})", part).fetchall())
+        for row in batch:
+            row["userid"] = found.get(row.get("userid") or "", row.get("userid"))
+        return batch
+
+    def close(self) -> None:
+        self._db.close()
+        self._file.close()
 
 
 def _action(recstatus: str | None) -> str:

@@ -219,6 +219,20 @@ def test_the_example_file_and_the_role_setting(registered, forma_url, tmp_path):
     assert site.users()["/S1003"] == ("Chloé", "Martin", "chloe.martin@example.edu", 1)
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_logins_from_the_userid_element(registered, forma_url, tmp_path):
+    """userid=userid: persons are named by their <userid>, and so are the members of the
+    memberships, which the file names by sourcedid."""
+    site = Site(registered, forma_url, tmp_path, source=("--set", "userid=userid"))
+    shutil.copy(EXAMPLE, site.file)
+    aged(site.file)
+    site.task()
+    site.run()
+    assert set(site.users()) == {"/ana.rossi", "/ben.okafor", "/chloe.martin", "/dr.kowalski"}
+    assert site.enrollments()[("/dr.kowalski", "BIO-101-F26")] == (6, 0)
+    assert site.enrollments()[("/ana.rossi", "HIS-210-F26")] == (4, 0)
+
+
 def test_a_bad_role_setting_is_refused_when_saved(registered):
     result = registered("connection", "add", "x", "--type", "ims-enterprise", "--set",
                         "url=feed.xml", "--set", "roles=01=pope", ok=False)

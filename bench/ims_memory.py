@@ -1,0 +1,98 @@
+"""Peak memory of the ims-enterprise source on a generated IMS Enterprise file: flat, whatever
+the file's size.
+
+    python bench/ims_memory.py [--megabytes 200] [--keep DIR]
+
+Generates a file of about the size asked (persons, course groups, memberships of 30 members
+each and one membership of 100,000 members), and the same at a quarter of the size, then reads
+each in a fresh process through the connector's ``read()`` (parse, spool, yield every row) and
+prints the rows, the time and the process's peak RSS. Flat memory: both peaks about the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PERSON = ('<person recstatus="1"><sourcedid><source>SIS</source><id>P{n:08d}</id></sourcedid>'
+          "<userid>user{n}</userid><name><fn>Given{n} Family{n}</fn><n><family>Family{n}</family>"
+          "<given>Given{n}</given></n></name><email>user{n}@example.edu</email></person>\n")
+GROUP = ('<group recstatus="1"><sourcedid><source>SIS</source><id>C{n:06d}</id></sourcedid>'
+         "<description><short>C{n}</short><long>Course number {n}</long><full>A course of the "
+         "generated benchmark file.</full></description><timeframe><begin>2026-09-07</begin>"
+         "<end>2026-12-18</end></timeframe></group>\n")
+MEMBER = ("<member><sourcedid><source>SIS</source><id>P{n:08d}</id></sourcedid><idtype>1</idtype>"
+          '<role roletype="01" recstatus="1"><status>1</status></role></member>\n')
+
+
+def generate(path: Path, megabytes: int) -> None:
+    """A file of about ``megabytes``: a third persons, the rest groups and memberships."""
+    target = megabytes * 1024 * 1024
+    persons = target // 3 // len(PERSON.format(n=0))
+    member = len(MEMBER.format(n=0))
+    groups = max(1, (target - persons * len(PERSON.format(n=0)) - 100_000 * member)
+                 // (len(GROUP.format(n=0)) + 30 * member + 120))
+    with open(path, "w", encoding="utf-8") as out:
+        out.write('<?xml version="1.0" encoding="UTF-8"?>\n<enterprise>\n')
+        for n in range(persons):
+            out.write(PERSON.format(n=n))
+        for n in range(groups):
+            out.write(GROUP.format(n=n))
+        for n in range(groups):
+            out.write(f"<membership><sourcedid><id>C{n:06d}</id></sourcedid>\n")
+            for k in range(30):
+                out.write(MEMBER.format(n=(n * 30 + k) % persons))
+            out.write("</membership>\n")
+        out.write("<membership><sourcedid><id>C000000</id></sourcedid>\n")
+        for k in range(100_000):
+            out.write(MEMBER.format(n=k % persons))
+        out.write("</membership>\n</enterprise>\n")
+
+
+def read(path: Path) -> None:
+    """Run in a fresh process: every row of ``path`` through the source; one result line."""
+    from iotask.connectors.context import MemoryContext
+    from iotask.connectors.ims_enterprise import ImsEnterpriseConnector
+
+    context = MemoryContext(file_roots=[path.parent])
+    source = ImsEnterpriseConnector({"url": str(path), "stable_seconds": 0})
+    started = time.perf_counter()
+    rows = 0
+    try:
+        for batch in source.read(context):
+            rows += len(batch)
+    finally:
+        source.close()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{rows} {time.perf_counter() - started:.1f} {peak:.0f} {len(context.errors)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--megabytes", type=int, default=200)
+    parser.add_argument("--keep", type=Path, help="generate the files here and keep them")
+    parser.add_argument("--read", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.read:
+        read(args.read)
+        return
+    with tempfile.TemporaryDirectory(prefix="iotask-ims-bench-") as scratch:
+        folder = args.keep or Path(scratch)
+        for megabytes in (max(1, args.megabytes // 4), args.megabytes):
+            path = folder / f"ims-{megabytes}mb.xml"
+            generate(path, megabytes)
+            size = path.stat().st_size / 1024 / 1024
+            done = subprocess.run([sys.executable, "-P", __file__, "--read", str(path)],
+                                  check=True, capture_output=True, text=True)
+            rows, seconds, peak, errors = done.stdout.split()
+            print(f"ims-enterprise read {size:.0f} MB: {int(rows):,} rows ({errors} row "
+                  f"errors) in {seconds} s, peak RSS {peak} MB")
+
+
+if __name__ == "__main__":
+    main()
