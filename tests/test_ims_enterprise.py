@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import aged, assert_user_error
+from conftest import aged, assert_user_error, write_csv
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "ims-enterprise.xml"
 DATA = Path(__file__).parent / "data" / "ims"
@@ -445,6 +445,55 @@ def test_a_membership_of_an_unknown_course_is_a_row_error_naming_its_line(site):
     assert error["row"] == 36 and "NOPE-999" in error["message"] + (error["key"] or "")
     assert site.enrollments() == {("/P1", "BIO-101"): (3, 0)}
     assert len(site.users()) == 31
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "mariadb"])
+def test_bad_elements_are_row_errors_naming_their_lines(site):
+    site.write(enterprise(
+        person("P1", "Ana", "Rossi", "ana@example.edu"),
+        "<person><sourcedid><id>  </id></sourcedid></person>",
+        person("P2", "Ben", "Okafor", "ben@example.edu", recstatus="9"),
+        group("BIO-101", "Biology", "2026-13-45x", "2026-12-18"),
+        group("HIS-210", "History"),
+        membership("HIS-210", ("P1", "99", None, "1"), ("P1", "01", None, "1"))))
+    site.task("--max-errors", "90%")
+    result = site.run().json()["tasks"][0]
+    errors = {(e["row"], e["column"]): e for e in result["row_errors"]}
+    assert set(errors) == {(4, "userid"), (5, "action"), (6, "date_begin"), (8, "level")}
+    assert "recstatus '9'" in errors[(5, "action")]["message"]
+    assert errors[(6, "date_begin")]["key"] == "code=BIO-101"
+    assert set(site.users()) == {"/P1"}
+    assert set(site.courses()) == {"HIS-210"}
+    assert site.enrollments() == {("/P1", "HIS-210"): (3, 0)}
+
+
+def test_a_file_deleting_too_much_is_held(site):
+    site.write(FIRST)
+    site.task()
+    site.run()
+    before = site.users()
+    site.write(enterprise(*(person(pid, "x", "y", "z@example.edu", "3")
+                            for pid in ("P1", "P2", "P3"))))
+    result = site.run(ok=False).json()["tasks"][0]
+    assert result["status"] == "held", result
+    assert site.users() == before
+
+
+def test_rows_of_another_source_must_name_their_record(registered, forma_url, tmp_path):
+    write_csv(tmp_path / "mixed.csv", ["record", "userid", "firstname"],
+              [["user", "jdoe", "John"], ["student", "ann", "Ann"]])
+    registered("connection", "add", "mixed", "--type", "csv", "--set",
+               f"url={tmp_path / 'mixed.csv'}")
+    registered("connection", "add", "lms", "--type", "forma-lms", "--set",
+               f"database={forma_url}")
+    registered("task", "add", "mix", "--source", "mixed", "--destination", "lms")
+    result = registered("run", "mix", ok=False)
+    assert result.code != 0
+    (line,) = result.err.strip().splitlines()
+    assert "line 3: record 'student' is not one of user, orgunit, course" in line
+    user = sa.Table("core_user", sa.MetaData(), autoload_with=sa.create_engine(forma_url))
+    with sa.create_engine(forma_url, poolclass=sa.pool.NullPool).connect() as conn:
+        assert conn.execute(sa.select(user).where(user.c.userid == "/jdoe")).first() is None
 
 
 def test_a_failure_in_the_memberships_step_rolls_back_the_users(site):
