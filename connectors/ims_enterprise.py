@@ -57,7 +57,7 @@ ORGUNIT_COLUMNS = ("code", "parent_code", "name")
 ENROLLMENT_COLUMNS = ("userid", "code", "level", "date_subscription")
 COLUMNS = ("record", "action", *dict.fromkeys(
     USER_COLUMNS + COURSE_COLUMNS + ORGUNIT_COLUMNS + ENROLLMENT_COLUMNS))
-TRANSPORT_SETTINGS = ("url", "username", "password", "private_key", "known_hosts", "ca_bundle",
+TRANSPORT_SETTINGS = ("username", "password", "private_key", "known_hosts", "ca_bundle",
                       "allow_http", "auth_header", "timeout", "retries", "stable_seconds",
                       "done_marker", "pattern", "quarantine", "consume")
 PROLOG_LIMIT = 1024 * 1024  # bytes before the root element: declaration, comments, DOCTYPE
@@ -220,6 +220,9 @@ class ImsEnterpriseConnector(CsvConnector):
     can_read = True
     can_write = False
     settings = (  # type: ignore[assignment]  # csv's settings are a tuple of 23
+        Setting("url", "url", required=True,
+                help="path or file:, ftp:, ftps:, sftp:, https: URL of the XML file; ending in "
+                     "/ imports every file in that folder"),
         *(s for name in TRANSPORT_SETTINGS for s in CsvConnector.settings if s.name == name),
         Setting("groups", choices=GROUPS, default="courses",
                 help="what a <group> becomes: courses (the default) or orgchart (org units; "
