@@ -1,12 +1,14 @@
 """Peak memory of the ims-enterprise source on a generated IMS Enterprise file: flat, whatever
 the file's size.
 
-    python bench/ims_memory.py [--megabytes 200] [--keep DIR]
+    python bench/ims_memory.py [--megabytes 200] [--keep DIR] [--write]
 
 Generates a file of about the size asked (persons, course groups, memberships of 30 members
 each and one membership of 100,000 members), and the same at a quarter of the size, then reads
 each in a fresh process through the connector's ``read()`` (parse, spool, yield every row) and
 prints the rows, the time and the process's peak RSS. Flat memory: both peaks about the same.
+``--write`` also imports each file into a new SQLite forma site (ims-enterprise into forma-lms,
+through the CLI) and prints that process's peak RSS.
 """
 
 from __future__ import annotations
@@ -72,14 +74,48 @@ def read(path: Path) -> None:
     print(f"{rows} {time.perf_counter() - started:.1f} {peak:.0f} {len(context.errors)}")
 
 
+def write(path: Path) -> None:
+    """Run in a fresh process: ``path`` imported into a new SQLite forma site through the CLI
+    (ims-enterprise into forma-lms); one result line."""
+    import os
+
+    from iotask.cli import main as cli
+
+    def iotask(*args: str) -> None:
+        try:
+            cli(["--db", f"sqlite:///{path.parent / 'bench.db'}", *args])
+        except SystemExit as exc:
+            if exc.code:
+                raise
+    os.environ["IOTASK_FILE_ROOTS"] = str(path.parent)
+    os.utime(path, (time.time() - 60, time.time() - 60))
+    iotask("db", "upgrade")
+    iotask("lms", "init")
+    iotask("connector", "register", "iotask.connectors.ims_enterprise")
+    iotask("connector", "register", "iotask.connectors.forma_lms")
+    iotask("connection", "add", "sis", "--type", "ims-enterprise", "--set", f"url={path}")
+    iotask("connection", "add", "lms", "--type", "forma-lms")
+    iotask("task", "add", "ims", "--source", "sis", "--destination", "lms")
+    started = time.perf_counter()
+    iotask("run", "ims")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"0 {time.perf_counter() - started:.1f} {peak:.0f} 0")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--megabytes", type=int, default=200)
     parser.add_argument("--keep", type=Path, help="generate the files here and keep them")
+    parser.add_argument("--write", action="store_true",
+                        help="also import each file into a new SQLite forma site (forma-lms)")
     parser.add_argument("--read", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--import", dest="imported", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.read:
         read(args.read)
+        return
+    if args.imported:
+        write(args.imported)
         return
     with tempfile.TemporaryDirectory(prefix="iotask-ims-bench-") as scratch:
         folder = args.keep or Path(scratch)
@@ -92,6 +128,13 @@ def main() -> None:
             rows, seconds, peak, errors = done.stdout.split()
             print(f"ims-enterprise read {size:.0f} MB: {int(rows):,} rows ({errors} row "
                   f"errors) in {seconds} s, peak RSS {peak} MB")
+            if args.write:
+                done = subprocess.run([sys.executable, "-P", __file__, "--import", str(path)],
+                                      check=True, capture_output=True, text=True)
+                _, seconds, peak, _ = done.stdout.split()
+                print(f"ims-enterprise -> forma-lms (SQLite) {size:.0f} MB: imported in "
+                      f"{seconds} s, peak RSS {peak} MB")
+                (path.parent / "bench.db").unlink()
 
 
 if __name__ == "__main__":
