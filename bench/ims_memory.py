@@ -4,7 +4,7 @@ the file's size.
     python bench/ims_memory.py [--megabytes 200] [--keep DIR] [--write]
 
 Generates a file of about the size asked (persons, course groups, memberships of 30 members
-each and one membership of 100,000 members), and the same at a quarter of the size, then reads
+each and one membership of up to 100,000 members), and the same at a quarter of the size, then reads
 each in a fresh process through the connector's ``read()`` (parse, spool, yield every row) and
 prints the rows, the time and the process's peak RSS. Flat memory: both peaks about the same.
 ``--write`` also imports each file into a new SQLite forma site (ims-enterprise into forma-lms,
@@ -43,16 +43,16 @@ def generate(path: Path, megabytes: int) -> None:
         out.write('<?xml version="1.0" encoding="UTF-8"?>\n<enterprise>\n')
         for n in range(persons):
             out.write(PERSON.format(n=n))
-        for n in range(groups):
+        for n in range(groups + 1):  # the last one: the big membership's
             out.write(GROUP.format(n=n))
         for n in range(groups):
             out.write(f"<membership><sourcedid><id>C{n:06d}</id></sourcedid>\n")
             for k in range(30):
                 out.write(MEMBER.format(n=(n * 30 + k) % persons))
             out.write("</membership>\n")
-        out.write("<membership><sourcedid><id>C000000</id></sourcedid>\n")
-        for k in range(100_000):
-            out.write(MEMBER.format(n=k % persons))
+        out.write(f"<membership><sourcedid><id>C{groups:06d}</id></sourcedid>\n")
+        for k in range(min(100_000, persons)):
+            out.write(MEMBER.format(n=k))
         out.write("</membership>\n</enterprise>\n")
 
 
