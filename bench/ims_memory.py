@@ -1,14 +1,15 @@
 """Peak memory of the ims-enterprise source on a generated IMS Enterprise file: flat, whatever
 the file's size.
 
-    python bench/ims_memory.py [--megabytes 200] [--keep DIR] [--write]
+    python bench/ims_memory.py [--megabytes 200] [--keep DIR] [--write [--mariadb URL]]
 
 Generates a file of about the size asked (persons, course groups, memberships of 30 members
 each and one membership of up to 100,000 members), and the same at a quarter of the size, then reads
 each in a fresh process through the connector's ``read()`` (parse, spool, yield every row) and
 prints the rows, the time and the process's peak RSS. Flat memory: both peaks about the same.
-``--write`` also imports each file into a new SQLite forma site (ims-enterprise into forma-lms,
-through the CLI) and prints that process's peak RSS.
+``--write`` also imports each file into a new forma site (ims-enterprise into forma-lms, through
+the CLI) and prints that process's peak RSS: SQLite runs in the process, so its page caches
+count; ``--mariadb URL`` writes into a throwaway database on that server instead.
 """
 
 from __future__ import annotations
@@ -74,32 +75,53 @@ def read(path: Path) -> None:
     print(f"{rows} {time.perf_counter() - started:.1f} {peak:.0f} {len(context.errors)}")
 
 
-def write(path: Path) -> None:
-    """Run in a fresh process: ``path`` imported into a new SQLite forma site through the CLI
-    (ims-enterprise into forma-lms); one result line."""
+def write(path: Path, server: str | None) -> None:
+    """Run in a fresh process: ``path`` imported through the CLI (ims-enterprise into
+    forma-lms) into a new forma site: SQLite (in this process: its memory counts), or a
+    throwaway database on the MariaDB server ``server``; one result line."""
     import os
+
+    import sqlalchemy as sa
 
     from iotask.cli import main as cli
 
     def iotask(*args: str) -> None:
         try:
-            cli(["--db", f"sqlite:///{path.parent / 'bench.db'}", *args])
+            cli(list(args))
         except SystemExit as exc:
             if exc.code:
                 raise
+
+    db = f"sqlite:///{path.parent / 'bench.db'}"
+    site, engine, name = db, None, f"ims_bench_{os.getpid()}"
+    if server:
+        engine = sa.create_engine(server)
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
+        site = sa.make_url(server).set(database=name).render_as_string(hide_password=False)
     os.environ["IOTASK_FILE_ROOTS"] = str(path.parent)
     os.utime(path, (time.time() - 60, time.time() - 60))
-    iotask("db", "upgrade")
-    iotask("lms", "init")
-    iotask("connector", "register", "iotask.connectors.ims_enterprise")
-    iotask("connector", "register", "iotask.connectors.forma_lms")
-    iotask("connection", "add", "sis", "--type", "ims-enterprise", "--set", f"url={path}")
-    iotask("connection", "add", "lms", "--type", "forma-lms")
-    iotask("task", "add", "ims", "--source", "sis", "--destination", "lms")
-    started = time.perf_counter()
-    iotask("run", "ims")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"0 {time.perf_counter() - started:.1f} {peak:.0f} 0")
+    try:
+        iotask("--db", db, "db", "upgrade")
+        if server:
+            iotask("--db", site, "db", "upgrade")
+        iotask("--db", site, "lms", "init")
+        for module in ("ims_enterprise", "forma_lms"):
+            iotask("--db", db, "connector", "register", f"iotask.connectors.{module}")
+        iotask("--db", db, "connection", "add", "sis", "--type", "ims-enterprise", "--set",
+               f"url={path}")
+        iotask("--db", db, "connection", "add", "lms", "--type", "forma-lms", "--set",
+               f"database={site}")
+        iotask("--db", db, "task", "add", "ims", "--source", "sis", "--destination", "lms")
+        started = time.perf_counter()
+        iotask("--db", db, "run", "ims")
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"0 {time.perf_counter() - started:.1f} {peak:.0f} 0")
+    finally:
+        (path.parent / "bench.db").unlink(missing_ok=True)
+        if engine is not None:
+            with engine.connect() as conn:
+                conn.exec_driver_sql(f"DROP DATABASE {name}")
 
 
 def main() -> None:
@@ -108,6 +130,9 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="generate the files here and keep them")
     parser.add_argument("--write", action="store_true",
                         help="also import each file into a new SQLite forma site (forma-lms)")
+    parser.add_argument("--mariadb", metavar="URL",
+                        help="with --write: into a throwaway database on this MariaDB server "
+                             "instead (e.g. $IOTASK_TEST_MARIADB_URL)")
     parser.add_argument("--read", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--import", dest="imported", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -115,7 +140,7 @@ def main() -> None:
         read(args.read)
         return
     if args.imported:
-        write(args.imported)
+        write(args.imported, args.mariadb)
         return
     with tempfile.TemporaryDirectory(prefix="iotask-ims-bench-") as scratch:
         folder = args.keep or Path(scratch)
@@ -129,12 +154,13 @@ def main() -> None:
             print(f"ims-enterprise read {size:.0f} MB: {int(rows):,} rows ({errors} row "
                   f"errors) in {seconds} s, peak RSS {peak} MB")
             if args.write:
-                done = subprocess.run([sys.executable, "-P", __file__, "--import", str(path)],
-                                      check=True, capture_output=True, text=True)
+                server = ["--mariadb", args.mariadb] if args.mariadb else []
+                done = subprocess.run([sys.executable, "-P", __file__, "--import", str(path),
+                                       *server], check=True, capture_output=True, text=True)
                 _, seconds, peak, _ = done.stdout.split()
-                print(f"ims-enterprise -> forma-lms (SQLite) {size:.0f} MB: imported in "
+                where = "MariaDB" if args.mariadb else "SQLite, in process"
+                print(f"ims-enterprise -> forma-lms ({where}) {size:.0f} MB: imported in "
                       f"{seconds} s, peak RSS {peak} MB")
-                (path.parent / "bench.db").unlink()
 
 
 if __name__ == "__main__":
