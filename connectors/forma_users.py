@@ -680,20 +680,25 @@ class _Plan:
                      .values({user.c.valid: stage.c.valid}), "updating valid")
 
     def _insert(self, count: int) -> int:
-        """New users: ids from core_st in one go, paired with the new userids in file order,
-        staged, then one INSERT ... SELECT."""
+        """New users: ids from core_st paired with the new userids in file order, 20,000 at a
+        time (flat memory), staged, then one INSERT ... SELECT."""
         if not count:
             return 0
         site, user, stage = self.site, self.user, self.users.table
-        new = [(int(line), userid) for line, userid in site.execute(
-            sa.select(stage.c[LINE_COLUMN], stage.c.userid)
-            .select_from(stage.outerjoin(user, user.c.userid == stage.c.userid))
-            .where(user.c.idst.is_(None)).order_by(stage.c[LINE_COLUMN]), "listing new users")]
-        ids = site.allocate(len(new))
-        for start in range(0, len(new), 20_000):
-            self.fresh.add([(line, userid, idst) for (line, userid), idst
-                            in zip(new[start:start + 20_000], ids[start:start + 20_000],
-                                   strict=True)])
+        line, userid = stage.c[LINE_COLUMN], _binary(site, stage.c.userid)
+        query = (sa.select(line, stage.c.userid)
+                 .select_from(stage.outerjoin(user, user.c.userid == stage.c.userid))
+                 .where(user.c.idst.is_(None)).order_by(line, userid).limit(20_000))
+        part: list[tuple[int, str]] = []
+        while True:
+            after = query if not part else query.where(sa.or_(
+                line > part[-1][0], sa.and_(line == part[-1][0],
+                                            userid > _binary(site, sa.literal(part[-1][1])))))
+            part = [(int(n), u) for n, u in site.execute(after, "listing new users")]
+            if not part:
+                break
+            ids = site.allocate(len(part))
+            self.fresh.add([(n, u, idst) for (n, u), idst in zip(part, ids, strict=True)])
         self.fresh.finish()
         fresh = self.fresh.table
         now = datetime.now(self.context.timezone).replace(tzinfo=None, microsecond=0)
