@@ -10,14 +10,15 @@ table is reflected from the site, and "no date" is written as the column allows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from iotask.connectors.base import Connector
-from iotask.connectors.context import RunContext
+from iotask.connectors.context import Batch, ChangeSet, Counts, RunContext
 from iotask.connectors.databases import (
     check_database_setting,
     database_setting,
@@ -75,6 +76,55 @@ class FormaConnector(Connector):
     def database_url(self, context: RunContext) -> str:
         """The site's database: the ``database`` setting, else the iotask database."""
         return database_setting(self.params, context.database_url, FormaError)
+
+    def open_site(self, context: RunContext, write: bool) -> AbstractContextManager[Site]:
+        """``with`` the site on a fresh connection (no transaction begun yet)."""
+        return _opened(self.database_url(context), self.params.get("prefix") or "", write)
+
+    def check_write(self, context: RunContext) -> None:
+        """What refuses a run before the site is opened (sync without an owner, ...)."""
+
+    def write_in(self, site: Site, batches: Iterable[Batch], context: RunContext) -> Step:
+        """Stage the rows and compute their change set in the caller's transaction on
+        ``site``; nothing is applied before ``Step.apply``. The forma-lms destination runs
+        several of these in one transaction."""
+        raise NotImplementedError(f"connector {self.type_name!r} cannot write")
+
+    def write(self, batches: Iterable[Batch], context: RunContext) -> None:
+        """One transaction: ``write_in``, the guards' review, apply, check_lease, commit."""
+        self.check_write(context)
+        with self.open_site(context, write=True) as site, site.conn.begin() as transaction:
+            step = self.write_in(site, batches, context)
+            if not context.review(step.changes):
+                transaction.rollback()
+                return
+            done = step.apply()
+            context.check_lease(site.conn)
+            transaction.commit()
+        add_counts(context.counts, done)
+
+
+@dataclass
+class Step:
+    """A computed write inside an open transaction: its change set for the guards, and
+    ``apply`` that applies it and returns what it did (inserted, updated, unchanged,
+    removed)."""
+
+    changes: ChangeSet
+    apply: Callable[[], ChangeSet]
+
+
+def add_counts(counts: Counts, done: ChangeSet) -> None:
+    counts.inserted += done.inserted
+    counts.updated += done.updated
+    counts.unchanged += done.unchanged
+    counts.removed += done.removed
+
+
+@contextmanager
+def _opened(url: str, prefix: str, write: bool) -> Iterator[Site]:
+    with connect(url, write) as conn:
+        yield Site(conn, prefix, url)
 
 
 def table_name(prefix: str, name: str) -> str:

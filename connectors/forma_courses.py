@@ -432,98 +432,95 @@ class FormaCoursesConnector(forma.FormaConnector):
 
     # --- writing ----------------------------------------------------------------------
 
-    def write(self, batches: Iterable[Batch], context: RunContext) -> None:
-        url = self.database_url(context)
+    def check_write(self, context: RunContext) -> None:
         check_key(context, ["code"], self.type_name)
-        removal = self.params.get("remove") or "status0"
-        sync = context.import_type == "sync"
-        if sync and not context.owner:
+        if context.import_type == "sync" and not context.owner:
             raise forma.FormaError("import type sync needs the name of the source connection "
                                    "to know which courses it owns")
+
+    def write_in(self, site: forma.Site, batches: Iterable[Batch],
+                 context: RunContext) -> forma.Step:
+        self.check_write(context)
+        removal = self.params.get("remove") or "status0"
+        sync = context.import_type == "sync"
         owner = context.owner
-        with forma.connect(url, write=True) as conn, conn.begin() as transaction:
-            site = forma.Site(conn, self.params.get("prefix") or "", url)
-            course = site.table("learning_course")
-            converters = self._converters(course, site)
-            stage = self._stage(site)
-            rejected: set[int] = set()  # lines already reported
-            for batch in batches:
-                stage.add(list(self._convert(batch, converters, context, rejected)))
-            stage.finish()
-            st = stage.table
-            for line, key, first in stage.duplicates():
-                if line in rejected:
-                    continue
-                context.row_error(RowError(row_index=line, key_values=f"code={key[0]}",
-                                           column="code",
-                                           message=f"duplicate key code={key[0]}: also on line "
-                                                   f"{first}; keep one row per course"))
-            index = course_index(site)
-            twice = ambiguous_codes(site, index)
-            held = held_twice(twice)
-            self._reject(site, st, st.c.code.in_(list(twice)) if twice else sa.false(),
-                         context, "code", lambda code, _name: held(code))
-            # the course each code names, and who owns it
-            site.execute(sa.update(st).where(st.c.code == index.c.code, st.c[OK] == 1)
-                         .values({ID: index.c.idCourse, OWNER: index.c.owner}),
-                         "looking up the courses")
-            self._reject(site, st, sa.and_(st.c[ID].is_(None), st.c.name.is_(None)), context,
-                         "name", lambda code, _name: (
-                             f"course {code!r} is new and has no name: a new course needs one"))
+        course = site.table("learning_course")
+        converters = self._converters(course, site)
+        stage = self._stage(site)
+        rejected: set[int] = set()  # lines already reported
+        for batch in batches:
+            stage.add(list(self._convert(batch, converters, context, rejected)))
+        stage.finish()
+        st = stage.table
+        for line, key, first in stage.duplicates():
+            if line in rejected:
+                continue
+            context.row_error(RowError(row_index=line, key_values=f"code={key[0]}",
+                                       column="code",
+                                       message=f"duplicate key code={key[0]}: also on line "
+                                               f"{first}; keep one row per course"))
+        index = course_index(site)
+        twice = ambiguous_codes(site, index)
+        held = held_twice(twice)
+        self._reject(site, st, st.c.code.in_(list(twice)) if twice else sa.false(),
+                     context, "code", lambda code, _name: held(code))
+        # the course each code names, and who owns it
+        site.execute(sa.update(st).where(st.c.code == index.c.code, st.c[OK] == 1)
+                     .values({ID: index.c.idCourse, OWNER: index.c.owner}),
+                     "looking up the courses")
+        self._reject(site, st, sa.and_(st.c[ID].is_(None), st.c.name.is_(None)), context,
+                     "name", lambda code, _name: (
+                         f"course {code!r} is new and has no name: a new course needs one"))
 
-            ok = st.c[OK] == 1
-            new = sa.and_(ok, st.c[ID].is_(None))
-            mine = sa.and_(ok, st.c[ID].is_not(None), st.c[OWNER] == owner) \
-                if owner else sa.false()
-            foreign = sa.and_(ok, st.c[ID].is_not(None),
-                              sa.or_(st.c[OWNER].is_(None), st.c[OWNER] != owner)
-                              if owner else sa.true())
-            changed = self._changed(site, course, st)
-            owned_where = [course.c.imported_from_connection == owner]
-            if removal == "status0":
-                owned_where.append(course.c.status != 0)
-            gone = [*owned_where, ~sa.exists().where(st.c.code == course.c.code)]
+        ok = st.c[OK] == 1
+        new = sa.and_(ok, st.c[ID].is_(None))
+        mine = sa.and_(ok, st.c[ID].is_not(None), st.c[OWNER] == owner) \
+            if owner else sa.false()
+        foreign = sa.and_(ok, st.c[ID].is_not(None),
+                          sa.or_(st.c[OWNER].is_(None), st.c[OWNER] != owner)
+                          if owner else sa.true())
+        changed = self._changed(site, course, st)
+        owned_where = [course.c.imported_from_connection == owner]
+        if removal == "status0":
+            owned_where.append(course.c.status != 0)
+        gone = [*owned_where, ~sa.exists().where(st.c.code == course.c.code)]
 
-            changes = ChangeSet(removal="deactivate" if removal == "status0" else "delete")
-            changes.inserted = self._count(site, st, new)
-            changes.updated = self._count_changed(site, course, st, mine, changed)
-            skipped = self._count(site, st, foreign)
-            staged_ok = self._count(site, st, ok)
-            changes.unchanged = staged_ok - changes.inserted - changes.updated
-            if sync:
-                changes.owned = int(site.execute(sa.select(sa.func.count()).select_from(course)
-                                                 .where(*owned_where), "counting owned courses")
-                                    .scalar_one())
-                changes.removed = int(site.execute(
-                    sa.select(sa.func.count()).select_from(course).where(*gone),
-                    "finding courses to remove").scalar_one())
-            if context.dry_run:
-                changes.samples = self._samples(site, course, st, new, mine, changed,
-                                                gone if sync else None)
-            if skipped:
-                self._note_skipped(site, st, foreign, skipped, context)
-            if not context.review(changes):
-                transaction.rollback()
-                return
-            removed = 0
+        changes = ChangeSet(removal="deactivate" if removal == "status0" else "delete")
+        changes.inserted = self._count(site, st, new)
+        changes.updated = self._count_changed(site, course, st, mine, changed)
+        skipped = self._count(site, st, foreign)
+        staged_ok = self._count(site, st, ok)
+        changes.unchanged = staged_ok - changes.inserted - changes.updated
+        if sync:
+            changes.owned = int(site.execute(sa.select(sa.func.count()).select_from(course)
+                                             .where(*owned_where), "counting owned courses")
+                                .scalar_one())
+            changes.removed = int(site.execute(
+                sa.select(sa.func.count()).select_from(course).where(*gone),
+                "finding courses to remove").scalar_one())
+        if context.dry_run:
+            changes.samples = self._samples(site, course, st, new, mine, changed,
+                                            gone if sync else None)
+        if skipped:
+            self._note_skipped(site, st, foreign, skipped, context)
+
+        def apply() -> ChangeSet:
+            done = ChangeSet(removal=changes.removal, owned=changes.owned)
             if sync and changes.removed:
-                removed = self._remove(site, course, gone, removal)
-            updated = 0
+                done.removed = self._remove(site, course, gone, removal)
             if changes.updated:
                 values = {course.c[f.target]: self._new_value(site, course, st, f)
                           for f in DATA}
-                updated = site.execute(
+                done.updated = site.execute(
                     sa.update(course).where(course.c.idCourse == st.c[ID], mine, changed)
                     .values(values), "updating courses").rowcount
-            inserted = 0
             if changes.inserted:
-                inserted = self._insert(site, course, st, new, owner, now_in(context))
-            context.check_lease(conn)
-            transaction.commit()
-        context.counts.inserted += inserted
-        context.counts.updated += updated
-        context.counts.unchanged += staged_ok - inserted - updated
-        context.counts.removed += removed
+                done.inserted = self._insert(site, course, st, new, owner,
+                                             now_in(context))
+            done.unchanged = staged_ok - done.inserted - done.updated
+            return done
+
+        return forma.Step(changes, apply)
 
     def adopt(self, batches: Iterable[Batch], context: RunContext, everything: bool) -> int:
         """Make the source the owner of the courses no connection owns (made in the LMS) whose

@@ -115,70 +115,69 @@ class FormaEnrollmentsConnector(forma.FormaConnector):
 
     # --- writing ----------------------------------------------------------------------
 
-    def write(self, batches: Iterable[Batch], context: RunContext) -> None:
-        url = self.database_url(context)
+    def check_write(self, context: RunContext) -> None:
         check_key(context, KEYS, self.type_name)
-        removal = self.params.get("remove") or "suspend"
-        sync = context.import_type == "sync"
-        if sync and not context.owner:
+        if context.import_type == "sync" and not context.owner:
             raise forma.FormaError("import type sync needs the name of the source connection "
                                    "to know which enrollments it owns")
+
+    def write_in(self, site: forma.Site, batches: Iterable[Batch],
+                 context: RunContext) -> forma.Step:
+        self.check_write(context)
+        removal = self.params.get("remove") or "suspend"
+        sync = context.import_type == "sync"
         owner = context.owner
         now = now_in(context)
-        with forma.connect(url, write=True) as conn, conn.begin() as transaction:
-            site = forma.Site(conn, self.params.get("prefix") or "", url)
-            cu = site.table("learning_courseuser")
-            stage = self._load(site, batches, context)
-            st = stage.table
-            self._resolve(site, st, context)
-            groups = self._level_groups(site, sa.select(st.c[CID]).where(st.c[OK] == 1))
-            # a sync suspends the source's enrollments its file no longer has: back in the file
-            # without a status, such an enrollment is subscribed again
-            revive = owner if sync and removal == "suspend" else None
-            self._compare(site, cu, st, groups, now, revive)
+        cu = site.table("learning_courseuser")
+        stage = self._load(site, batches, context)
+        st = stage.table
+        self._resolve(site, st, context)
+        groups = self._level_groups(site, sa.select(st.c[CID]).where(st.c[OK] == 1))
+        # a sync suspends the source's enrollments its file no longer has: back in the file
+        # without a status, such an enrollment is subscribed again
+        revive = owner if sync and removal == "suspend" else None
+        self._compare(site, cu, st, groups, now, revive)
 
-            ok = st.c[OK] == 1
-            new = sa.and_(ok, st.c[EXISTS].is_(None))
-            values_changed = sa.or_(*(st.c[NEW + name].is_distinct_from(st.c[OLD + name])
-                                      for name in VALUES))
-            changed = sa.and_(ok, st.c[EXISTS] == 1,
-                              sa.or_(values_changed, st.c[MEMBER].is_(None)))
-            owned_where = [cu.c.imported_from_connection == owner]
-            if removal == "suspend":
-                owned_where.append(cu.c.status != SUSPENDED)
-            seen = _seen(site, st)
-            gone = [*owned_where, ~sa.exists().where(seen.c.idUser == cu.c.idUser,
-                                                     seen.c.idCourse == cu.c.idCourse)]
+        ok = st.c[OK] == 1
+        new = sa.and_(ok, st.c[EXISTS].is_(None))
+        values_changed = sa.or_(*(st.c[NEW + name].is_distinct_from(st.c[OLD + name])
+                                  for name in VALUES))
+        changed = sa.and_(ok, st.c[EXISTS] == 1,
+                          sa.or_(values_changed, st.c[MEMBER].is_(None)))
+        owned_where = [cu.c.imported_from_connection == owner]
+        if removal == "suspend":
+            owned_where.append(cu.c.status != SUSPENDED)
+        seen = _seen(site, st)
+        gone = [*owned_where, ~sa.exists().where(seen.c.idUser == cu.c.idUser,
+                                                 seen.c.idCourse == cu.c.idCourse)]
 
-            changes = ChangeSet(removal="deactivate" if removal == "suspend" else "delete")
-            changes.inserted = _count(site, st, new)
-            changes.updated = _count(site, st, changed)
-            staged_ok = _count(site, st, ok)
-            changes.unchanged = staged_ok - changes.inserted - changes.updated
-            if sync:
-                changes.owned = _count(site, cu, sa.and_(*owned_where))
-                changes.removed = _count(site, cu, sa.and_(*gone))
-            if context.dry_run:
-                changes.samples = self._samples(site, cu, st, new, changed,
-                                                gone if sync else None)
-            if not context.review(changes):
-                transaction.rollback()
-                return
-            removed = self._remove(site, cu, gone, removal, now) \
+        changes = ChangeSet(removal="deactivate" if removal == "suspend" else "delete")
+        changes.inserted = _count(site, st, new)
+        changes.updated = _count(site, st, changed)
+        staged_ok = _count(site, st, ok)
+        changes.unchanged = staged_ok - changes.inserted - changes.updated
+        if sync:
+            changes.owned = _count(site, cu, sa.and_(*owned_where))
+            changes.removed = _count(site, cu, sa.and_(*gone))
+        if context.dry_run:
+            changes.samples = self._samples(site, cu, st, new, changed,
+                                            gone if sync else None)
+
+        def apply() -> ChangeSet:
+            done = ChangeSet(removal=changes.removal, owned=changes.owned)
+            done.removed = self._remove(site, cu, gone, removal, now) \
                 if sync and changes.removed else 0
             self._log_status(site, st, sa.and_(ok, sa.or_(
                 st.c[EXISTS].is_(None),
                 st.c[NEW + "status"].is_distinct_from(st.c[OLD + "status"]))), now)
             self._move_memberships(site, st, groups, changed, new)
-            updated = 0
             if changes.updated:
                 site.execute(sa.update(cu).where(
                     cu.c.idUser == st.c[UID], cu.c.idCourse == st.c[CID], cu.c.edition_id == 0,
                     ok, st.c[EXISTS] == 1, values_changed)
                     .values({cu.c[name]: st.c[NEW + name] for name in VALUES}),
                     "updating enrollments")
-                updated = changes.updated
-            inserted = 0
+                done.updated = changes.updated
             if changes.inserted:
                 names = ["idUser", "idCourse", "edition_id", "imported_from_connection",
                          *VALUES]
@@ -188,14 +187,12 @@ class FormaEnrollmentsConnector(forma.FormaConnector):
                                  *(sa.func.coalesce(st.c[NEW + name], site.no_date(complete))
                                    if name == "date_complete" else st.c[NEW + name]
                                    for name in VALUES)).where(new)
-                inserted = int(site.execute(sa.insert(cu).from_select(names, rows),
-                                            "inserting enrollments").rowcount)
-            context.check_lease(conn)
-            transaction.commit()
-        context.counts.inserted += inserted
-        context.counts.updated += updated
-        context.counts.unchanged += staged_ok - inserted - updated
-        context.counts.removed += removed
+                done.inserted = int(site.execute(sa.insert(cu).from_select(names, rows),
+                                                 "inserting enrollments").rowcount)
+            done.unchanged = staged_ok - done.inserted - done.updated
+            return done
+
+        return forma.Step(changes, apply)
 
     def adopt(self, batches: Iterable[Batch], context: RunContext, everything: bool) -> int:
         """Make the source the owner of the enrollments no connection owns (made in the LMS)

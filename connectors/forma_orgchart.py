@@ -42,7 +42,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -211,41 +211,42 @@ class FormaOrgChartConnector(forma.FormaConnector):
             raise OrgChartError("import type sync needs the name of the source connection to "
                                 "know which units it owns")
 
-    def write(self, batches: Iterable[Batch], context: RunContext) -> None:
-        """Check every row, plan the whole tree in Python, have the change set reviewed, then
-        apply it in one transaction (see the module's description)."""
+    def check_write(self, context: RunContext) -> None:
         self.check_task(context)
-        url = self.database_url(context)
-        with forma.connect(url, write=True) as conn, conn.begin() as transaction:
-            site = forma.Site(conn, self.prefix, url)
-            tree, chart = site.table("core_org_chart_tree"), site.table("core_org_chart")
-            limits = _Limits(site, tree, chart)
-            rows, present = self._rows(batches, context, limits)
-            units = _read_units(site)
-            names = _read_names(site, set(units))
-            owner_name = forma.OWNER_GROUP.format(kind=OWNER_KIND, owner=context.owner or "")
-            owner = site.group_ids([owner_name]).get(owner_name) if context.owner else None
-            plan = _plan(rows, units, names, context)
-            if context.import_type == "sync":
-                _plan_removal(plan, site, units, present, owner)
-            changes = ChangeSet(inserted=len(plan.new), updated=len(plan.updated),
-                                unchanged=plan.unchanged + len(plan.kept),
-                                removed=len(plan.removed), owned=plan.owned)
-            if context.dry_run:
-                changes.samples = {
-                    "insert": [f"code={row.code}" for row in plan.new[:SAMPLE_KEYS]],
-                    "update": [f"code={row.code}" for row in plan.updated[:SAMPLE_KEYS]],
-                    "remove": [f"code={units[i].code}" for i in plan.removed[:SAMPLE_KEYS]]}
-            if not context.review(changes):
-                transaction.rollback()
-                return
+
+    def write_in(self, site: forma.Site, batches: Iterable[Batch],
+                 context: RunContext, drop: Collection[str] = ()) -> forma.Step:
+        """Check every row and plan the whole tree in Python, counting the change set; apply
+        writes it (see the module's description). ``drop``: the codes of units to remove
+        besides (the forma-lms destination's deletes), as a sync would: empty leaves only."""
+        self.check_task(context)
+        tree, chart = site.table("core_org_chart_tree"), site.table("core_org_chart")
+        limits = _Limits(site, tree, chart)
+        rows, present = self._rows(batches, context, limits)
+        units = _read_units(site)
+        names = _read_names(site, set(units))
+        owner_name = forma.OWNER_GROUP.format(kind=OWNER_KIND, owner=context.owner or "")
+        owner = site.group_ids([owner_name]).get(owner_name) if context.owner else None
+        plan = _plan(rows, units, names, context)
+        if context.import_type == "sync":
+            _plan_removal(plan, site, units, present, owner)
+        if drop:
+            _plan_removable(plan, site, units,
+                            {unit.id for unit in units.values() if unit.code in drop})
+        changes = ChangeSet(inserted=len(plan.new), updated=len(plan.updated),
+                            unchanged=plan.unchanged + len(plan.kept),
+                            removed=len(plan.removed), owned=plan.owned)
+        if context.dry_run:
+            changes.samples = {
+                "insert": [f"code={row.code}" for row in plan.new[:SAMPLE_KEYS]],
+                "update": [f"code={row.code}" for row in plan.updated[:SAMPLE_KEYS]],
+                "remove": [f"code={units[i].code}" for i in plan.removed[:SAMPLE_KEYS]]}
+
+        def apply() -> ChangeSet:
             _apply(site, plan, units, context)
-            context.check_lease(conn)
-            transaction.commit()
-        context.counts.inserted += changes.inserted
-        context.counts.updated += changes.updated
-        context.counts.unchanged += changes.unchanged
-        context.counts.removed += changes.removed
+            return changes
+
+        return forma.Step(changes, apply)
 
     def _rows(self, batches: Iterable[Batch], context: RunContext,
               limits: _Limits) -> tuple[list[_Row], set[str]]:
@@ -604,7 +605,14 @@ def _plan_removal(plan: _Plan, site: forma.Site, units: dict[int, _Unit], presen
     owned_groups = _members(site, owner)
     owned = [unit for unit in units.values() if unit.oc and unit.oc in owned_groups]
     plan.owned = len(owned)
-    gone = {unit.id for unit in owned if unit.code not in present}
+    _plan_removable(plan, site, units, {unit.id for unit in owned if unit.code not in present})
+
+
+def _plan_removable(plan: _Plan, site: forma.Site, units: dict[int, _Unit],
+                    gone: set[int]) -> None:
+    """Of the units ``gone``, those that are empty leaves once their own children are removed
+    go to ``plan.removed``, the others to ``plan.kept`` (with a warning)."""
+    gone -= set(plan.removed)
     if not gone:
         return
     peopled = _with_users(site)
@@ -616,8 +624,9 @@ def _plan_removal(plan: _Plan, site: forma.Site, units: dict[int, _Unit], presen
     for unit_id in reversed(_depth_first(plan.parents, {})):  # children before parents
         removable[unit_id] = unit_id in candidates and all(
             removable.get(child, False) for child in children.get(unit_id, []))
-    plan.removed = sorted(i for i in gone if removable.get(i))
-    plan.kept = sorted(gone - set(plan.removed))
+    removed = sorted(i for i in gone if removable.get(i))
+    plan.removed += removed
+    plan.kept += sorted(gone - set(removed))
     peopled_kept = [units[i].code for i in plan.kept if i not in candidates]
     parents_kept = [units[i].code for i in plan.kept if i in candidates]
     for codes, why in ((peopled_kept, "they hold users"),

@@ -87,7 +87,7 @@ class FormaUsersConnector(forma.FormaConnector):
     def columns(self, context: RunContext) -> list[Column] | None:
         """The fixed columns, ``field:<name>`` for each custom field the site defines, and
         ``pass`` refused (passwords are never imported)."""
-        with self._site(context, write=False) as site:
+        with self.open_site(context, write=False) as site:
             fields = _fields(site)
         return [Column("userid", required=True, key=True, type="login"),
                 *(Column(name) for name in COLUMNS[1:]),
@@ -98,7 +98,7 @@ class FormaUsersConnector(forma.FormaConnector):
 
     def read(self, context: RunContext) -> Iterator[Batch]:
         """Every user but the anonymous one, by userid: the columns ``write`` takes."""
-        with self._site(context, write=False) as site:
+        with self.open_site(context, write=False) as site:
             user, setting = site.table("core_user"), site.table("core_setting_user")
             members, tree = site.table("core_group_members"), site.table("core_org_chart_tree")
             entries = site.table("core_field_userentry")
@@ -146,25 +146,18 @@ class FormaUsersConnector(forma.FormaConnector):
             raise FormaError("import type sync needs the name of the source connection to "
                              "know which users it owns")
 
-    def write(self, batches: Iterable[Batch], context: RunContext) -> None:
-        """Stage the rows, count the change set, have it reviewed, apply it (see the module)."""
+    def check_write(self, context: RunContext) -> None:
         self.check_task(context)
-        with self._site(context, write=True) as site, site.conn.begin() as transaction:
-            plan = _Plan(site, context, self.params.get("remove") or "suspend")
-            for batch in batches:
-                plan.add(batch)
-            plan.finish()
-            changes = plan.change_set()
-            if not context.review(changes):
-                transaction.rollback()
-                return
-            done = plan.apply(changes)
-            context.check_lease(site.conn)
-            transaction.commit()
-        context.counts.inserted += done.inserted
-        context.counts.updated += done.updated
-        context.counts.unchanged += done.unchanged
-        context.counts.removed += done.removed
+
+    def write_in(self, site: Site, batches: Iterable[Batch], context: RunContext) -> forma.Step:
+        """Stage the rows and count the change set (see the module); apply applies it."""
+        self.check_task(context)
+        plan = _Plan(site, context, self.params.get("remove") or "suspend")
+        for batch in batches:
+            plan.add(batch)
+        plan.finish()
+        changes = plan.change_set()
+        return forma.Step(changes, lambda: plan.apply(changes))
 
     def adopt(self, batches: Iterable[Batch], context: RunContext, everything: bool) -> int:
         """Make the source the owner (a member of its owner group) of existing users no source
@@ -172,7 +165,7 @@ class FormaUsersConnector(forma.FormaConnector):
         anonymous one and the administrators; how many."""
         if not context.owner:
             raise FormaError("adopting needs the name of the source connection")
-        with self._site(context, write=True) as site, site.conn.begin() as transaction:
+        with self.open_site(context, write=True) as site, site.conn.begin() as transaction:
             user, members = site.table("core_user"), site.table("core_group_members")
             group = site.table("core_group")
             owned = (sa.select(members.c.idstMember)
@@ -215,7 +208,7 @@ class FormaUsersConnector(forma.FormaConnector):
             transaction.commit()
             return found
 
-    def _site(self, context: RunContext, write: bool) -> _Opened:
+    def open_site(self, context: RunContext, write: bool) -> _Opened:
         return _Opened(self.database_url(context), self.params.get("prefix") or "", write)
 
 
@@ -673,18 +666,7 @@ class _Plan:
         return done
 
     def _remove(self, gone: sa.Table) -> int:
-        site, user = self.site, self.user
-        ids = sa.select(gone.c.idst)
-        if self.removal == "suspend":
-            return self._count(sa.update(user).where(user.c.idst.in_(ids)).values(valid=0),
-                               "suspending users")
-        site.execute(sa.delete(self.members).where(self.members.c.idstMember.in_(ids)),
-                     "deleting the removed users' memberships")
-        site.execute(sa.delete(self.setting).where(self.setting.c.id_user.in_(ids)),
-                     "deleting the removed users' settings")
-        site.execute(sa.delete(self.entries).where(self.entries.c.id_user.in_(ids)),
-                     "deleting the removed users' custom fields")
-        return self._count(sa.delete(user).where(user.c.idst.in_(ids)), "deleting users")
+        return remove_users(self.site, sa.select(gone.c.idst), self.removal)
 
     def _update(self) -> None:
         site, user, stage = self.site, self.user, self.users.table
@@ -698,20 +680,25 @@ class _Plan:
                      .values({user.c.valid: stage.c.valid}), "updating valid")
 
     def _insert(self, count: int) -> int:
-        """New users: ids from core_st in one go, paired with the new userids in file order,
-        staged, then one INSERT ... SELECT."""
+        """New users: ids from core_st paired with the new userids in file order, 20,000 at a
+        time (flat memory), staged, then one INSERT ... SELECT."""
         if not count:
             return 0
         site, user, stage = self.site, self.user, self.users.table
-        new = [(int(line), userid) for line, userid in site.execute(
-            sa.select(stage.c[LINE_COLUMN], stage.c.userid)
-            .select_from(stage.outerjoin(user, user.c.userid == stage.c.userid))
-            .where(user.c.idst.is_(None)).order_by(stage.c[LINE_COLUMN]), "listing new users")]
-        ids = site.allocate(len(new))
-        for start in range(0, len(new), 20_000):
-            self.fresh.add([(line, userid, idst) for (line, userid), idst
-                            in zip(new[start:start + 20_000], ids[start:start + 20_000],
-                                   strict=True)])
+        line, userid = stage.c[LINE_COLUMN], _binary(site, stage.c.userid)
+        query = (sa.select(line, stage.c.userid)
+                 .select_from(stage.outerjoin(user, user.c.userid == stage.c.userid))
+                 .where(user.c.idst.is_(None)).order_by(line, userid).limit(20_000))
+        part: list[tuple[int, str]] = []
+        while True:
+            after = query if not part else query.where(sa.or_(
+                line > part[-1][0], sa.and_(line == part[-1][0],
+                                            userid > _binary(site, sa.literal(part[-1][1])))))
+            part = [(int(n), u) for n, u in site.execute(after, "listing new users")]
+            if not part:
+                break
+            ids = site.allocate(len(part))
+            self.fresh.add([(n, u, idst) for (n, u), idst in zip(part, ids, strict=True)])
         self.fresh.finish()
         fresh = self.fresh.table
         now = datetime.now(self.context.timezone).replace(tzinfo=None, microsecond=0)
@@ -790,6 +777,25 @@ class _Plan:
                 plus.outerjoin(members, sa.and_(members.c.idst == plus.c.idst,
                                                 members.c.idstMember == plus.c.member)))
             .where(members.c.idst.is_(None))), "adding memberships")
+
+
+def remove_users(site: Site, ids: sa.Select[Any], removal: str) -> int:
+    """The users ``ids`` selects removed as ``removal`` says: suspended (valid = 0) or deleted
+    with their memberships, settings and custom fields (enrollments kept); how many."""
+    user, members = site.table("core_user"), site.table("core_group_members")
+    if removal == "suspend":
+        return int(site.execute(sa.update(user).where(user.c.idst.in_(ids)).values(valid=0),
+                                "suspending users").rowcount)
+    site.execute(sa.delete(members).where(members.c.idstMember.in_(ids)),
+                 "deleting the removed users' memberships")
+    site.execute(sa.delete(site.table("core_setting_user")).where(
+        site.table("core_setting_user").c.id_user.in_(ids)),
+        "deleting the removed users' settings")
+    site.execute(sa.delete(site.table("core_field_userentry")).where(
+        site.table("core_field_userentry").c.id_user.in_(ids)),
+        "deleting the removed users' custom fields")
+    return int(site.execute(sa.delete(user).where(user.c.idst.in_(ids)),
+                            "deleting users").rowcount)
 
 
 class _Bad(Exception):
