@@ -124,6 +124,8 @@ def safe_iterparse(source: IO[bytes] | str, label: str,
             yield event, element
     except etree.XMLSyntaxError as exc:
         line, column = exc.position
+        if line < 1:
+            raise XmlError(f"{label} holds no XML element (is it empty?): {exc.msg}") from None
         raise XmlError(f"{label} line {line} column {column}: not well-formed XML: "
                        f"{exc.msg}") from None
 
@@ -367,11 +369,11 @@ class _Records:
     def _check_root(self, element: Any) -> None:
         fmt = self.fmt
         if element.tag != fmt.root:
-            shown = element.tag
-            if shown.startswith("{"):
-                namespace, _, local = shown[1:].partition("}")
-                shown = f"{local}> in namespace {namespace!r} <"
-            raise self._fail(element.sourceline, f"the root element is <{shown}>, expected "
+            shown = f"<{element.tag}>"
+            if element.tag.startswith("{"):
+                namespace, _, local = element.tag[1:].partition("}")
+                shown = f"<{local}> in namespace {namespace!r}"
+            raise self._fail(element.sourceline, f"the root element is {shown}, expected "
                              f"<{fmt.root}> (format {fmt.name}, without a namespace): is the "
                              "connection's format right?")
         version = element.get("version")
