@@ -141,15 +141,18 @@ def _pairs(batches: Iterable[Batch], context: RunContext) -> list[_Pair]:
 def _checked(pairs: list[_Pair], context: RunContext) -> list[_Pair]:
     """The pairs the file's own rules accept: no self-merge, a duplicate named once, no chain."""
     lines: dict[str, list[int]] = {}
+    merges: list[_Pair] = []
     for pair in pairs:
-        lines.setdefault(pair.userid.casefold(), []).append(pair.line)
-    good: list[_Pair] = []
-    for pair in pairs:
-        values = [pair.userid, pair.survivor]
         if pair.userid.casefold() == pair.survivor.casefold():
-            _reject(context, pair.line, values, "survivor",
+            _reject(context, pair.line, [pair.userid, pair.survivor], "survivor",
                     f"{pair.userid} is merged into itself: name another survivor")
-        elif len(lines[pair.userid.casefold()]) > 1:
+            continue
+        lines.setdefault(pair.userid.casefold(), []).append(pair.line)
+        merges.append(pair)
+    good: list[_Pair] = []
+    for pair in merges:
+        values = [pair.userid, pair.survivor]
+        if len(lines[pair.userid.casefold()]) > 1:
             others = ", ".join(map(str, lines[pair.userid.casefold()]))
             _reject(context, pair.line, values, "userid",
                     f"{pair.userid} is the duplicate in several pairs (rows {others}): "
