@@ -7,6 +7,9 @@ characters) refused with the line and nothing applied."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
+import zipfile
 from importlib import resources
 from pathlib import Path
 
@@ -110,6 +113,29 @@ def test_the_xsds_ship_in_the_package_and_name_the_forma_columns():
         assert [n for n in names if n != "field"] == expected[name] == \
             list(xml.FORMATS[name].columns), name
         assert_valid(EXAMPLES / f"{name}.xml", name)  # the samples are valid too
+
+
+@pytest.mark.slow
+def test_the_built_wheel_ships_the_xsds(tmp_path):
+    """The XSDs are package data: in the wheel, and read through importlib.resources from an
+    install of it (not from this repository)."""
+    repository = EXAMPLES.parent
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w",
+                    str(tmp_path), str(repository)], check=True, capture_output=True,
+                   timeout=300)
+    (wheel,) = tmp_path.glob("iotask-*.whl")
+    installed = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(installed)
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from importlib import resources; "
+            "import iotask.connectors as c; assert c.__file__.startswith(sys.argv[1]); "
+            "print(*(len(resources.files(c).joinpath('schemas', n + '.xsd').read_bytes()) "
+            "for n in sys.argv[2:]))")
+    shown = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(installed), *FORMATS],
+                           check=True, capture_output=True, text=True, timeout=60).stdout
+    sizes = [len((repository / "connectors" / "schemas" / f"{n}.xsd").read_bytes())
+             for n in FORMATS]
+    assert shown.split() == [str(size) for size in sizes]
 
 
 def test_a_connection_needs_a_known_format(registered, tmp_path):
