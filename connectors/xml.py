@@ -22,14 +22,22 @@ from __future__ import annotations
 import functools
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import IO, Any
 
 from iotask.connectors.base import Connector
-from iotask.connectors.context import Batch, Column, RowError, RunContext, Unit, UnitOutcome
+from iotask.connectors.context import (
+    Batch,
+    Column,
+    MemoryContext,
+    RowError,
+    RunContext,
+    Unit,
+    UnitOutcome,
+)
 from iotask.connectors.csv import CsvConnector
 from iotask.connectors.errors import ConnectorError, NothingToProcess
 from iotask.connectors.files import (
@@ -118,9 +126,9 @@ def safe_iterparse(source: IO[bytes] | str, label: str,
             if first:
                 first = False
                 if element.getroottree().docinfo.doctype:
-                    raise XmlError(f"{label} line {element.sourceline}: the file has a DOCTYPE "
-                                   "declaration, which is refused (its entities could expand "
-                                   "without bound or read other files): remove it")
+                    raise XmlError(f"{label}: the file has a DOCTYPE declaration (before line "
+                                   f"{element.sourceline}), which is refused: its entities "
+                                   "could expand without bound or read other files; remove it")
             yield event, element
     except etree.XMLSyntaxError as exc:
         line, column = exc.position
@@ -141,8 +149,7 @@ class XmlConnector(Connector):
                 help="path or file:, ftp:, ftps:, sftp:, https: URL; ending in / imports every "
                      "file in that folder; an export name may hold {date:%Y%m%d}"),
         Setting("format", required=True, choices=tuple(FORMATS),
-                help="the XML format (docs/xml-formats.md): users, training-records, courses "
-                     "or user-merge"),
+                help="the XML format (docs/xml-formats.md)"),
         Setting("encoding", default="utf-8", choices=ENCODINGS,
                 help="exports: the file's encoding (reading follows the file's XML "
                      "declaration)"),
@@ -228,6 +235,39 @@ class XmlConnector(Connector):
             if batch:
                 yield batch
 
+    def write_rejects(self, rejected: Mapping[int, str], folder: Path,
+                      stem: str) -> Path | None:
+        """The rejected records as they were, each after a comment saying why: the reader
+        drops comments, so the fixed file imports as it is."""
+        files = self._files
+        found = files._open or files._local(MemoryContext(file_roots=files._roots))
+        if found is None:
+            return None
+        source, label = found
+        target = folder / f"{stem}.xml"
+        fmt = self.format
+        with open(source, "rb") as raw, open(target, "wb") as out:
+            with etree.xmlfile(out, encoding="utf-8") as xf:
+                xf.write_declaration()
+                with xf.element(fmt.root, version="1"):
+                    xf.write("\n")
+                    depth = 0
+                    for event, element in safe_iterparse(raw, label):
+                        depth += 1 if event == "start" else -1
+                        if event != "end" or depth != 1:
+                            continue
+                        line = element.sourceline
+                        if line in rejected:
+                            why = _NOT_XML.sub("?", f" line {line}: {rejected[line]} ")
+                            xf.write("  ", etree.Comment(why.replace("--", "- -")), "\n  ")
+                            element.tail = "\n"
+                            xf.write(element)
+                        element.clear(keep_tail=False)
+                        while element.getprevious() is not None:
+                            del element.getparent()[0]
+            out.write(b"\n")
+        return target
+
     # --- writing ----------------------------------------------------------------------
 
     def write(self, batches: Iterable[Batch], context: RunContext) -> None:
@@ -279,6 +319,7 @@ class XmlConnector(Connector):
                             continue
                         xf.write("  ", record)
                         written += 1
+        out.write(b"\n")  # the writer ends with the root element: the file, with its line
         return written
 
     def _record(self, row: dict[str, Any], index: int, context: RunContext) -> Any:
