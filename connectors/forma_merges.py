@@ -101,21 +101,22 @@ class FormaMergesConnector(forma.FormaConnector):
         with forma.connect(url, write=True) as conn, conn.begin() as transaction:
             site = forma.Site(conn, self.params.get("prefix") or "", url)
             pairs = _resolved(site, pairs, context)
-            plans = [_plan(site, pair) for pair in pairs]
-            changes = ChangeSet(updated=len(plans))
+            changes = ChangeSet(updated=len(pairs))
             if context.dry_run:
-                changes.samples = {"update": [f"userid={plan.pair.userid} → "
-                                              f"{plan.pair.survivor}"
-                                              for plan in plans[:SAMPLE_KEYS]]}
+                changes.samples = {"update": [f"userid={pair.userid} → {pair.survivor}"
+                                              for pair in pairs[:SAMPLE_KEYS]]}
             if not context.review(changes):
                 transaction.rollback()
                 return
-            for plan in plans:
+            notes = []
+            for pair in pairs:  # each planned once the one before is applied: two duplicates
+                plan = _plan(site, pair)  # of one survivor may share a course or a group
                 _apply(site, plan, now)
+                notes.append(plan.note())
             context.check_lease(conn)
             transaction.commit()
-        context.notes.extend(plan.note() for plan in plans)
-        context.counts.updated += len(plans)
+        context.notes.extend(notes)
+        context.counts.updated += len(pairs)
 
 
 def _pairs(batches: Iterable[Batch], context: RunContext) -> list[_Pair]:

@@ -199,6 +199,21 @@ def test_bad_pairs_are_row_errors_and_the_good_ones_merge(site):
     assert site.valid("mrossi.old") == 1
 
 
+@TWO
+def test_two_duplicates_of_one_survivor_may_share_a_course(site):
+    site.join_groups("jdoe2", "/sales")
+    site.join_groups("lmüller", "/sales")
+    before = site.enrollments()
+    site.write([("jdoe2", "jdoe"), ("lmüller", "jdoe")])  # both enrolled in GDPR-2026
+    result = site.run()
+    assert result["status"] == "success" and not result["row_errors"], result
+    after = site.enrollments()
+    assert pair_view(after, "jdoe") == pair_view(before, "jdoe", "jdoe2", "lmüller")
+    assert after[("jdoe", "GDPR-2026")] == before[("jdoe2", "GDPR-2026")]  # in progress wins
+    assert "lmüller → jdoe: 0 enrollments moved, 1 kept on the survivor" in result["notes"][1]
+    assert "/sales" in site.groups("jdoe") and "/sales" not in site.groups("lmüller")
+
+
 def test_a_dry_run_writes_nothing(site):
     site.write()
     before = site.snapshot()
