@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import aged
+from conftest import aged, assert_user_error
 from iotask.connectors import forma
 from test_xml_connector import EXAMPLES, registered  # noqa: F401  (the fixture)
 
@@ -246,3 +246,9 @@ def test_a_failure_in_any_pair_rolls_every_pair_back(site, backend):
     assert "refused by a trigger" in result["error"]
     assert site.snapshot() == before
     assert site.valid("jdoe2") == 1
+
+
+def test_a_merge_task_is_never_a_sync(site):
+    assert_user_error(site.iotask("task", "add", "merge-sync", "--source", "merges-xml",
+                                  "--destination", "lms-merges", "--import-type", "sync",
+                                  ok=False), "import type insert, not sync")
