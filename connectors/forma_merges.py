@@ -257,9 +257,10 @@ def _apply(site: forma.Site, plan: _Plan, now: datetime) -> None:
         old = site.execute(sa.select(cu.c.status).where(
             cu.c.idUser == survivor, cu.c.idCourse == course, cu.c.edition_id == edition),
             "reading an enrollment").scalar_one()
+        when = site.no_date(cu.c.date_complete) if forma.is_no_date(complete) else complete
         site.execute(sa.update(cu).where(cu.c.idUser == survivor, cu.c.idCourse == course,
                                          cu.c.edition_id == edition)
-                     .values(status=status, date_complete=complete, score_given=score),
+                     .values(status=status, date_complete=when, score_given=score),
                      "taking the duplicate's completion")
         if int(old) != status:
             site.execute(sa.insert(log).values(idUser=survivor, idCourse=course,

@@ -214,6 +214,16 @@ def test_two_duplicates_of_one_survivor_may_share_a_course(site):
     assert "/sales" in site.groups("jdoe") and "/sales" not in site.groups("lmüller")
 
 
+@TWO
+def test_a_better_status_without_a_completion_date_is_taken(site):
+    """In progress (no date_complete: a zero date on forma 3.x) beats subscribed."""
+    site.write([("jdoe2", "lmüller")])  # jdoe2 in progress in GDPR-2026, lmüller subscribed
+    result = site.run()
+    assert result["status"] == "success", result
+    status, complete, _ = site.enrollments()[("lmüller", "GDPR-2026")]
+    assert status == 1 and complete in ("", "None", "0000-00-00 00:0")
+
+
 def test_a_dry_run_writes_nothing(site):
     site.write()
     before = site.snapshot()
