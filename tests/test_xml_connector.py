@@ -290,7 +290,8 @@ def test_a_record_without_its_key_is_a_row_error_the_others_go_on(registered, fo
     path.write_text('<?xml version="1.0" encoding="iso-8859-1"?>\n<users>\n'
                     "  <!-- a comment -->\n"
                     "  <user><firstname>No key</firstname></user>\n"
-                    "  <user><email>ann@example.com</email><userid>ann</userid></user>\n"
+                    "  <user><email>ann@example.com</email><userid>ann</userid>"
+                    "<lastname>Lefèvre</lastname></user>\n"
                     "</users>\n", encoding="iso-8859-1")
     aged(path)
     registered("connection", "add", "users-xml", "--type", "xml", "--set", f"url={path}",
@@ -310,6 +311,11 @@ def test_a_record_without_its_key_is_a_row_error_the_others_go_on(registered, fo
     (record,) = tree.getroot().iterchildren(tag="user")
     assert record.findtext("firstname") == "No key"
     assert "has no <userid>" in record.getprevious().text
+    engine = sa.create_engine(forma_url, poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:  # read as the declaration says: ISO-8859-1
+        assert conn.execute(sa.text("SELECT lastname FROM core_user WHERE userid = '/ann'")
+                            ).scalar_one() == "Lefèvre"
+    engine.dispose()
 
 
 @TWO
