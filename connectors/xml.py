@@ -385,6 +385,10 @@ class _Records:
                     if children > MAX_CHILDREN:
                         raise self._fail(element.sourceline, f"<{fmt.record}> has more than "
                                          f"{MAX_CHILDREN:,} elements: not a {fmt.name} record")
+                else:  # refused at once: nothing nested in a value is ever kept in memory
+                    raise self._fail(element.sourceline, f"<{element.getparent().tag}> holds "
+                                     f"the element <{element.tag}>: a value is text only "
+                                     "(escape < as &lt;)")
                 continue
             depth -= 1
             if depth == 1:
@@ -447,9 +451,6 @@ class _Records:
             if unknown:
                 raise self._fail(where, f"<{tag}> has attribute {unknown[0]!r}: values are the "
                                  "elements' text, without attributes")
-            if len(child):
-                raise self._fail(where, f"<{tag}> holds the element <{child[0].tag}>: a value "
-                                 "is text only (escape < as &lt;)")
             if column in seen:
                 raise self._fail(where, f"<{fmt.record}> has "
                                  f"{'<' + tag + '>' if tag != 'field' else 'field ' + repr(name)}"

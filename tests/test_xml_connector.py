@@ -443,6 +443,14 @@ def test_a_file_that_is_not_the_format_fails_with_its_line_and_applies_nothing(
     assert count_users(migrated_url) == before
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_record_of_endless_elements_stops_at_the_limit(registered, tmp_path):
+    registered("lms", "init")
+    err = hostile(registered, tmp_path, "<users>\n<user><userid>a</userid>\n"
+                  + "<firstname/>\n" * 20_000 + "</user>\n</users>\n")
+    assert "in.xml line 10002: <user> has more than 10,000 elements" in err
+
+
 def test_a_merge_file_read_as_users_names_the_format(registered, tmp_path):
     path = aged(Path(shutil.copy(EXAMPLES / "user-merge.xml", tmp_path / "m.xml")))
     registered("lms", "init")
