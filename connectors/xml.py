@@ -58,6 +58,7 @@ BATCH_SIZE = 1000
 MAX_CHILDREN = 10_000  # elements in one record: more is not a record of these formats
 ENCODINGS = ("utf-8", "iso-8859-1", "windows-1252")
 # what XML 1.0 cannot hold, even as a character reference
+_ELEMENT = re.compile(r"Element '([^']+)'")  # how libxml2's schema errors start
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 
 
@@ -314,8 +315,10 @@ class XmlConnector(Connector):
                         wrapper = etree.Element(fmt.root)
                         wrapper.append(record)
                         if not checker.validate(wrapper):
-                            context.row_error(RowError(row_index=index, key_values=_key(
-                                row, fmt), message=_refusal(checker, fmt)))
+                            column, message = _refusal(checker, fmt)
+                            context.row_error(RowError(row_index=index, column=column,
+                                                       key_values=_key(row, fmt),
+                                                       message=message))
                             continue
                         xf.write("  ", record)
                         written += 1
@@ -491,11 +494,13 @@ def _key(row: dict[str, Any], fmt: Format) -> str:
     return ", ".join(f"{key}={_text(row.get(key))}" for key in fmt.keys)
 
 
-def _refusal(checker: etree.XMLSchema, fmt: Format) -> str:
-    """The XSD's complaint about a record, said for a person."""
+def _refusal(checker: etree.XMLSchema, fmt: Format) -> tuple[str | None, str]:
+    """The column the XSD refuses in a record (when it names one), and its complaint."""
     error = checker.error_log.last_error
     message = error.message if error is not None else "the record does not fit the format"
-    return f"not valid in the {fmt.name} XML format ({fmt.schema_file}): {message}"
+    named = _ELEMENT.match(message)
+    return (named.group(1) if named else None,
+            f"not valid in the {fmt.name} XML format ({fmt.schema_file}): {message}")
 
 
 CONNECTOR = XmlConnector

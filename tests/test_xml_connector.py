@@ -252,6 +252,28 @@ def test_control_characters_are_row_errors_and_the_export_stays_valid(
     assert b"Doe&#13;\nJr" in path.read_bytes()
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_value_the_xsd_refuses_is_a_row_error_naming_its_column(registered, tmp_path):
+    feed = write_csv(tmp_path / "records.csv", ["userid", "code", "status", "date_complete",
+                                                "score"],
+                     [["ann", "C-1", "completed", "2026-03-01 10:30", "90"],
+                      ["bob", "C-1", "completed", "last tuesday", "80"],
+                      ["eve", "C-1", "completed", "2026-03-02", "ninety"],
+                      ["", "C-1", "completed", "2026-03-02", "70"]])
+    registered("connection", "add", "feed", "--type", "csv", "--set", f"url={feed}")
+    path = tmp_path / "records.xml"
+    result = export(registered, "records", "feed", str(path), "training-records",
+                    task=("--max-errors", "100%"))
+    errors = {error["row"]: error for error in result["row_errors"]}
+    assert set(errors) == {3, 4, 5}  # the CSV lines
+    assert errors[3]["column"] == "date_complete" and "last tuesday" in errors[3]["message"]
+    assert errors[4]["column"] == "score" and "ninety" in errors[4]["message"]
+    assert errors[5]["column"] == "userid"
+    assert "not valid in the training-records XML format" in errors[3]["message"]
+    assert_valid(path, "training-records")
+    assert [r["userid"] for r in records(path)] == ["ann"]
+
+
 # --- imports ----------------------------------------------------------------------------------
 
 @TWO
