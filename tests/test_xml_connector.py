@@ -306,6 +306,25 @@ def test_xml_courses_and_users_import_into_the_forma_tables(registered, forma_ur
     assert users["/lmüller"].email == "lena.mueller@example.com"
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_folder_of_xml_files_is_imported_file_by_file(registered, tmp_path):
+    registered("lms", "init")
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    for number, userid in enumerate(("ann", "bob"), start=1):
+        path = folder / f"users-{number}.xml"
+        path.write_text(f"<users><user><userid>{userid}</userid></user></users>\n")
+        aged(path, 120 - number)
+    registered("connection", "add", "drop", "--type", "xml", "--set", f"url={folder}/",
+               "--set", "format=users")
+    registered("connection", "add", "lms", "--type", "forma-users")
+    registered("task", "add", "t", "--source", "drop", "--destination", "lms")
+    result = registered("run", "t", "--json").json()["tasks"][0]
+    assert result["counts"]["inserted"] == 2
+    assert sorted(p.name for p in folder.iterdir()) == ["users-1.xml.imported",
+                                                        "users-2.xml.imported"]
+
+
 def test_a_record_without_its_key_is_a_row_error_the_others_go_on(registered, forma_url,
                                                                   tmp_path):
     path = tmp_path / "users.xml"
