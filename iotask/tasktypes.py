@@ -209,7 +209,10 @@ TYPES: dict[str, TaskType] = {t.name: t for t in (
              lms_settings={"only_status": "completed"}),
     TaskType("imsEnterprise", IMPORT, "users, courses and enrollments from an IMS Enterprise "
              "1.1 file (a student-information system's), in one transaction", "ims-enterprise",
-             "forma-lms", IMS, "ims-enterprise.xml"),
+             "forma-lms", IMS, "ims-enterprise.xml",
+             notes="a person's userid is its sourcedid/id; `iotask connection edit NAME-file "
+                   "--set userid=userid` takes it from <userid>, `--set groups=orgchart` "
+                   "makes groups org units"),
     TaskType("userMergeXml", IMPORT, "duplicate users merged into their survivors: "
              "enrollments, completions and groups moved, the duplicate suspended", "xml",
              "forma-merges", MERGE, "user-merge.xml", file_settings={"format": "user-merge"}),

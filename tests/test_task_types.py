@@ -424,3 +424,125 @@ def test_every_sample_file_exists_and_csv_ones_fit_their_columns():
         prefixes = tuple(n.split("<")[0] for n in names if "<" in n)
         assert {c["name"] for c in kind["columns"] if c["required"]} <= set(header), path
         assert all(h in names or h.startswith(prefixes) for h in header), (path, header)
+
+
+# --- the XML and IMS Enterprise types -------------------------------------------------------
+
+@pytest.fixture
+def registered(iotask):
+    """The XML and IMS connectors, until the migration that registers built-ins has them: the
+    one place they are registered for these tests."""
+    for module in ("xml", "forma_merges", "ims_enterprise", "forma_lms"):
+        iotask("connector", "register", f"iotask.connectors.{module}")
+    return iotask
+
+
+def xml_records(path: Path, schema: str) -> list[dict[str, str]]:
+    """The records of an export, which must validate against the format's shipped XSD."""
+    from importlib import resources
+
+    from lxml import etree
+
+    xsd = etree.XMLSchema(etree.fromstring(resources.files("iotask.connectors").joinpath(
+        "schemas", f"{schema}.xsd").read_bytes()))
+    tree = etree.parse(str(path))
+    assert xsd.validate(tree), f"{path}: {xsd.error_log}"
+    return [{child.tag: child.text or "" for child in record} for record in tree.getroot()]
+
+
+@SQLITE_MARIADB
+def test_xml_types_run_from_their_samples_through_run_due(registered, forma_url, tmp_path):
+    """courses (XML) into the LMS, then, with the sample users and training records loaded
+    through plain xml connections, userMergeXml loses no enrollment and no completion, and
+    trainingHistoryXml / completedTrainingRecordsXml export valid XML."""
+    iotask = registered
+    feeds = tmp_path / "feeds"
+    for name, fmt, lms, sequence in (("hr-users", "users", "forma-users", "20"),
+                                     ("records", "training-records", "forma-enrollments", "45")):
+        iotask("connection", "add", f"{name}-xml", "--type", "xml", "--set",
+               f"url={sample(f'{fmt}.xml', feeds)}", "--set", f"format={fmt}")
+        iotask("connection", "add", f"{name}-lms", "--type", lms, "--set", f"database={forma_url}")
+        iotask("task", "add", name, "--source", f"{name}-xml", "--destination", f"{name}-lms",
+               "--sequence", sequence, "--now")
+    iotask("task", "add", "catalogue", "--type", "courses", "--url",
+           str(sample("courses.xml", feeds)), "--lms", forma_url, "--now")
+    result = iotask("run-due", "--json")
+    assert [(r["task"], r["status"]) for r in result.json()["tasks"]] == [
+        ("hr-users", "success"), ("catalogue", "success"), ("records", "success")]
+    site = Site(forma_url)
+    assert site.courses() == {"SAF-101": ("Workplace safety", 1),
+                              "GDPR-2026": ("Data protection (GDPR) 2026", 1),
+                              "FORK-CL": ("Forklift operation <classroom>", 0)}
+    before = site.enrollments()
+    assert len(before) == 6
+    completions = sum(1 for level, status, done, score in before.values() if status == 2)
+
+    merges = sample("user-merge.xml", feeds)
+    iotask("task", "add", "merge", "--type", "userMergeXml", "--url", str(merges), "--lms",
+           forma_url, "--now")
+    out = tmp_path / "out"
+    out.mkdir()
+    iotask("task", "add", "all records", "--type", "trainingHistoryXml", "--url",
+           str(out / "records.xml"), "--lms", forma_url, "--now")
+    iotask("task", "add", "completed", "--type", "completedTrainingRecordsXml", "--url",
+           str(out / "completed.xml"), "--lms", forma_url, "--now")
+    result = iotask("run-due", "--json")
+    assert {r["task"]: r["status"] for r in result.json()["tasks"] if r["executed"]} == {
+        "merge": "success", "all records": "success", "completed": "success"}
+
+    users = site.users()
+    assert users["jdoe2"][2] == 0 and users["mrossi.old"][2] == 0  # the duplicates suspended
+    assert users["jdoe"][2] == 1 and users["mrossi"][2] == 1
+    after = site.enrollments()
+    assert {userid for userid, _ in after} <= {"jdoe", "mrossi", "lmüller", "jdoe2",
+                                               "mrossi.old"}
+    survivors = {key: value for key, value in after.items()
+                 if key[0] not in ("jdoe2", "mrossi.old")}
+    # every course the duplicates had is the survivor's now, and no completion is lost
+    assert set(survivors) == {("jdoe", "SAF-101"), ("jdoe", "GDPR-2026"),
+                              ("mrossi", "FORK-CL"), ("lmüller", "GDPR-2026")}
+    assert sum(1 for v in survivors.values() if v[1] == 2) == completions - 1  # jdoe's SAF-101
+    assert survivors[("mrossi", "FORK-CL")][1:] == (2, "2024-03-02 17:00", 88)  # the better one
+    assert survivors[("jdoe", "SAF-101")][1:] == (2, "2026-01-20 14:05", 92)
+
+    records = xml_records(out / "records.xml", "training-records")
+    assert {(r["userid"], r["code"]) for r in records} == set(after)
+    completed = xml_records(out / "completed.xml", "training-records")
+    assert {(r["userid"], r["code"]) for r in completed} == {
+        key for key, value in after.items() if value[1] == 2}
+    assert all(r["status"] == "completed" for r in completed)
+
+
+@SQLITE_MARIADB
+def test_ims_enterprise_type_runs_from_its_sample_through_run_due(registered, forma_url,
+                                                                  tmp_path):
+    iotask = registered
+    iotask("task", "add", "sis", "--type", "imsEnterprise", "--url",
+           str(sample("ims-enterprise.xml", tmp_path / "feeds")), "--lms", forma_url,
+           "--frequency", "hourly", "--now")
+    result = iotask("run-due", "--json")
+    assert [(r["task"], r["status"]) for r in result.json()["tasks"]] == [("sis", "success")]
+    site = Site(forma_url)
+    users = site.users()
+    assert {k: v for k, v in users.items() if k != "admin"} == {
+        "S1001": ("Ana", "ana.rossi@example.edu", 1),
+        "S1002": ("Ben", "ben.okafor@example.edu", 1),
+        "S1003": ("Chloé", "chloe.martin@example.edu", 1),
+        "F2001": ("Ewa", "ewa.kowalski@example.edu", 1)}
+    assert site.courses() == {"BIO-101-F26": ("Introduction to Biology", 0),
+                              "HIS-210-F26": ("Modern European History", 0)}
+    levels = {key: value[0] for key, value in site.enrollments().items()}
+    assert levels == {("S1001", "BIO-101-F26"): 3, ("S1002", "BIO-101-F26"): 3,
+                      ("F2001", "BIO-101-F26"): 6, ("S1003", "HIS-210-F26"): 3,
+                      ("S1001", "HIS-210-F26"): 4}
+
+
+@SQLITE
+def test_a_type_whose_connector_is_not_registered_says_how_to_get_it(iotask, tmp_path):
+    iotask("connector", "register", "iotask.connectors.xml")
+    result = iotask("task", "add", "m", "--type", "userMergeXml", "--url",
+                    str(tmp_path / "m.xml"), ok=False)
+    assert_user_error(result, "task type userMergeXml needs the connector 'forma-merges', which "
+                              "this database has not registered: run `iotask db upgrade` (or "
+                              "`iotask connector register iotask.connectors.forma_merges`)")
+    assert iotask("connection", "list", "--json").json() == []
