@@ -24,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
-from iotask.connectors.columnar import Spec
+from iotask.connectors.columnar import Spec, datetime_text
 
 log = logging.getLogger("iotask.columnar")
 _SPECIAL = r"[\\\t\n\r]"
@@ -89,7 +89,7 @@ def _text(values: pa.Array, spec: Spec, backend: str) -> pa.Array:
             for old, new in _ESCAPES:
                 texts = pc.replace_substring(texts, old, new)
     elif spec.kind == "datetime":
-        texts = pc.strftime(values, format="%Y-%m-%d %H:%M:%S")
+        texts = datetime_text(values)
     else:
         texts = pc.cast(values, pa.string())
     return pc.fill_null(texts, "\\N")
@@ -207,7 +207,7 @@ _SQLITE: dict[str, Callable[[pa.Array], pa.Array]] = {
     # the values SQLAlchemy's SQLite bind processors give: Decimal as float, dates as text
     "decimal": lambda values: pc.cast(pc.cast(values, pa.string()), pa.float64()),
     "date": lambda values: pc.cast(values, pa.string()),
-    "datetime": lambda values: pc.strftime(values, format="%Y-%m-%d %H:%M:%S.000000"),
+    "datetime": lambda values: datetime_text(values, ".000000"),
     "bool": lambda values: pc.cast(values, pa.int64()),
 }
 

@@ -283,7 +283,7 @@ def _parse(spec: Spec, text: pa.Array) -> pa.Array:
         lower = pc.utf8_lower(text)
         word = pc.is_in(lower, value_set=_WORDS)
         if kind == "bool":
-            if pc.any(pc.invert(word)).as_py():
+            if _any(pc.and_(pc.is_valid(text), pc.invert(word))):
                 raise Unsupported(f"column {spec.name!r}: not a true/false word")
             truth = pc.is_in(lower, value_set=_TRUE)
             return pc.if_else(pc.is_null(text), pa.scalar(None, pa.bool_()), truth)
@@ -312,9 +312,15 @@ def _parse(spec: Spec, text: pa.Array) -> pa.Array:
         _require(text, _DATETIME, spec)
         text = pc.replace_substring(text, "T", " ")
         times = pc.cast(text, pa.timestamp("us"))
-        _round_trip(text, pc.strftime(times, format="%Y-%m-%d %H:%M:%S"), spec)
+        _round_trip(text, datetime_text(times), spec)
         return times
     raise Unsupported(f"column {spec.name!r}: a type the fast path does not convert")
+
+
+def datetime_text(times: pa.Array, suffix: str = "") -> pa.Array:
+    """YYYY-MM-DD HH:MM:SS (then ``suffix``): whole seconds, the only ones the fast path reads
+    (strftime's %S of a microsecond timestamp would add the fraction)."""
+    return pc.strftime(pc.cast(times, pa.timestamp("s")), format=f"%Y-%m-%d %H:%M:%S{suffix}")
 
 
 def _require(text: pa.Array, pattern: str, spec: Spec) -> None:
