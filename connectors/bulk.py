@@ -73,8 +73,9 @@ def _texts(batches: Iterator[pa.RecordBatch], specs: list[Spec], backend: str,
                                       pa.string()))
         joined = columns[0] if len(columns) == 1 else pc.binary_join_element_wise(*columns, "\t")
         lines = pc.binary_join_element_wise(joined, "", "\n")
-        offsets = lines.offsets
-        start, end = offsets[0].as_py(), offsets[len(offsets) - 1].as_py()
+        offsets = pa.Array.from_buffers(pa.int32(), len(lines) + 1, [None, lines.buffers()[1]],
+                                        offset=lines.offset)
+        start, end = offsets[0].as_py(), offsets[len(lines)].as_py()
         done += count
         yield count, lines.buffers()[2][start:end]
 

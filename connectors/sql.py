@@ -295,8 +295,9 @@ class SqlConnector(Connector):
             raise columnar.Unsupported("the columns are not the table's: write says why")
         sources = {dest: (column, const) for dest, column, const in pairs}
         order = keys + [dest for dest in mapped if dest not in keys] + list(constants)
+        backend = conn.dialect.name
         specs = [_spec(table.c[column], sources.get(column, (None, constants.get(column))),
-                       column in keys, column in constants) for column in order]
+                       column in keys, column in constants, backend) for column in order]
         batches = columnar.typed_batches(file, specs)
         empty = conn.scalar(sa.select(sa.literal(1)).select_from(table).limit(1)) is None
         if not empty:
@@ -309,7 +310,8 @@ class SqlConnector(Connector):
                 raise columnar.Unsupported("duplicate keys")
             return _Loaded(stage.staged, stage, removal, owner_column)
         if owner_column is not None and owner_column not in order:
-            specs.append(_spec(table.c[owner_column], (None, context.owner), False, False))
+            specs.append(_spec(table.c[owner_column], (None, context.owner), False, False,
+                               backend))
         samples: list[str] = []
         rows = bulk.load(conn, table, specs, _sampled(batches, keys, samples))
         if not rows:
@@ -569,7 +571,8 @@ def _sampled(batches: Iterator[Any], keys: list[str], samples: list[str]) -> Ite
         yield batch
 
 
-def _spec(column: sa.Column[Any], source: tuple[str | None, Any], key: bool, typed: bool) -> Any:
+def _spec(column: sa.Column[Any], source: tuple[str | None, Any], key: bool, typed: bool,
+          backend: str) -> Any:
     """The fast path's Spec of ``column``, from the converter ``write`` gives it: the same
     rules, never a second copy of them. Unsupported for a converter it does not know."""
     from iotask.connectors.columnar import Spec, Unsupported
@@ -586,7 +589,12 @@ def _spec(column: sa.Column[Any], source: tuple[str | None, Any], key: bool, typ
         else:
             kind = next((_KIND_NAMES[python_type] for python_type, (known, _) in PARSERS.items()
                          if known == parse), None)
-        if kind == "decimal":
+        if kind in ("float", "decimal") and isinstance(column.type, sa.Float):
+            # a float column, even one read as Decimal (MySQL's DOUBLE): a double parsed from
+            # the text either way; a single-precision one could round twice, so not here
+            kind = ("float" if isinstance(column.type, sa.Double) or backend == "sqlite"
+                    else None)
+        elif kind == "decimal":
             precision = getattr(column.type, "precision", None)
             scale = getattr(column.type, "scale", None)
     if kind is None:
