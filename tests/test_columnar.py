@@ -32,10 +32,11 @@ TRIALS = 2
 LEASE = 2  # seconds: a killed run's lease expires soon
 
 
-def users(path: Path, count: int) -> Path:
+def users(path: Path, count: int, offset: int = 0, name: str = "Name") -> Path:
     with open(path, "w", encoding="utf-8", newline="") as out:
         out.write("userid,name,hired\n")
-        out.writelines(f"u{n:07d},Name {n},2020-01-{n % 28 + 1:02d}\n" for n in range(count))
+        out.writelines(f"u{n + offset:07d},{name} {n},2020-01-{n % 28 + 1:02d}\n"
+                       for n in range(count))
     return aged(path)
 
 
@@ -52,25 +53,35 @@ def wait_for_lease(engine: sa.Engine) -> None:
         time.sleep(0.1)
 
 
-def count(engine: sa.Engine) -> int:
+def content(engine: sa.Engine) -> list[tuple[object, ...]]:
     with engine.connect() as conn:
-        return int(conn.exec_driver_sql("SELECT COUNT(*) FROM people").scalar_one())
+        return [tuple(row) for row in conn.exec_driver_sql(
+            "SELECT userid, name, hired, imported_from_connection FROM people ORDER BY userid")]
 
 
-def test_a_run_killed_during_a_direct_load_leaves_the_target_empty(iotask, migrated_url,
-                                                                   tmp_path):
+@pytest.mark.parametrize("records", [0, 2000], ids=["direct load", "staged"])
+def test_a_run_killed_during_a_fast_load_leaves_the_table_as_it_was(iotask, migrated_url,
+                                                                    tmp_path, records):
+    """Killed with SIGKILL while its batches are being loaded, straight into the empty table
+    or into the stage of one with records, a run leaves the table as it was."""
     engine = iotask_db.make_engine(migrated_url)
     try:
         with engine.begin() as conn:
             conn.exec_driver_sql("CREATE TABLE people (userid VARCHAR(20) PRIMARY KEY, "
                                  "name VARCHAR(40), hired DATE, "
                                  "imported_from_connection VARCHAR(255))")
-        path = users(tmp_path / "people.csv", ROWS)
+        path = users(tmp_path / "people.csv", records or ROWS)
         iotask("connection", "add", "people-csv", "--type", "csv", "--set", f"url={path}")
         iotask("connection", "add", "people-sql", "--type", "sql", "--set", "table=people")
-        iotask("task", "add", "people", "--source", "people-csv", "--destination", "people-sql")
+        iotask("task", "add", "people", "--source", "people-csv", "--destination", "people-sql",
+               "--import-type", "sync", "--max-remove", "100%")
         env = {**os.environ, "IOTASK_LOG_LEVEL": "DEBUG", "IOTASK_LEASE_SECONDS": str(LEASE)}
         env.pop(columnar.EXACT_ENV, None)
+        if records:
+            iotask("run", "people")
+            users(path, ROWS, offset=records // 2, name="Renamed")
+        before = content(engine)
+        assert len(before) == records
         for _trial in range(TRIALS):
             wait_for_lease(engine)
             child = subprocess.Popen([str(SCRIPT), "--db", migrated_url, "run", "people"],
@@ -94,13 +105,16 @@ def test_a_run_killed_during_a_direct_load_leaves_the_target_empty(iotask, migra
             assert child.returncode == -signal.SIGKILL
             assert not any("columnar fast path:" in line for line in seen), \
                 "killed after the load: " + "".join(seen[-3:])
-            assert count(engine) == 0, "the killed direct load left rows behind"
+            assert content(engine) == before, "the killed run changed the table"
         wait_for_lease(engine)
         done = subprocess.run([str(SCRIPT), "--db", migrated_url, "run", "people"], cwd=tmp_path,
                               env=env, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr[-2000:]
-        assert "loaded straight into the empty table" in done.stderr
-        assert count(engine) == ROWS
+        assert ("staged" if records else "loaded straight into the empty table") in done.stderr
+        after = content(engine)
+        assert len(after) == ROWS  # a sync: the records the file no longer has are gone
+        assert after[-1] == (f"u{ROWS + records // 2 - 1:07d}", f"Renamed {ROWS - 1}"
+                             if records else f"Name {ROWS - 1}", after[-1][2], "people-csv")
     finally:
         engine.dispose()
 

@@ -150,7 +150,7 @@ def create(engine: sa.Engine, backend: str, name: str) -> None:
 def content(engine: sa.Engine, name: str) -> list[tuple[Any, ...]]:
     """The table's rows, the owner (the source connection, named after the table) as OWNER."""
     with engine.connect() as conn:
-        return [(*("NaN" if value != value else value for value in row[:-1]),  # noqa: PLR0124
+        return [(*("NaN" if value != value else value for value in row[:-1]),
                  row[-1] and row[-1].replace(name, "OWNER"))
                 for row in conn.exec_driver_sql(
                     f"SELECT userid, name, n, amount, score, hired, seen, active, "
