@@ -4,13 +4,15 @@ bulk-loaded into one table, the target itself when it is empty, else a Stage's t
 MariaDB/MySQL: ``LOAD DATA LOCAL INFILE`` of a FIFO that a second thread fills with the rows in
 LOAD DATA's text format, so the server loads while the file is read and converted. PostgreSQL:
 ``COPY ... FROM STDIN`` in the same text format, produced a batch ahead in a second thread.
-SQLite: ``executemany`` on the run's own connection. Everything runs on the caller's connection
+SQLite: ADBC into a scratch database, copied by one ``INSERT ... SELECT`` on the run's
+connection. Everything runs on the caller's connection
 and transaction; any failure raises LoadFailed (or Unsupported from the reading) and the caller
 rolls back.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import queue
@@ -215,20 +217,47 @@ _SQLITE: dict[str, Callable[[pa.Array], pa.Array]] = {
 
 def _insert(conn: sa.Connection, table: str, names: list[str], specs: list[Spec],
             batches: Iterator[pa.RecordBatch], numbered: bool) -> int:
-    sql = (f"INSERT INTO {table} ({', '.join(names)}) VALUES "
-           f"({', '.join(['?'] * len(names))})")
+    """ADBC ingests the batches into a scratch database of its own (no lock on the
+    destination), which the run's connection then attaches and copies from with one
+    INSERT ... SELECT inside its transaction: binding whole arrow columns in C is three times
+    faster than executemany's tuples."""
+    import adbc_driver_sqlite.dbapi as adbc
+
+    folder = tempfile.mkdtemp(prefix="iotask-load-")
+    scratch = os.path.join(folder, "rows.db")
+    fields = [f"c{position}" for position in range(len(specs))]
     sent = 0
-    for batch in batches:
-        count = batch.num_rows
-        columns: list[Any] = [
-            _SQLITE.get(spec.kind, _same)(batch.column(i)).to_pylist()
-            for i, spec in enumerate(specs)]
-        if numbered:
-            columns.insert(0, range(sent + 1, sent + count + 1))
-        conn.exec_driver_sql(sql, list(zip(*columns, strict=True)))
-        sent += count
-        log.debug("columnar: %d rows sent", sent)
-    return sent
+
+    def converted() -> Iterator[pa.RecordBatch]:
+        nonlocal sent
+        for batch in batches:
+            yield pa.RecordBatch.from_arrays(
+                [_SQLITE.get(spec.kind, _same)(batch.column(i)) for i, spec in enumerate(specs)],
+                names=fields)
+            sent += batch.num_rows
+            log.debug("columnar: %d rows sent", sent)
+
+    try:
+        rows = converted()
+        first = next(rows, None)
+        if first is None:
+            return 0
+        reader = pa.RecordBatchReader.from_batches(first.schema, itertools.chain([first], rows))
+        with adbc.connect(scratch, autocommit=True) as scratch_conn, \
+                scratch_conn.cursor() as cursor:
+            cursor.execute("PRAGMA journal_mode = OFF")  # a scratch copy: no journal, no sync
+            cursor.fetchall()
+            cursor.execute("PRAGMA synchronous = OFF")
+            cursor.execute("BEGIN")
+            cursor.adbc_ingest("iotask_rows", reader, mode="create")
+            cursor.execute("COMMIT")
+        conn.exec_driver_sql("ATTACH DATABASE ? AS iotask_scratch", (scratch,))
+        values = ", ".join(["rowid"] * numbered + fields)
+        conn.exec_driver_sql(f"INSERT INTO {table} ({', '.join(names)}) SELECT {values} "
+                             "FROM iotask_scratch.iotask_rows ORDER BY rowid")
+        return sent
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _same(values: pa.Array) -> pa.Array:
