@@ -200,8 +200,8 @@ def typed_batches(file: CsvFile, specs: list[Spec]) -> Iterator[pa.RecordBatch]:
                                              newlines_in_values=False, ignore_empty_lines=True),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(read_names, pa.string()), check_utf8=True,
-                strings_can_be_null=False, quoted_strings_can_be_null=False,
-                include_columns=sorted({s.source for s in specs if s.source is not None})))
+                strings_can_be_null=False, quoted_strings_can_be_null=False))
+        # every column, mapped or not: the exact path decodes and measures whole lines
     except (pa.ArrowException, UnicodeError, ValueError) as exc:
         raise Unsupported(f"pyarrow cannot read the file: {exc}") from None
     longest = file.max_field - len(read_names) - 2

@@ -114,6 +114,8 @@ CASES = [
     Case("renames and a constant", b"id,full\nu1,Ann\nu2,Bob\n", True,
          map={"columns": {"userid": "id", "name": "full", "n": {"const": "7"}},
               "key": ["userid"]}),
+    Case("bad bytes in a column the map leaves out", b"id,full,junk\nu1,Ann,\xff\xfe\n", False,
+         map={"columns": {"userid": "id", "name": "full"}, "key": ["userid"]}),
     Case("no header, columns set", ROWS, True,
          ("header=false", "columns=userid,name,n,amount,score,hired,seen,active")),
     Case("into a table with records", HEADER + rows(200, 100, "Sales"), True,
