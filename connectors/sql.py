@@ -271,12 +271,14 @@ class SqlConnector(Connector):
         context.counts.removed += done.removed
         return True
 
-    def _load_fast(self, conn: sa.Connection, name: str, url: str, file: Any,
-                   pairs: list[tuple[str, str | None, Any]] | None,
-                   context: RunContext) -> _Loaded:
-        """The file loaded, in the transaction of ``conn``, into the empty target or a stage.
-        Raises (Unsupported, LoadFailed, SqlError, ...) whenever ``write`` might differ."""
-        from iotask.connectors import bulk, columnar
+    def fast_plan(self, conn: sa.Connection, name: str, url: str, file: Any,
+                  pairs: list[tuple[str, str | None, Any]] | None,
+                  context: RunContext) -> FastPlan:
+        """What the fast path writes into table ``name``, checked as ``write`` checks it:
+        ``columnar.typed_batches(file, plan.specs)`` gives its rows, as often as needed (a
+        pre-check's second pass). Raises (Unsupported, SqlError) where ``write`` might
+        differ."""
+        from iotask.connectors import columnar
 
         table = _reflect(conn, name, url)
         keys = list(context.key or self._keys() or [c.name for c in table.primary_key.columns])
@@ -298,11 +300,24 @@ class SqlConnector(Connector):
         backend = conn.dialect.name
         specs = [_spec(table.c[column], sources.get(column, (None, constants.get(column))),
                        column in keys, column in constants, backend) for column in order]
-        batches = columnar.typed_batches(file, specs)
+        return FastPlan(table, keys, order, specs, removal, owner_column)
+
+    def _load_fast(self, conn: sa.Connection, name: str, url: str, file: Any,
+                   pairs: list[tuple[str, str | None, Any]] | None,
+                   context: RunContext) -> _Loaded:
+        """The file loaded, in the transaction of ``conn``, into the empty target or a stage.
+        Raises (Unsupported, LoadFailed, SqlError, ...) whenever ``write`` might differ."""
+        from iotask.connectors import bulk, columnar
+
+        plan = self.fast_plan(conn, name, url, file, pairs, context)
+        table, keys, order, removal, owner_column = (plan.table, plan.keys, plan.order,
+                                                     plan.removal, plan.owner_column)
+        specs = list(plan.specs)
         empty = conn.scalar(sa.select(sa.literal(1)).select_from(table).limit(1)) is None
         if not empty:
             stage = Stage(conn, table, order, keys)
-            stage.staged = bulk.load(conn, stage.table, specs, batches, LINE_COLUMN)
+            stage.staged = bulk.load(conn, stage.table, specs,
+                                     columnar.typed_batches(file, specs), LINE_COLUMN)
             if not stage.staged:
                 raise columnar.Unsupported("no rows")
             stage.finish()
@@ -311,9 +326,10 @@ class SqlConnector(Connector):
             return _Loaded(stage.staged, stage, removal, owner_column)
         if owner_column is not None and owner_column not in order:
             specs.append(_spec(table.c[owner_column], (None, context.owner), False, False,
-                               backend))
+                               conn.dialect.name))
         samples: list[str] = []
-        rows = bulk.load(conn, table, specs, _sampled(batches, keys, samples))
+        rows = bulk.load(conn, table, specs,
+                         _sampled(columnar.typed_batches(file, specs), keys, samples))
         if not rows:
             raise columnar.Unsupported("no rows")
         if not Stage.unique(table, keys):
@@ -549,6 +565,19 @@ class _Rows:
             raise SqlError(f"column {unknown[0]!r} (row {index}) is not in table "
                            f"{self.table.name!r} in {masked(self.url)}: add it to the table or "
                            "leave it out of the source")
+
+
+@dataclass
+class FastPlan:
+    """The fast path's plan for one table: ``specs`` (one columnar.Spec per written column, in
+    ``order``: keys first), and how ``write`` would own and remove records."""
+
+    table: sa.Table
+    keys: list[str]
+    order: list[str]
+    specs: list[Any]
+    removal: Removal | None
+    owner_column: str | None
 
 
 @dataclass
