@@ -32,6 +32,7 @@ log = logging.getLogger("iotask.columnar")
 _SPECIAL = r"[\\\t\n\r]"
 _ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
 _END = object()
+_EMPTY, _NEWLINE, _NULL = pa.scalar(""), pa.scalar("\n"), pa.scalar("\\N")  # made once
 
 
 class LoadFailed(Exception):
@@ -74,7 +75,7 @@ def _texts(batches: Iterator[pa.RecordBatch], specs: list[Spec], backend: str,
             columns.insert(0, pc.cast(pa.array(range(done + 1, done + count + 1), pa.int64()),
                                       pa.string()))
         joined = columns[0] if len(columns) == 1 else pc.binary_join_element_wise(*columns, "\t")
-        lines = pc.binary_join_element_wise(joined, "", "\n")
+        lines = pc.binary_join_element_wise(joined, _EMPTY, _NEWLINE)
         offsets = pa.Array.from_buffers(pa.int32(), len(lines) + 1, [None, lines.buffers()[1]],
                                         offset=lines.offset)
         start, end = offsets[0].as_py(), offsets[len(lines)].as_py()
@@ -95,7 +96,7 @@ def _text(values: pa.Array, spec: Spec, backend: str) -> pa.Array:
         texts = datetime_text(values)
     else:
         texts = pc.cast(values, pa.string())
-    return pc.fill_null(texts, "\\N")
+    return pc.fill_null(texts, _NULL)
 
 
 def _load_data(conn: sa.Connection, table: str, names: list[str], specs: list[Spec],

@@ -228,8 +228,10 @@ def typed_batches(file: CsvFile, specs: list[Spec]) -> Iterator[pa.RecordBatch]:
         raw = {name: batch.column(name) for name in batch.schema.names}
         if file.skipinitialspace:
             raw = {name: pc.utf8_ltrim(values, characters=" ") for name, values in raw.items()}
-        widest = sum(pc.max(pc.utf8_length(values)).as_py() or 0 for values in raw.values())
-        if widest > longest:  # the exact path may find a line longer than max_field_size
+        # bytes, not characters (no decoding: cheaper, and never fewer): a line that might be
+        # longer than max_field_size is for the exact path, which stops at it
+        if sum(pc.max(pc.binary_length(values)).as_py() or 0
+               for values in raw.values()) > longest:
             raise Unsupported("a line may be longer than max_field_size")
         columns = [convert(spec, raw[spec.source] if spec.source is not None
                            else _constant(spec, count)) for spec in specs]
@@ -268,7 +270,8 @@ def convert(spec: Spec, values: pa.Array) -> pa.Array:
         return values
     if spec.kind == "text":
         if spec.length is not None and len(values) and (
-                pc.max(pc.utf8_length(values)).as_py() or 0) > spec.length:
+                pc.max(pc.binary_length(values)).as_py() or 0) > spec.length and (
+                pc.max(pc.utf8_length(values)).as_py() or 0) > spec.length:  # bytes first
             raise Unsupported(f"column {spec.name!r}: a value longer than {spec.length}")
         if spec.key and (values.null_count or _any(pc.match_substring_regex(values, _BLANK))):
             raise Unsupported(f"key column {spec.name!r} is empty")
