@@ -32,7 +32,7 @@ BLOCK_BYTES = 256 * 1024  # pyarrow's read block (about 3,500 users rows): its s
 # holds some 40 blocks ahead, so this keeps a run's memory flat (about 10 MB of arrow buffers)
 SCAN_BYTES = 1 << 22
 ASCII_SPACE = " \t\n\x0b\x0c\r"  # what the fast path trims; all of it str.strip() trims too
-KINDS = ("text", "int", "flag", "float", "decimal", "date", "datetime", "bool")
+KINDS = ("text", "int", "flag", "float", "decimal", "date", "datetime", "bool")  # Spec.kind
 _INT = r"^-?[0-9]+$"
 _FLOAT = r"^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]{1,3})?$"
 _DECIMAL = r"^-?[0-9]+(\.[0-9]+)?$"
@@ -91,6 +91,10 @@ class Spec:
     scale: int | None = None
     key: bool = False
     typed: bool = False  # const is already the converted value (a status), not text
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"column {self.name!r}: kind {self.kind!r} is not one of {KINDS}")
 
     @property
     def arrow(self) -> pa.DataType:
