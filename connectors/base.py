@@ -103,6 +103,14 @@ class Connector:
         """
         raise NotImplementedError(f"connector {self.type_name!r} cannot write")
 
+    def write_fast(self, source: Connector, pairs: list[tuple[str, str | None, Any]] | None,
+                   context: RunContext) -> bool:
+        """Destinations with a fast path for some sources: apply the source's rows, mapped by
+        ``pairs`` ((destination, source column or None, constant); None: the source's columns
+        as they are), exactly as ``write`` would, and return True; return False having kept
+        nothing when only ``write`` can (then the run reads the source again for it)."""
+        return False
+
     def check_task(self, context: RunContext) -> None:
         """Destinations: when a task is saved, refuse what no run of it could do here (sync
         without an ownership column, ...), raising ConnectorError; the destination is only

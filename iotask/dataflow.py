@@ -10,12 +10,13 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from shlex import quote
+from typing import Any
 
 from iotask.connectors.base import Connector
 from iotask.connectors.context import Batch, Row, RunContext, Unit, UnitOutcome
 from iotask.connectors.errors import ConnectorError, FilesFailed, NothingToProcess, TooManyErrors
 from iotask.errors import IotaskError
-from iotask.mapping import LINE, MapError, Mapping, resolve
+from iotask.mapping import LINE, Const, MapError, Mapping, resolve
 from iotask.run_status import RunStatus
 
 log = logging.getLogger("iotask.dataflow")
@@ -72,6 +73,13 @@ def execute(source: Connector, destination: Connector, context: RunContext,
 def _apply(source: Connector, destination: Connector, context: RunContext,
            map_text: str | None, progress: Progress | None) -> None:
     mapping = plan(source, destination, context, map_text)
+    pairs: list[tuple[str, str | None, Any]] | None = None if mapping.pairs is None else [
+        (dest, None, column.value) if isinstance(column, Const) else (dest, column, None)
+        for dest, column in mapping.pairs]
+    if destination.write_fast(source, pairs, context):
+        if progress is not None:
+            progress(context.counts.read, None, None)
+        return
     destination.write(_mapped(source.read(context), mapping, context, source, progress), context)
 
 
