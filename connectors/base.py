@@ -8,11 +8,11 @@ with a run (``iotask.connectors.context``) is typed beside it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from iotask.connectors.context import Batch, Column, RunContext, Unit, UnitOutcome
+from iotask.connectors.context import Batch, ChangeSet, Column, RunContext, Unit, UnitOutcome
 from iotask.connectors.errors import ConnectorError, SettingsError
 from iotask.connectors.masking import MASK, remember, remember_url
 from iotask.connectors.settings import Setting
@@ -102,6 +102,15 @@ class Connector:
         before committing, so a runner presumed dead never commits over its successor.
         """
         raise NotImplementedError(f"connector {self.type_name!r} cannot write")
+
+    def precheck(self, read: Callable[[], Iterable[Batch]],
+                 context: RunContext) -> ChangeSet | None:
+        """Destinations that can tell cheaply that they already hold exactly the rows
+        ``read()`` gives: the change set of such a run (every row unchanged), found without
+        staging or writing anything; None when they may differ or cannot tell. ``context`` is a
+        Probe: row errors seen make the caller ignore the answer. Default: cannot tell, and the
+        rows are not read."""
+        return None
 
     def check_task(self, context: RunContext) -> None:
         """Destinations: when a task is saved, refuse what no run of it could do here (sync

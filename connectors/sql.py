@@ -6,7 +6,9 @@ no name or value from a connection or a file is ever pasted into SQL text.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
 from decimal import Decimal
 from functools import partial
@@ -15,8 +17,17 @@ from operator import eq, itemgetter, methodcaller
 from typing import Any
 
 import sqlalchemy as sa
+from iotask.connectors import fingerprint
 from iotask.connectors.base import Connector
-from iotask.connectors.context import Batch, Column, Row, RowError, RunContext
+from iotask.connectors.context import (
+    Batch,
+    ChangeKind,
+    ChangeSet,
+    Column,
+    Row,
+    RowError,
+    RunContext,
+)
 from iotask.connectors.databases import (
     check_database_setting,
     database_setting,
@@ -35,6 +46,7 @@ LINE = "__line__"  # the physical line of a row read from a file: for errors, ne
 OWNER_COLUMN = "imported_from_connection"  # Docebo's name for "the connection that wrote it"
 REMOVALS = ("delete", "deactivate")
 _KEYS = methodcaller("keys")
+log = logging.getLogger("iotask.sql")
 
 
 class SqlError(ConnectorError):
@@ -198,6 +210,36 @@ class SqlConnector(Connector):
         context.counts.updated += done.updated
         context.counts.unchanged += done.unchanged
         context.counts.removed += done.removed
+
+    def precheck(self, read: Callable[[], Iterable[Batch]],
+                 context: RunContext) -> ChangeSet | None:
+        """The change set "every row unchanged" when the table already holds exactly the rows
+        ``read()`` gives, else None: the database's fingerprint (count and sum of row hashes,
+        ``connectors/fingerprint.py``) of the records this task owns (its ownership column;
+        without one, the whole table), computed in a thread while the rows are converted and
+        hashed here. Nothing is staged or written. An empty table, a key that is not unique in
+        the table, or a type the fingerprint cannot compare exactly: None without reading."""
+        name = self.params.get("table")
+        if not name:
+            return None
+        url = self._database_url(context)
+        engine = make_engine(url, read_only=True)
+        try:
+            with _connect(engine) as conn:
+                table = _reflect(conn, name, url)
+                keys = list(context.key or self._keys()
+                            or [c.name for c in table.primary_key.columns])
+                owner_column, removal = self._ownership(table, context, url)
+                if not keys or not _unique(table, keys) or conn.scalar(
+                        sa.select(sa.literal(1)).select_from(table).limit(1)) is None:
+                    return None
+                constants = ({removal.status_column: removal.active}
+                             if removal is not None and removal.status_column else {})
+                rows = _Rows(table, keys, url, context, constants, owner_column)
+                where, whose = _owned(table, owner_column, context.owner, removal)
+                return _compare(engine, table, rows, (where, whose), read(), context, removal)
+        finally:
+            engine.dispose()
 
     def check_task(self, context: RunContext) -> None:
         """The key columns exist; for sync, the ownership column too. Reads the table only."""
@@ -420,6 +462,88 @@ class _Rows:
             raise SqlError(f"column {unknown[0]!r} (row {index}) is not in table "
                            f"{self.table.name!r} in {masked(self.url)}: add it to the table or "
                            "leave it out of the source")
+
+
+def _unique(table: sa.Table, keys: list[str]) -> bool:
+    """Whether the table holds at most one record per key: then a file repeating a key can
+    never match it, and the duplicate is reported by the normal path."""
+    wanted = set(keys)
+    unique = [{c.name for c in table.primary_key.columns}]
+    unique += [{c.name for c in index.columns} for index in table.indexes if index.unique]
+    unique += [{c.name for c in constraint.columns} for constraint in table.constraints
+               if isinstance(constraint, sa.UniqueConstraint)]
+    return any(columns and columns <= wanted for columns in unique)
+
+
+def _owned(table: sa.Table, owner_column: str | None, owner: str | None,
+           removal: Removal | None) -> tuple[list[sa.ColumnElement[bool]], str]:
+    """The records a run of this task answers for: its own (all of them without an ownership
+    column), and for remove=deactivate only those not deactivated already; and in words."""
+    where: list[sa.ColumnElement[bool]] = []
+    words = []
+    if owner_column is not None:
+        where.append(table.c[owner_column] == owner)
+        words.append(f"{owner_column} = {owner!r}")
+    if removal is not None and removal.action == "deactivate" and removal.status_column:
+        where.append(table.c[removal.status_column].is_distinct_from(removal.inactive))
+        words.append(f"{removal.status_column} is not {removal.inactive!r}")
+    return where, " and ".join(words) or "every record"
+
+
+def _compare(engine: sa.Engine, table: sa.Table, rows: _Rows,
+             owned: tuple[list[sa.ColumnElement[bool]], str], batches: Iterable[Batch],
+             context: RunContext, removal: Removal | None) -> ChangeSet | None:
+    """Hash the rows here while the database fingerprints its records in a thread; the
+    change set "all unchanged" when both agree."""
+    where, whose = owned
+    backend = "mysql" if engine.dialect.name in ("mysql", "mariadb") else engine.dialect.name
+    batches = iter(batches)
+    first = next(batches, None)
+    if not first:
+        return None
+    tuples = rows.convert(first)
+    kinds = fingerprint.kinds(table, rows.columns, backend)
+    if kinds is None or getattr(context, "failed", False):
+        return None
+
+    def on_server() -> fingerprint.Fingerprint | None:
+        with _connect(engine) as conn, conn.begin():
+            return fingerprint.server(conn, table, kinds, where)
+
+    hasher = fingerprint.Hasher(kinds, backend)
+    with ThreadPoolExecutor(1) as pool:
+        stored = pool.submit(on_server)
+        try:
+            hasher.add_tuples(tuples)
+            for batch in batches:
+                if getattr(context, "failed", False):
+                    return None
+                hasher.add_tuples(rows.convert(batch))
+                if stored.done():
+                    known = stored.result()
+                    if known is None or hasher.rows > known.rows:
+                        return None  # more rows than the table holds: no need to read on
+        except fingerprint.Unknown as exc:
+            log.debug("pre-check on table %r does not apply: %s", table.name, exc)
+            return None
+        server = stored.result()
+    here = hasher.fingerprint()
+    if getattr(context, "failed", False) or server is None or server != here:
+        log.debug("pre-check on table %r: the table has %s, the rows %s", table.name,
+                  server, here)
+        return None
+    log.info("task %s: pre-check matched: table %r already holds these %d rows (count and sum "
+             "of 64-bit MD5 row hashes over columns %s, %s): nothing staged", context.task,
+             table.name, here.rows, ", ".join(rows.columns), whose)
+    changes = ChangeSet(unchanged=here.rows, removal=removal.action if removal else "delete",
+                        owned=server.rows if removal is not None else 0)
+    if context.dry_run:
+        changes.samples = {ChangeKind.INSERT.value: []}
+        if len(rows.columns) > len(rows.keys):
+            changes.samples[ChangeKind.UPDATE.value] = []
+        if removal is not None:
+            changes.samples[ChangeKind.REMOVE.value] = []
+    return changes
 
 
 def _convert_setting(table: sa.Table, column: str, value: str, where: str) -> Any:

@@ -12,7 +12,7 @@ from itertools import islice
 from shlex import quote
 
 from iotask.connectors.base import Connector
-from iotask.connectors.context import Batch, Row, RunContext, Unit, UnitOutcome
+from iotask.connectors.context import Batch, Probe, Row, RunContext, Unit, UnitOutcome
 from iotask.connectors.errors import ConnectorError, FilesFailed, NothingToProcess, TooManyErrors
 from iotask.errors import IotaskError
 from iotask.mapping import LINE, MapError, Mapping, resolve
@@ -72,7 +72,44 @@ def execute(source: Connector, destination: Connector, context: RunContext,
 def _apply(source: Connector, destination: Connector, context: RunContext,
            map_text: str | None, progress: Progress | None) -> None:
     mapping = plan(source, destination, context, map_text)
+    if _unchanged(source, destination, context, mapping, progress):
+        return
     destination.write(_mapped(source.read(context), mapping, context, source, progress), context)
+
+
+def _unchanged(source: Connector, destination: Connector, context: RunContext,
+               mapping: Mapping, progress: Progress | None) -> bool:
+    """Whether the destination's pre-check found that it holds the mapped rows already; then
+    the run is reviewed and counted as "every row unchanged", and nothing is written.
+
+    The pre-check reads the source through a Probe: when it finds a row error, a difference, or
+    anything else (an error included), the answer is "no" and the normal path reads the
+    source again, recording everything as if the pre-check had never looked.
+    """
+    probe = Probe(context)
+    opened: list[Iterator[Batch]] = []
+
+    def read() -> Iterator[Batch]:
+        batches = _mapped(source.read(probe), mapping, probe, source, progress)
+        opened.append(batches)
+        return batches
+
+    try:
+        changes = destination.precheck(read, probe)
+    except Exception as exc:  # noqa: BLE001 - the normal path meets it again, and reports it
+        log.debug("task %s: pre-check gave up: %s", context.task, exc)
+        return False
+    finally:
+        for batches in opened:
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
+    if changes is None or probe.failed:
+        return False
+    context.counts.read += probe.counts.read
+    if context.review(changes):
+        context.counts.unchanged += changes.unchanged
+    return True
 
 
 def _apply_files(units: list[Unit], source: Connector, destination: Connector,

@@ -1,0 +1,347 @@
+"""Fingerprints of a table's rows: a count and an order-independent sum of 64-bit row hashes,
+computed by the database over the stored rows and by iotask over the rows it would write, so that
+an unchanged re-import is found without staging anything.
+
+Both sides hash the same canonical text of each row: every value as ``<characters>:<text>``
+(NULL as ``\\N``, which no length prefix can start with), the values in the written columns'
+order, concatenated; the row's hash is the first 8 bytes of the text's UTF-8 MD5, big-endian;
+the sum is taken modulo 2**64. The text of a value is what the database stores: text
+byte-exact (no collation folding), integers in decimal, booleans 1/0, dates ISO, decimals with
+exactly the column's scale. Any other type (floats, times, binary, ...) or a value that the
+column would not store exactly gives "don't know" (None): a false "unchanged" must be
+practically impossible, while a false "changed" only costs the normal staging path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, postgresql
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+NULL = "\\N"
+MODULUS = 1 << 64
+TEXT, INTEGER, BOOLEAN, DATE, DECIMAL = "text", "integer", "boolean", "date", "decimal"
+_ROWS_PER_FETCH = 20_000
+
+
+class Unknown(Exception):
+    """A value (or type) the fingerprint cannot canonicalise exactly: the pre-check does not
+    apply."""
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """How many rows, and the sum of their hashes modulo 2**64."""
+
+    rows: int
+    total: int
+
+    def __str__(self) -> str:
+        return f"{self.rows} rows, hash sum {self.total:016x}"
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A written column's canonical form: its kind and, for decimals, precision and scale."""
+
+    name: str
+    kind: str
+    precision: int | None = None
+    scale: int | None = None
+
+
+def kinds(table: sa.Table, columns: Sequence[str], backend: str) -> list[Kind] | None:
+    """The canonical form of each of ``columns`` of the reflected ``table``; None when one of
+    them has a type the fingerprint cannot compare exactly on this backend ("mysql" covers
+    MariaDB, "postgresql", "sqlite")."""
+    found = []
+    for name in columns:
+        kind = _kind(table.c[name], backend)
+        if kind is None:
+            return None
+        found.append(kind)
+    return found
+
+
+def _kind(column: sa.Column[Any], backend: str) -> Kind | None:
+    kind = column.type
+    if isinstance(kind, sa.Boolean):
+        return Kind(column.name, BOOLEAN)
+    if isinstance(kind, sa.Integer):
+        return Kind(column.name, INTEGER)
+    if isinstance(kind, sa.Float) or not isinstance(kind, sa.Numeric | sa.Date | sa.String):
+        return None
+    if isinstance(kind, sa.Numeric):
+        # SQLite stores decimals as floating point: not exact
+        if backend == "sqlite" or kind.scale is None or kind.precision is None:
+            return None
+        return Kind(column.name, DECIMAL, kind.precision, kind.scale)
+    if isinstance(kind, sa.Date):
+        return Kind(column.name, DATE)
+    if backend == "mysql" and getattr(kind, "binary", False):
+        return None  # a BINARY-collated mysql string type holds bytes, not text
+    return Kind(column.name, TEXT)
+
+
+# --- the server side ------------------------------------------------------------------------
+
+def server(conn: sa.Connection, table: sa.Table, columns: Sequence[Kind],
+           where: Sequence[sa.ColumnElement[bool]]) -> Fingerprint | None:
+    """The fingerprint of ``table``'s rows matching ``where``, over ``columns``, computed by the
+    database (MariaDB/MySQL, PostgreSQL); SQLite, which has no MD5, streams the rows to this
+    process and hashes them here. None when the database's text is not UTF-8."""
+    backend = _backend(conn)
+    if backend == "sqlite":
+        return _stored(conn, table, columns, where)
+    if backend == "postgresql":
+        if conn.exec_driver_sql("SHOW server_encoding").scalar() != "UTF8":
+            return None
+    elif backend != "mysql":
+        return None
+    row = _row_text(table, columns, backend)
+    head = sa.func.substr(sa.func.md5(row), 1, 16)
+    value: sa.ColumnElement[Any]
+    if backend == "mysql":
+        value = sa.cast(sa.func.conv(head, 16, 10), mysql.BIGINT(unsigned=True))
+    else:
+        value = sa.cast(sa.cast(sa.literal("x", sa.Text) + head, postgresql.BIT(64)),
+                        sa.BigInteger)
+    query = (sa.select(sa.func.count(), sa.func.sum(value)).select_from(table)
+             .where(*where))
+    count, total = conn.execute(query).one()
+    return Fingerprint(int(count), int(total or 0) % MODULUS)
+
+
+def _backend(conn: sa.Connection) -> str:
+    name = conn.dialect.name
+    return "mysql" if name in ("mysql", "mariadb") else name
+
+
+def _row_text(table: sa.Table, columns: Sequence[Kind], backend: str) -> sa.ColumnElement[Any]:
+    pieces = []
+    for kind in columns:
+        column = table.c[kind.name]
+        text = _text_of(column, kind, backend)
+        length = sa.cast(sa.func.char_length(text), _char(backend))
+        pieces.append(sa.case((column.is_(None), sa.literal(NULL, sa.Text)),
+                              else_=sa.func.concat(length, sa.literal(":", sa.Text), text)))
+    return sa.func.concat(*pieces) if len(pieces) > 1 else pieces[0]
+
+
+def _char(backend: str) -> sa.types.TypeEngine[Any]:
+    return mysql.CHAR(charset="utf8mb4") if backend == "mysql" else sa.Text()
+
+
+def _text_of(column: sa.Column[Any], kind: Kind, backend: str) -> sa.ColumnElement[Any]:
+    """The column's value as its canonical text, in SQL."""
+    if kind.kind == BOOLEAN and backend == "postgresql":
+        return sa.case((column.is_(True), sa.literal("1", sa.Text)),
+                       else_=sa.literal("0", sa.Text))
+    if kind.kind == DATE and backend == "postgresql":
+        return sa.func.to_char(column, sa.literal("YYYY-MM-DD", sa.Text))
+    return sa.cast(column, _char(backend))
+
+
+def _stored(conn: sa.Connection, table: sa.Table, columns: Sequence[Kind],
+            where: Sequence[sa.ColumnElement[bool]]) -> Fingerprint | None:
+    """SQLite: the rows read and hashed here (faster than a Python MD5 function registered on
+    the connection, which SQLite calls once per row)."""
+    # coerced to text types, which convert nothing: the values as SQLite stores them
+    query = (sa.select(*(sa.type_coerce(table.c[kind.name], sa.Unicode()) for kind in columns))
+             .select_from(table).where(*where))
+    hasher = Hasher(columns, "sqlite", stored=True)
+    result = conn.execute(query)
+    try:
+        for part in iter(lambda: result.fetchmany(_ROWS_PER_FETCH), []):
+            hasher.add_rows(part)
+    except Unknown:
+        return None
+    return hasher.fingerprint()
+
+
+# --- the client side ------------------------------------------------------------------------
+
+class Hasher:
+    """The fingerprint of the rows iotask would write, fed batch by batch.
+
+    ``add_tuples`` takes the exact path's typed tuples (the line first, then the values in
+    ``columns`` order), ``add_batch`` a pyarrow RecordBatch whose columns have the destination's
+    names; both raise Unknown for a value that cannot be compared exactly.
+    """
+
+    def __init__(self, columns: Sequence[Kind], backend: str, stored: bool = False) -> None:
+        self.columns = list(columns)
+        self.rows = 0
+        self.total = 0
+        # MariaDB and SQLite store a boolean in an integer column as 1/0; PostgreSQL refuses it
+        integer_booleans = backend != "postgresql"
+        self._texts = [_canonical(kind, stored, integer_booleans) for kind in self.columns]
+
+    def add_tuples(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """The exact path's ``(line, value, ...)`` tuples."""
+        if rows:
+            self._add_columns(list(zip(*rows, strict=True))[1:])
+
+    def add_rows(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Rows of values alone, in ``columns`` order."""
+        if rows:
+            self._add_columns(list(zip(*rows, strict=True)))
+
+    def _add_columns(self, values: list[tuple[Any, ...]]) -> None:
+        pieces = [list(map(text, column)) for text, column in zip(self._texts, values,
+                                                                  strict=True)]
+        texts = list(map("".join, zip(*pieces, strict=True))) if len(pieces) > 1 else pieces[0]
+        try:
+            self._hash(list(map(str.encode, texts)))
+        except UnicodeEncodeError:
+            raise Unknown("a value that is not valid Unicode") from None
+
+    def _hash(self, rows: list[bytes]) -> None:
+        md5, start = hashlib.md5, int.from_bytes
+        hashes = [start(md5(row).digest()[:8]) for row in rows]
+        self.rows += len(hashes)
+        self.total = (self.total + sum(hashes)) % MODULUS
+
+    def add_batch(self, batch: pa.RecordBatch) -> None:
+        """A pyarrow RecordBatch with a column per written column (string, integer, bool,
+        date32 or decimal128; nulls as nulls)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if not batch.num_rows:
+            return
+        pieces = []
+        for kind in self.columns:
+            try:
+                array = batch.column(kind.name)
+            except KeyError:
+                raise Unknown(f"no column {kind.name!r} in the batch") from None
+            text = _arrow_text(array, kind)
+            length = pc.cast(pc.utf8_length(text), pa.string())
+            piece = pc.binary_join_element_wise(length, text, ":")
+            pieces.append(pc.fill_null(piece, NULL))
+        joined = (pc.binary_join_element_wise(*pieces, "") if len(pieces) > 1
+                  else pieces[0])
+        self._hash(pc.cast(joined, pa.binary()).to_pylist())
+
+    def fingerprint(self) -> Fingerprint:
+        return Fingerprint(self.rows, self.total)
+
+
+def _canonical(kind: Kind, stored: bool, integer_booleans: bool) -> Callable[[Any], str]:
+    """The function giving one value's canonical piece (``<length>:<text>``, or NULL)."""
+    text = _value_text(kind, stored, integer_booleans)
+
+    def piece(value: Any) -> str:
+        if value is None:
+            return NULL
+        shown = text(value)
+        return f"{len(shown)}:{shown}"
+
+    return piece
+
+
+def _value_text(kind: Kind, stored: bool, integer_booleans: bool) -> Callable[[Any], str]:
+    """A value as the database stores it; ``stored``: the value as SQLite gives it back."""
+    if kind.kind == TEXT:
+        return _text
+    if kind.kind in (INTEGER, BOOLEAN):
+        return _integer if integer_booleans or stored or kind.kind == BOOLEAN else _whole
+    if kind.kind == DATE:
+        return _stored_date if stored else _date
+    assert kind.precision is not None and kind.scale is not None
+    return _decimal_text(kind.precision, kind.scale)
+
+
+def _text(value: Any) -> str:
+    if type(value) is not str:
+        raise Unknown(f"{type(value).__name__} value in a text column")
+    return value
+
+
+def _integer(value: Any) -> str:
+    if type(value) is bool:
+        return "1" if value else "0"
+    return _whole(value)
+
+
+def _whole(value: Any) -> str:
+    if type(value) is not int:
+        raise Unknown(f"{type(value).__name__} value in an integer column")
+    return str(value)
+
+
+def _date(value: Any) -> str:
+    if type(value) is not date:
+        raise Unknown(f"{type(value).__name__} value in a date column")
+    return value.isoformat()
+
+
+def _stored_date(value: Any) -> str:
+    if type(value) is str:
+        return value
+    return _date(value)
+
+
+def _decimal_text(precision: int, scale: int) -> Callable[[Any], str]:
+    """Decimals with exactly ``scale`` digits after the point; a value that would need rounding
+    or does not fit is Unknown (the database would round it, or refuse it)."""
+    quantum = Decimal(1).scaleb(-scale)
+
+    def shown(value: Any) -> str:
+        if type(value) is int:
+            value = Decimal(value)
+        if type(value) is not Decimal or not value.is_finite():
+            raise Unknown(f"{type(value).__name__} value in a decimal column")
+        try:
+            exact = value.quantize(quantum)
+        except InvalidOperation:
+            raise Unknown("a decimal the column cannot hold") from None
+        if exact != value or len(exact.as_tuple().digits) > precision:
+            raise Unknown("a decimal the column would round")
+        return f"{abs(exact) if exact.is_zero() else exact:f}"
+
+    return shown
+
+
+def _arrow_text(array: Any, kind: Kind) -> Any:
+    """A pyarrow array as canonical text (nulls stay null); Unknown for an arrow type that
+    does not match the column's kind."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind_of = array.type
+    if kind.kind == TEXT and (pa.types.is_string(kind_of) or pa.types.is_large_string(kind_of)):
+        return pc.cast(array, pa.string())
+    if kind.kind in (INTEGER, BOOLEAN) and pa.types.is_boolean(kind_of):
+        return pc.if_else(array, "1", "0")
+    if kind.kind == INTEGER and pa.types.is_integer(kind_of):
+        return pc.cast(array, pa.string())
+    if kind.kind == DATE and pa.types.is_date32(kind_of):
+        return pc.cast(array, pa.string())
+    if kind.kind == DECIMAL and (pa.types.is_decimal(kind_of) or pa.types.is_integer(kind_of)):
+        assert kind.precision is not None and kind.scale is not None
+        if kind.precision > 38:
+            raise Unknown(f"decimal column {kind.name!r} wider than 38 digits")
+        try:
+            exact = pc.cast(array, pa.decimal128(38, kind.scale), safe=True)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise Unknown("a decimal the column would round") from None
+        digits = kind.precision - kind.scale
+        if pc.any(pc.greater_equal(pc.abs(exact), pa.scalar(Decimal(10) ** digits,
+                                                            exact.type))).as_py():
+            raise Unknown("a decimal the column cannot hold")
+        return pc.cast(exact, pa.string())
+    if pa.types.is_null(kind_of):
+        return pa.nulls(len(array), pa.string())
+    raise Unknown(f"arrow type {kind_of} for {kind.kind} column {kind.name!r}")
+
