@@ -26,6 +26,8 @@ class Connector:
     can_read: ClassVar[bool] = False
     can_write: ClassVar[bool] = False
     settings: ClassVar[tuple[Setting, ...]] = ()
+    rereadable: ClassVar[bool] = False  # sources: read() gives the same rows again (a local
+    # file, a query), so a destination's pre-check may read them before the real pass
 
     def __init__(self, params: Mapping[str, Any]) -> None:
         self.params = self.validate(params)

@@ -58,6 +58,7 @@ class SqlConnector(Connector):
     description = "A table or query in any SQL database SQLAlchemy can reach"
     can_read = True
     can_write = True
+    rereadable = True  # a query runs again
     settings = (
         Setting("database", "url",
                 help="SQLAlchemy URL of the database; default: the iotask database"),

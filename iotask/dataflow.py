@@ -86,6 +86,8 @@ def _unchanged(source: Connector, destination: Connector, context: RunContext,
     anything else (an error included), the answer is "no" and the normal path reads the
     source again, recording everything as if the pre-check had never looked.
     """
+    if not source.rereadable:
+        return False
     probe = Probe(context)
     opened: list[Iterator[Batch]] = []
 
