@@ -131,6 +131,36 @@ def test_values_the_database_would_not_store_exactly_are_not_compared(backend, e
     assert fingerprint.kinds(floats, ["code", "ratio"], backend) is None
 
 
+@pytest.mark.parametrize("backend", ["mariadb"], indirect=True)
+def test_mariadb_text_in_other_character_sets_and_collations(backend, engine):
+    from sqlalchemy.dialects import mysql
+
+    table = sa.Table("legacy", sa.MetaData(),
+                     sa.Column("code", sa.String(10), primary_key=True),
+                     sa.Column("name", mysql.VARCHAR(50, collation="utf8mb4_general_ci")),
+                     sa.Column("old", mysql.VARCHAR(50, charset="latin1")))
+    table.create(engine)
+    rows = [("a", "Ann", "café"), ("b", "ann ", "naïve"), ("c", "ÀÉÎ", None)]
+    with engine.begin() as conn:
+        conn.execute(sa.insert(table), [dict(zip(["code", "name", "old"], row, strict=True))
+                                        for row in rows])
+    reflected = sa.Table("legacy", sa.MetaData(), autoload_with=engine)
+    kinds = fingerprint.kinds(reflected, ["code", "name", "old"], "mysql")
+    assert kinds is not None
+    with engine.connect() as conn:
+        stored = fingerprint.server(conn, reflected, kinds, [])
+
+    def client(values: list[tuple]) -> fingerprint.Fingerprint:
+        hasher = fingerprint.Hasher(kinds, "mysql")
+        hasher.add_rows(values)
+        return hasher.fingerprint()
+
+    assert client(rows) == stored
+    for changed in ([("a", "ann", "café"), *rows[1:]], [rows[0], ("b", "ann", "naïve"), rows[2]],
+                    [*rows[:2], ("c", "àéî", None)], [rows[0], ("b", "ann ", "naive"), rows[2]]):
+        assert client(changed) != stored, changed
+
+
 # --- through `iotask run` -----------------------------------------------------------------
 
 HEADER = ["userid", "firstname", "lastname", "born", "birth_year"]
