@@ -7,12 +7,12 @@ the written columns' order joined by tabs, a backslash in a value doubled and a 
 ``\\t``, NULL as ``\\N`` (which no escaped value can be). A value's text is what the database
 stores: text byte-exact (no collation folding), integers in decimal, booleans 1/0, dates ISO,
 decimals with exactly the column's scale. MariaDB/MySQL and PostgreSQL hash it with MD5 (the
-row's hash is the first 8 bytes, big-endian); SQLite's rows are read and hashed in this process,
-so there both sides use Python's own 64-bit SipHash of the text (keyed per process), several
-times cheaper. Sums are taken modulo 2**64. Any other type (floats, times, binary, ...) or a
-value the column would not store exactly gives "don't know" (Unknown, or None): a false
-"unchanged" must be practically impossible, while a false "changed" only costs the normal
-staging path.
+row's hash is the first 8 bytes, big-endian). SQLite's rows are hashed in this process, by an
+aggregate function registered on the connection, so there both sides use Python's own 64-bit
+SipHash of the text (keyed per process), several times cheaper. Sums are taken modulo 2**64.
+Any other type (floats, times, binary, ...) or a value the column would not store exactly gives
+"don't know" (Unknown, or None): a false "unchanged" must be practically impossible, while a
+false "changed" only costs the normal staging path.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ SEPARATOR = "\t"
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t"})
 MODULUS = 1 << 64
 TEXT, INTEGER, BOOLEAN, DATE, DECIMAL = "text", "integer", "boolean", "date", "decimal"
-_ROWS_PER_FETCH = 20_000
 
 
 class Unknown(Exception):
@@ -163,24 +162,54 @@ def _text_of(column: sa.Column[Any], kind: Kind, backend: str) -> sa.ColumnEleme
     return sa.cast(column, _char(backend))
 
 
+_STORED_TYPES = {TEXT: ("text",), INTEGER: ("integer",), BOOLEAN: ("integer",), DATE: ("text",)}
+AGGREGATE = "iotask_fingerprint"
+
+
 def _stored(conn: sa.Connection, table: sa.Table, columns: Sequence[Kind],
             where: Sequence[sa.ColumnElement[bool]]) -> Fingerprint | None:
-    """SQLite: the rows as SQLite stores them (no type conversion), read and hashed here."""
-    query = (sa.select(*(table.c[kind.name] for kind in columns)).select_from(table)
-             .where(*where))
-    compiled = query.compile(dialect=conn.dialect)
-    parameters = tuple(compiled.params[name] for name in compiled.positiontup or ())
-    cursor: Any = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    hasher = Hasher(columns, "sqlite", stored=True)
-    try:
-        cursor.execute(str(compiled), parameters)
-        for part in iter(lambda: cursor.fetchmany(_ROWS_PER_FETCH), []):
-            hasher.add_rows(part)
-    except Unknown:
+    """SQLite: the rows hashed by a Python aggregate registered on the connection (three times
+    cheaper than fetching them; building the text in SQLite's SQL is slower still); a value of
+    another storage class than the column's kind (a blob, a real) is counted apart and makes it
+    None. Whole numbers come as text, so that most rows are joined in one C call."""
+    raw: Any = conn.connection.dbapi_connection
+    raw.create_aggregate(AGGREGATE, len(columns), _SipHashSum)
+    values = [table.c[kind.name] if kind.kind in (TEXT, DATE)
+              else sa.cast(table.c[kind.name], sa.Text) for kind in columns]
+    odd = sa.or_(*(sa.func.typeof(table.c[kind.name]).not_in(["null", *_STORED_TYPES[kind.kind]])
+                   for kind in columns))
+    query = (sa.select(getattr(sa.func, AGGREGATE)(*values), sa.func.sum(sa.case((odd, 1),
+                                                                                 else_=0)))
+             .select_from(table).where(*where))
+    summed, strange = conn.execute(query).one()
+    if strange:
         return None
-    finally:
-        cursor.close()
-    return hasher.fingerprint()
+    rows, _, total = (summed or "0 0").partition(" ")
+    return Fingerprint(int(rows), int(total))
+
+
+class _SipHashSum:
+    """SQLite aggregate: "rows total" of the rows' canonical texts' ``hash()``, as the client
+    side of SQLite computes it."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.total = 0
+
+    def step(self, *values: str | None) -> None:
+        try:
+            text = SEPARATOR.join(values)  # type: ignore[arg-type]  # a NULL: TypeError
+            plain = "\\" not in text and text.count(SEPARATOR) == len(values) - 1
+        except TypeError:
+            plain = False
+        if not plain:  # a value not text (a blob, a real) is counted as odd by the query
+            text = SEPARATOR.join([NULL if value is None else str(value).translate(_ESCAPES)
+                                   for value in values])
+        self.rows += 1
+        self.total += hash(text)
+
+    def finalize(self) -> str:
+        return f"{self.rows} {self.total % MODULUS}"
 
 
 # --- the client side ------------------------------------------------------------------------
@@ -195,14 +224,14 @@ class Hasher:
     booleans and which row hash its side computes.
     """
 
-    def __init__(self, columns: Sequence[Kind], backend: str, stored: bool = False) -> None:
+    def __init__(self, columns: Sequence[Kind], backend: str) -> None:
         self.columns = list(columns)
         self.rows = 0
         self.total = 0
         self.in_process = backend == "sqlite"
         # MariaDB and SQLite store a boolean in an integer column as 1/0; PostgreSQL refuses it
         integer_booleans = backend != "postgresql"
-        self._texts = [_value_text(kind, stored, integer_booleans) for kind in self.columns]
+        self._texts = [_value_text(kind, integer_booleans) for kind in self.columns]
 
     def add_tuples(self, rows: Sequence[tuple[Any, ...]]) -> None:
         """The exact path's ``(line, value, ...)`` tuples."""
@@ -277,14 +306,14 @@ def _column_text(text: Callable[[Any], str], values: tuple[Any, ...]) -> Sequenc
     return [NULL if value is None else text(value) for value in values]
 
 
-def _value_text(kind: Kind, stored: bool, integer_booleans: bool) -> Callable[[Any], str]:
-    """A value as the database stores it; ``stored``: the value as SQLite gives it back."""
+def _value_text(kind: Kind, integer_booleans: bool) -> Callable[[Any], str]:
+    """A value as the database stores it."""
     if kind.kind == TEXT:
         return _text
     if kind.kind in (INTEGER, BOOLEAN):
-        return _integer if integer_booleans or stored or kind.kind == BOOLEAN else _whole
+        return _integer if integer_booleans or kind.kind == BOOLEAN else _whole
     if kind.kind == DATE:
-        return _stored_date if stored else _date
+        return _date
     assert kind.precision is not None and kind.scale is not None
     return _decimal_text(kind.precision, kind.scale)
 
@@ -311,12 +340,6 @@ def _date(value: Any) -> str:
     if type(value) is not date:
         raise Unknown(f"{type(value).__name__} value in a date column")
     return value.isoformat()
-
-
-def _stored_date(value: Any) -> str:
-    if type(value) is str:
-        return value.translate(_ESCAPES)
-    return _date(value)
 
 
 def _decimal_text(precision: int, scale: int) -> Callable[[Any], str]:

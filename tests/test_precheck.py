@@ -131,6 +131,24 @@ def test_values_the_database_would_not_store_exactly_are_not_compared(backend, e
     assert fingerprint.kinds(floats, ["code", "ratio"], backend) is None
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_sqlite_values_of_another_storage_class_are_not_compared(backend, engine):
+    wide_table(backend).create(engine)
+    rows = fit(ROWS, backend)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(wide_table(backend)),
+                     [dict(zip(names(backend), row, strict=True)) for row in rows])
+    table = sa.Table("wide", sa.MetaData(), autoload_with=engine)
+    kinds = fingerprint.kinds(table, names(backend), backend)
+    assert kinds is not None
+    for column, value in [("n", 0.5), ("name", b"Ann"), ("born", 20240105)]:
+        with engine.begin() as conn:  # written behind iotask's back: SQLite takes anything
+            conn.execute(sa.text(f"UPDATE wide SET {column} = :value WHERE code = 'a1'"),
+                         {"value": value})
+            assert fingerprint.server(conn, table, kinds, []) is None, column
+            conn.rollback()
+
+
 @pytest.mark.parametrize("backend", ["mariadb"], indirect=True)
 def test_mariadb_text_in_other_character_sets_and_collations(backend, engine):
     from sqlalchemy.dialects import mysql
