@@ -162,6 +162,12 @@ def _text_of(column: sa.Column[Any], kind: Kind, backend: str) -> sa.ColumnEleme
     return sa.cast(column, _char(backend))
 
 
+def _odd(table: sa.Table, columns: Sequence[Kind]) -> sa.ColumnElement[bool]:
+    """A value of another storage class than its column's kind: SQLite takes anything."""
+    return sa.or_(*(sa.func.typeof(table.c[kind.name]).not_in(["null", *_STORED_TYPES[kind.kind]])
+                    for kind in columns))
+
+
 _STORED_TYPES = {TEXT: ("text",), INTEGER: ("integer",), BOOLEAN: ("integer",), DATE: ("text",)}
 AGGREGATE = "iotask_fingerprint"
 
@@ -176,10 +182,8 @@ def _stored(conn: sa.Connection, table: sa.Table, columns: Sequence[Kind],
     raw.create_aggregate(AGGREGATE, len(columns), _SipHashSum)
     values = [table.c[kind.name] if kind.kind in (TEXT, DATE)
               else sa.cast(table.c[kind.name], sa.Text) for kind in columns]
-    odd = sa.or_(*(sa.func.typeof(table.c[kind.name]).not_in(["null", *_STORED_TYPES[kind.kind]])
-                   for kind in columns))
-    query = (sa.select(getattr(sa.func, AGGREGATE)(*values), sa.func.sum(sa.case((odd, 1),
-                                                                                 else_=0)))
+    query = (sa.select(getattr(sa.func, AGGREGATE)(*values),
+                       sa.func.sum(sa.case((_odd(table, columns), 1), else_=0)))
              .select_from(table).where(*where))
     summed, strange = conn.execute(query).one()
     if strange:
@@ -267,7 +271,6 @@ class Hasher:
     def add_batch(self, batch: pa.RecordBatch) -> None:
         """A pyarrow RecordBatch with a column per written column (string, integer, bool,
         date32 or decimal128; nulls as nulls)."""
-        import pyarrow.compute as pc
 
         if not batch.num_rows:
             return
@@ -277,8 +280,18 @@ class Hasher:
                 array = batch.column(kind.name)
             except KeyError:
                 raise Unknown(f"no column {kind.name!r} in the batch") from None
-            text = _arrow_text(array, kind)
-            if kind.kind == TEXT and pc.any(pc.match_substring_regex(text, r"[\\\t]")).as_py():
+            pieces.append(_arrow_text(array, kind))
+        self.add_texts(pieces)
+
+    def add_texts(self, texts: Sequence[Any]) -> None:
+        """Arrow string arrays, one per column, of the values' text before escaping."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        pieces = []
+        for text in texts:
+            text = pc.cast(text, pa.string())
+            if pc.any(pc.match_substring_regex(text, r"[\\\t]")).as_py():
                 text = pc.replace_substring(pc.replace_substring(text, "\\", "\\\\"),
                                             SEPARATOR, "\\t")
             pieces.append(pc.fill_null(text, NULL))

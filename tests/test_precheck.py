@@ -141,12 +141,18 @@ def test_sqlite_values_of_another_storage_class_are_not_compared(backend, engine
     table = sa.Table("wide", sa.MetaData(), autoload_with=engine)
     kinds = fingerprint.kinds(table, names(backend), backend)
     assert kinds is not None
+    with engine.connect() as conn:
+        assert fingerprint.server(conn, table, kinds, []) is not None
     for column, value in [("n", 0.5), ("name", b"Ann"), ("born", 20240105)]:
         with engine.begin() as conn:  # written behind iotask's back: SQLite takes anything
+            before = conn.execute(sa.text(f"SELECT {column} FROM wide WHERE code = 'a1'")).scalar()
             conn.execute(sa.text(f"UPDATE wide SET {column} = :value WHERE code = 'a1'"),
                          {"value": value})
+        with engine.connect() as conn:
             assert fingerprint.server(conn, table, kinds, []) is None, column
-            conn.rollback()
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"UPDATE wide SET {column} = :value WHERE code = 'a1'"),
+                         {"value": before})
 
 
 @pytest.mark.parametrize("backend", ["mariadb"], indirect=True)
@@ -364,3 +370,15 @@ def test_a_file_with_a_row_error_takes_the_normal_path(iotask, engine, tmp_path)
     assert task["row_errors"] == [{"row": 32, "key": None, "column": None,
                                    "message": "expected 5 fields, found 3"}]
     assert site.content() == before
+
+
+def test_a_repeated_row_is_still_a_duplicate_key(iotask, engine, tmp_path):
+    site = Site(iotask, engine, tmp_path, "insert")
+    rows = people(30)
+    write_csv(site.file, rows)
+    site.run()
+    write_csv(site.file, [*rows, rows[4]])
+    task, matched = site.run(ok=False)
+    assert not matched and counts(task) == (31, 0, 0, 30, 0, 1)
+    assert task["row_errors"] == [{"row": 32, "key": "userid=u0004", "column": "userid",
+                                   "message": "duplicate key userid=u0004: also on line 6"}]
