@@ -534,8 +534,9 @@ def _compare(engine: sa.Engine, table: sa.Table, rows: _Rows,
                   server, here)
         return None
     log.info("task %s: pre-check matched: table %r already holds these %d rows (count and sum "
-             "of 64-bit MD5 row hashes over columns %s, %s): nothing staged", context.task,
-             table.name, here.rows, ", ".join(rows.columns), whose)
+             "of 64-bit %s row hashes over columns %s, %s): nothing staged", context.task,
+             table.name, here.rows, "SipHash" if hasher.in_process else "MD5",
+             ", ".join(rows.columns), whose)
     changes = ChangeSet(unchanged=here.rows, removal=removal.action if removal else "delete",
                         owned=server.rows if removal is not None else 0)
     if context.dry_run:
