@@ -203,8 +203,6 @@ class MemoryContext:
         return None
 
 
-
-
 class Probe:
     """A RunContext for a pass that only looks (a destination's pre-check): row errors are
     noted here instead of recorded, and rows are counted apart, so that the real pass that may

@@ -110,6 +110,7 @@ def _unchanged(source: Connector, destination: Connector, context: RunContext,
         return False
     context.counts.read += probe.counts.read
     if context.review(changes):
+        context.check_lease()  # as a destination does before its commit
         context.counts.unchanged += changes.unchanged
     return True
 
