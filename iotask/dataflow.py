@@ -70,9 +70,9 @@ def execute(source: Connector, destination: Connector, context: RunContext,
 
 
 def _apply(source: Connector, destination: Connector, context: RunContext,
-           map_text: str | None, progress: Progress | None) -> None:
+           map_text: str | None, progress: Progress | None, precheck: bool = True) -> None:
     mapping = plan(source, destination, context, map_text)
-    if _unchanged(source, destination, context, mapping, progress):
+    if precheck and _unchanged(source, destination, context, mapping, progress):
         return
     destination.write(_mapped(source.read(context), mapping, context, source, progress), context)
 
@@ -133,7 +133,10 @@ def _apply_files(units: list[Unit], source: Connector, destination: Connector,
                 outcome = UnitOutcome.KEPT if context.dry_run else UnitOutcome.CONSUMED
                 skipped += 1
                 continue
-            _apply(source, destination, context, map_text, progress)
+            # a content this task imported before may well be unchanged in the destination;
+            # new content most likely is not, and pre-checking it would read it twice for nothing
+            seen = earlier if unit.once else context.imported_before(unit)
+            _apply(source, destination, context, map_text, progress, precheck=bool(seen))
             if not context.dry_run:
                 context.record_import(unit)
                 outcome = UnitOutcome.CONSUMED
