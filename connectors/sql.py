@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from functools import partial
-from itertools import repeat
+from itertools import chain, repeat
 from operator import eq, itemgetter, methodcaller
 from typing import Any
 
 import sqlalchemy as sa
+from iotask.connectors import fingerprint
 from iotask.connectors.base import Connector
 from iotask.connectors.context import (
     SAMPLE_KEYS,
@@ -58,6 +60,7 @@ class SqlConnector(Connector):
     description = "A table or query in any SQL database SQLAlchemy can reach"
     can_read = True
     can_write = True
+    rereadable = True  # a query runs again
     settings = (
         Setting("database", "url",
                 help="SQLAlchemy URL of the database; default: the iotask database"),
@@ -343,6 +346,65 @@ class SqlConnector(Connector):
         if removal is not None:
             shown[ChangeKind.REMOVE.value] = []
         return _Loaded(rows, None, removal, owner_column, shown)
+    def precheck(self, read: Callable[[], Iterable[Batch]], context: RunContext,
+                 source: Connector | None = None,
+                 pairs: list[tuple[str, str | None, Any]] | None = None) -> ChangeSet | None:
+        """The change set "every row unchanged" when the table already holds exactly the rows
+        ``read()`` gives, else None: the database's fingerprint (count and sum of row hashes,
+        ``connectors/fingerprint.py``) of the records this task owns (its ownership column;
+        without one, the whole table), computed in a thread while the rows are converted and
+        hashed here — columnar when the fast path can read ``source`` (mapped by ``pairs``),
+        else through ``read()``. Nothing is staged or written. An empty table, a key that is
+        not unique in the table, or a type the fingerprint cannot compare exactly: None."""
+        name = self.params.get("table")
+        if not name:
+            return None
+        url = self._database_url(context)
+        engine = make_engine(url, read_only=True)
+        try:
+            with _connect(engine) as conn:
+                table = _reflect(conn, name, url)
+                keys = list(context.key or self._keys()
+                            or [c.name for c in table.primary_key.columns])
+                owner_column, removal = self._ownership(table, context, url)
+                if not keys or not _unique(table, keys) or conn.scalar(
+                        sa.select(sa.literal(1)).select_from(table).limit(1)) is None:
+                    return None
+                feed = self._columnar_feed(conn, name, url, source, pairs, context)
+                if feed is None:
+                    constants = ({removal.status_column: removal.active}
+                                 if removal is not None and removal.status_column else {})
+                    rows = _Rows(table, keys, url, context, constants, owner_column)
+                    feed = _tuple_feed(rows, read())
+                if feed is None:
+                    return None
+                where, whose = _owned(table, owner_column, context.owner, removal)
+                return _compare(engine, table, feed, (where, whose), context, removal)
+        finally:
+            engine.dispose()
+
+    def _columnar_feed(self, conn: sa.Connection, name: str, url: str,
+                       source: Connector | None, pairs: list[tuple[str, str | None, Any]] | None,
+                       context: RunContext) -> _Feed | None:
+        """The pre-check's rows as the fast path converts them, when it can read the source."""
+        if source is None:
+            return None
+        from iotask.connectors import columnar
+
+        if not columnar.enabled():
+            return None
+        file = columnar.csv_file(source, context)
+        if file is None:
+            return None
+        try:
+            plan = self.fast_plan(conn, name, url, file, pairs, context)
+            batches = columnar.typed_batches(file, plan.specs)
+            first = next(batches, None)  # the file's own checks come first
+        except (columnar.Unsupported, ConnectorError) as exc:
+            log.debug("pre-check of %s reads the exact way: %s", file.label, exc)
+            return None
+        return _Feed(plan.order, len(plan.keys), chain([] if first is None else [first], batches),
+                     columnar=True)
 
     def check_task(self, context: RunContext) -> None:
         """The key columns exist; for sync, the ownership column too. Reads the table only."""
@@ -633,6 +695,105 @@ def _spec(column: sa.Column[Any], source: tuple[str | None, Any], key: bool, typ
         value = int(value)
     return Spec(column.name, kind, source=source[0], const=value, length=length,
                 precision=precision, scale=scale, key=key, typed=typed)
+def _unique(table: sa.Table, keys: list[str]) -> bool:
+    """Whether the table holds at most one record per key: then a file repeating a key can
+    never match it, and the duplicate is reported by the normal path."""
+    wanted = set(keys)
+    unique = [{c.name for c in table.primary_key.columns}]
+    unique += [{c.name for c in index.columns} for index in table.indexes if index.unique]
+    unique += [{c.name for c in constraint.columns} for constraint in table.constraints
+               if isinstance(constraint, sa.UniqueConstraint)]
+    return any(columns and columns <= wanted for columns in unique)
+
+
+def _owned(table: sa.Table, owner_column: str | None, owner: str | None,
+           removal: Removal | None) -> tuple[list[sa.ColumnElement[bool]], str]:
+    """The records a run of this task answers for: its own (all of them without an ownership
+    column), and for remove=deactivate only those not deactivated already; and in words."""
+    where: list[sa.ColumnElement[bool]] = []
+    words = []
+    if owner_column is not None:
+        where.append(table.c[owner_column] == owner)
+        words.append(f"{owner_column} = {owner!r}")
+    if removal is not None and removal.action == "deactivate" and removal.status_column:
+        where.append(table.c[removal.status_column].is_distinct_from(removal.inactive))
+        words.append(f"{removal.status_column} is not {removal.inactive!r}")
+    return where, " and ".join(words) or "every record"
+
+
+@dataclass
+class _Feed:
+    """The pre-check's rows: the written columns (keys first, ``keys`` of them) and their
+    batches, arrow RecordBatches (``columnar``) or the exact path's typed tuples."""
+
+    columns: list[str]
+    keys: int
+    batches: Iterator[Any]
+    columnar: bool = False
+
+
+def _tuple_feed(rows: _Rows, batches: Iterable[Batch]) -> _Feed | None:
+    """The exact path's typed tuples; their columns are known once the first row is seen."""
+    batches = iter(batches)
+    first = next(batches, None)
+    if not first:
+        return None
+    converted = rows.convert(first)
+    return _Feed(rows.columns, len(rows.keys), chain([converted], map(rows.convert, batches)))
+
+
+def _compare(engine: sa.Engine, table: sa.Table, feed: _Feed,
+             owned: tuple[list[sa.ColumnElement[bool]], str], context: RunContext,
+             removal: Removal | None) -> ChangeSet | None:
+    """Hash the rows here while the database fingerprints its records in a thread; the
+    change set "all unchanged" when both agree."""
+    where, whose = owned
+    backend = "mysql" if engine.dialect.name in ("mysql", "mariadb") else engine.dialect.name
+    kinds = fingerprint.kinds(table, feed.columns, backend)
+    if kinds is None or getattr(context, "failed", False):
+        return None
+
+    def on_server() -> fingerprint.Fingerprint | None:
+        with _connect(engine) as conn, conn.begin():
+            return fingerprint.server(conn, table, kinds, where)
+
+    hasher = fingerprint.Hasher(kinds, backend)
+    add = hasher.add_batch if feed.columnar else hasher.add_tuples
+    with ThreadPoolExecutor(1) as pool:
+        stored = pool.submit(on_server)
+        try:
+            for batch in feed.batches:
+                if getattr(context, "failed", False):
+                    return None
+                add(batch)
+                if stored.done():
+                    known = stored.result()
+                    if known is None or hasher.rows > known.rows:
+                        return None  # more rows than the table holds: no need to read on
+        except fingerprint.Unknown as exc:
+            log.debug("pre-check on table %r does not apply: %s", table.name, exc)
+            return None
+        server = stored.result()
+    here = hasher.fingerprint()
+    if getattr(context, "failed", False) or server is None or server != here:
+        log.debug("pre-check on table %r: the table has %s, the rows %s", table.name,
+                  server, here)
+        return None
+    log.info("task %s: pre-check matched: table %r already holds these %d rows (count and sum "
+             "of 64-bit %s row hashes over columns %s, %s, read %s): nothing staged",
+             context.task, table.name, here.rows, "SipHash" if hasher.in_process else "MD5",
+             ", ".join(feed.columns), whose, "columnar" if feed.columnar else "the exact way")
+    if feed.columnar:
+        context.counts.read += here.rows
+    changes = ChangeSet(unchanged=here.rows, removal=removal.action if removal else "delete",
+                        owned=server.rows if removal is not None else 0)
+    if context.dry_run:
+        changes.samples = {ChangeKind.INSERT.value: []}
+        if len(feed.columns) > feed.keys:
+            changes.samples[ChangeKind.UPDATE.value] = []
+        if removal is not None:
+            changes.samples[ChangeKind.REMOVE.value] = []
+    return changes
 
 
 def _convert_setting(table: sa.Table, column: str, value: str, where: str) -> Any:
