@@ -157,3 +157,19 @@ def test_an_up_to_date_schema_says_so(migrated_url):
     shown = run_cli("--db", migrated_url, "config", "--json")
     assert shown.code == 0, shown.err
     assert f"{db.head_revision()} (up to date)" in shown.out
+
+
+def test_a_database_error_is_one_line(iotask, engine, tmp_path):
+    """main tells SQLAlchemy's errors without importing SQLAlchemy itself: a table a DBA
+    dropped is one line naming it, not a traceback."""
+    feed = write_csv(tmp_path / "people.csv", ["userid", "name"], [["u1", "Anna"]])
+    iotask("connection", "add", "people", "--type", "csv", "--set", f"url={feed}")
+    iotask("connection", "add", "table", "--type", "sql", "--set", "table=people",
+           "--set", "key=userid")
+    iotask("task", "add", "daily", "--source", "people", "--destination", "table")
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE core_task_run_error"))
+        conn.execute(sa.text("DROP TABLE core_task_run"))
+    result = run_cli("--db", engine.url.render_as_string(hide_password=False), "status")
+    assert_user_error(result, "core_task_run")
+    assert "database error" in result.err or "the database refused the command" in result.err
