@@ -822,8 +822,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             lines.append(help_line(folder))
         for database in args.databases:
             try:
-                lines += bench_database(database, files, folder, started, servers, args.keep,
-                                        versions, args.lms_rows, args.startup_tasks)
+                measured = bench_database(database, files, folder, started, servers,
+                                          args.keep, versions, args.lms_rows,
+                                          args.startup_tasks)
+                for line in measured:  # on stderr as soon as known: a long run cut short
+                    say(" | ".join(cell for cell in _cells(line) if cell))  # still says them
+                lines += measured
             except (BenchError, sa.exc.SQLAlchemyError, sqlite3.Error, OSError) as exc:
                 say(f"{database}: broke: {exc}")
                 lines.append(Line(database, "benchmark", result="FAILED", note=str(exc)))
