@@ -825,8 +825,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 measured = bench_database(database, files, folder, started, servers,
                                           args.keep, versions, args.lms_rows,
                                           args.startup_tasks)
-                for line in measured:  # on stderr as soon as known: a long run cut short
-                    say(" | ".join(cell for cell in _cells(line) if cell))  # still says them
+                for line in measured:  # said at once: a run cut short still tells them
+                    say(" | ".join(cell for cell in _cells(line) if cell))
                 lines += measured
             except (BenchError, sa.exc.SQLAlchemyError, sqlite3.Error, OSError) as exc:
                 say(f"{database}: broke: {exc}")
