@@ -8,27 +8,22 @@ replaces the target only when everything was written, so a failed export never l
 from __future__ import annotations
 
 import codecs
-import contextlib
 import csv
-import glob
 import hashlib
+import io
 import itertools
 import logging
 import os
 import re
-import secrets
-import shutil
 import tempfile
-import time
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import datetime, tzinfo
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Protocol
 
 from iotask.connectors.base import Connector
 from iotask.connectors.context import (
     Batch,
-    ChangeSet,
     Column,
     MemoryContext,
     Row,
@@ -38,6 +33,13 @@ from iotask.connectors.context import (
     UnitOutcome,
 )
 from iotask.connectors.errors import ConnectorError, NothingToProcess, NotReadyYet, SettingsError
+from iotask.connectors.files import (
+    INTAKE_SETTINGS,
+    TRANSPORT_SETTINGS,
+    dated,
+    export,
+    transport_options,
+)
 from iotask.connectors.masking import mask
 from iotask.connectors.settings import Setting
 from iotask.connectors.transports import (
@@ -51,8 +53,6 @@ from iotask.connectors.transports import (
 )
 
 ENCODINGS = ("utf-8", "utf-8-sig", "latin-1", "cp1252")
-CONSUME = ("rename", "keep")
-DEFAULT_STABLE_SECONDS = 10
 log = logging.getLogger("iotask.csv")
 BATCH_SIZE = 1000
 DEFAULT_MAX_FIELD = 8 * 1024 * 1024  # characters in one field or one physical line
@@ -73,6 +73,7 @@ class CsvConnector(Connector):
     description = "CSV file (delimited text), read or written"
     can_read = True
     can_write = True
+    rereadable = True  # a local file, or a remote one fetched to a local copy by open_unit
     settings = (
         Setting("url", "url", required=True,
                 help="path or file:, ftp:, ftps:, sftp:, https: URL; ending in / imports every "
@@ -83,23 +84,7 @@ class CsvConnector(Connector):
                 help="utf-8-sig for UTF-8 with a byte-order mark"),
         Setting("header", "bool", default=True, help="the first line names the columns"),
         Setting("columns", "list", help="column names when the file has no header line"),
-        Setting("username", help="login for ftp:, sftp: and https: (or user@ in the URL)"),
-        Setting("password", secret=True,
-                help="password; env:VARIABLE reads it from the environment at run time"),
-        Setting("private_key", help="sftp: SSH private key file"),
-        Setting("known_hosts", help="sftp: known_hosts file the server's key must be in "
-                                    "(default: ~/.ssh/known_hosts)"),
-        Setting("ca_bundle", help="ftps:/https: CA certificates (PEM) to trust instead of the "
-                                  "system's"),
-        Setting("allow_http", "bool", help="allow plain, unencrypted http: URLs"),
-        Setting("auth_header", secret=True,
-                help="https: Authorization header value, or 'Header-Name: value'"),
-        Setting("timeout", "int", help="seconds for each network operation; default 30"),
-        Setting("retries", "int", help="retries of a failed transfer; default 3"),
-        Setting("stable_seconds", "int",
-                help="take a file only once unchanged for this long; default 10"),
-        Setting("done_marker", help="take a file only when <name><done_marker> exists, e.g. .done"),
-        Setting("pattern", help="folder URLs: only file names matching this glob (anchored)"),
+        *TRANSPORT_SETTINGS,
         Setting("formulas", "bool", default=True,
                 help="exports: a cell starting with = + - @ gets a leading ' so a spreadsheet "
                      "shows it instead of running it; false for files read by programs only "
@@ -111,11 +96,7 @@ class CsvConnector(Connector):
                 help="the longest field or line, in characters (default 8388608, 8 MB); a "
                      "longer one fails the file with its line number instead of filling the "
                      "memory"),
-        Setting("quarantine", help="a subfolder (it must exist) that a file failing to import "
-                                   "is moved to; default: it stays for the next run"),
-        Setting("consume", choices=CONSUME,
-                help="after a file is imported: rename it to <name>.imported (the default for "
-                     "folder and glob URLs) or keep it (the default for one file)"),
+        *INTAKE_SETTINGS,
     )
     _reading: IO[bytes] | None = None  # the file read() has open, for progress()
     _open: tuple[Path, str] | None = None  # the unit being read: local copy, name for messages
@@ -183,17 +164,8 @@ class CsvConnector(Connector):
     # --- where the bytes are ------------------------------------------------------------
 
     def _options(self, roots: list[Path]) -> TransportOptions:
-        p = self.params
-        return TransportOptions(
-            username=p.get("username"), password=p.get("password"),
-            timeout=float(p.get("timeout") or 30), retries=p.get("retries", 3),
-            ca_bundle=_path(p.get("ca_bundle")), known_hosts=_path(p.get("known_hosts")),
-            private_key=_path(p.get("private_key")), allow_http=p.get("allow_http", False),
-            file_roots=roots,
-            stable_seconds=float(p.get("stable_seconds", DEFAULT_STABLE_SECONDS)),
-            done_marker=p.get("done_marker"), pattern=p.get("pattern"),
-            content_type=f"text/csv; charset={p['encoding'].removesuffix('-sig')}",
-            auth_header=p.get("auth_header"))
+        return transport_options(self.params, roots, "text/csv; charset="
+                                 + self.params["encoding"].removesuffix("-sig"))
 
     def _open_transport(self, roots: list[Path], url: str | None = None) -> Transport:
         self._roots = roots  # reject files are read back within the run's own roots
@@ -424,67 +396,21 @@ class CsvConnector(Connector):
         its header when the columns are known. Text cells that a spreadsheet would run as a
         formula (starting with = + - @ tab or CR) get a leading ``'``.
         """
-        url = _dated(self.params["url"], context.timezone)
-        transport = self._open_transport(context.file_roots, url)
+        transport = self._open_transport(context.file_roots,
+                                         dated(self.params["url"], context.timezone))
         try:
-            if transport.mode != "file":
-                raise CsvError(f"{transport.where(transport.path)}: an export needs a file name "
-                               "at the end of the URL (e.g. .../users-{date:%Y%m%d}.csv), not a "
-                               "folder or a pattern")
-            if transport.scheme == "file":
-                written = self._write_local(Path(transport.path), batches, context)
-            else:
-                written = self._write_remote(transport, batches, context)
+            export(transport, lambda out: self._write_text(out, batches, context), context,
+                   CsvError, "users-{date:%Y%m%d}.csv")
         finally:
             transport.close()
-        if written is not None:
-            context.counts.inserted += written
 
-    def _write_local(self, target: Path, batches: Iterable[Batch],
-                     context: RunContext) -> int | None:
-        if not target.parent.is_dir():
-            raise CsvError(f"cannot write {target}: folder {target.parent} does not exist")
-        _sweep(target)
-        temp = target.parent / f".{target.name}.{secrets.token_hex(8)}.tmp"
+    def _write_text(self, out: IO[bytes], batches: Iterable[Batch], context: RunContext) -> int:
+        text = io.TextIOWrapper(out, encoding=self.params["encoding"], newline="")
         try:
-            descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except OSError as exc:
-            raise CsvError(f"cannot write in folder {target.parent}: {exc.strerror}") from None
-        try:
-            with open(descriptor, "w", encoding=self.params["encoding"], newline="") as out:
-                written = self._write_rows(out, batches, context)
-                out.flush()
-                os.fsync(out.fileno())
-            if target.exists():
-                shutil.copymode(target, temp)  # keep the permissions, as overwriting would
-            if not context.review(ChangeSet(inserted=written)):
-                temp.unlink()
-                return None
-            context.check_lease()
-            os.replace(temp, target)
-        except OSError as exc:  # a full disk, a file-size limit: say which file
-            temp.unlink(missing_ok=True)
-            raise CsvError(f"cannot write {target}: {exc.strerror or exc}; the old file is "
-                           "unchanged") from None
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
-        return written
-
-    def _write_remote(self, transport: Transport, batches: Iterable[Batch],
-                      context: RunContext) -> int | None:
-        with tempfile.TemporaryDirectory(prefix="iotask-export-") as folder:
-            local = Path(folder) / "export.csv"
-            try:
-                with open(local, "w", encoding=self.params["encoding"], newline="") as out:
-                    written = self._write_rows(out, batches, context)
-            except OSError as exc:
-                raise CsvError(f"cannot write the export for {transport.where(transport.path)}"
-                               f" in {folder}: {exc.strerror or exc}") from None
-            if not context.review(ChangeSet(inserted=written)):
-                return None
-            context.check_lease()
-            transport.put(local, transport.target)
+            written = self._write_rows(text, batches, context)
+            text.flush()
+        finally:
+            text.detach()
         return written
 
     def _write_rows(self, out: IO[str], batches: Iterable[Batch], context: RunContext) -> int:
@@ -517,29 +443,6 @@ class CsvConnector(Connector):
             writer.writerow(cells)
             written += 1
         return written
-
-
-def _sweep(target: Path) -> None:
-    """Remove what an export of ``target`` killed mid-write left: its temporary files older than
-    an hour (a younger one may belong to an export running now)."""
-    an_hour_ago = time.time() - 3600
-    for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
-        with contextlib.suppress(OSError):
-            if stale.stat().st_mtime < an_hour_ago:
-                stale.unlink()
-
-
-def _dated(url: str, tz: tzinfo) -> str:
-    """The URL with ``{date:FORMAT}`` in its file name filled in with the date and time now in
-    the configured zone (IOTASK_TIMEZONE), the one every other time is shown in."""
-    folder, slash, name = url.rpartition("/")
-    if "{date" not in name:
-        return url
-    return folder + slash + expand_name(name, datetime.now(tz))
-
-
-def _path(text: str | None) -> Path | None:
-    return Path(text).expanduser() if text else None
 
 
 class _Lines:

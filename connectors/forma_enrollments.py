@@ -24,6 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from iotask.connectors import forma
 from iotask.connectors.context import SAMPLE_KEYS, Batch, ChangeSet, Column, RowError, RunContext
+from iotask.connectors.errors import SettingsError
 from iotask.connectors.forma_courses import (
     BATCH_SIZE,
     LEVEL_GROUP,
@@ -73,7 +74,19 @@ class FormaEnrollmentsConnector(forma.FormaConnector):
         Setting("remove", choices=REMOVALS, default="suspend",
                 help="what sync does with the enrollments its source created that the file no "
                      "longer has: suspend (default: status 3) or unsubscribe (delete them)"),
+        Setting("only_status",
+                help="reading: only the enrollments in this status, as a word or number "
+                     "(e.g. completed, for an export of completions); default: every one"),
     )
+
+    @classmethod
+    def check_settings(cls, params: dict[str, Any]) -> None:
+        super().check_settings(params)
+        if params.get("only_status") is not None:
+            try:
+                forma.code_of(params["only_status"], forma.ENROLLMENT_STATUSES, "status")
+            except ValueError as exc:
+                raise SettingsError(f"setting 'only_status': {exc}") from None
 
     def location(self) -> str:
         return "the forma enrollments (learning_courseuser)"
@@ -89,8 +102,8 @@ class FormaEnrollmentsConnector(forma.FormaConnector):
     # --- reading ----------------------------------------------------------------------
 
     def read(self, context: RunContext) -> Iterator[Batch]:
-        """Every enrollment (edition 0), by userid and code: levels and statuses as words,
-        times as YYYY-MM-DD HH:MM:SS (empty: none)."""
+        """Every enrollment (edition 0; with ``only_status``, those in that status), by userid
+        and code: levels and statuses as words, times as YYYY-MM-DD HH:MM:SS (empty: none)."""
         url = self.database_url(context)
         with forma.connect(url, write=False) as conn:
             site = forma.Site(conn, self.params.get("prefix") or "", url)
@@ -102,6 +115,9 @@ class FormaEnrollmentsConnector(forma.FormaConnector):
                                   .join(course, course.c.idCourse == cu.c.idCourse))
                      .where(cu.c.edition_id == 0)
                      .order_by(user.c.userid, course.c.code, course.c.idCourse))
+            if self.params.get("only_status") is not None:
+                query = query.where(cu.c.status == forma.code_of(
+                    self.params["only_status"], forma.ENROLLMENT_STATUSES, "status"))
             result = conn.execution_options(stream_results=True, yield_per=BATCH_SIZE
                                             ).execute(query)
             for part in result.partitions(BATCH_SIZE):
