@@ -8,11 +8,11 @@ with a run (``iotask.connectors.context``) is typed beside it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from iotask.connectors.context import Batch, Column, RunContext, Unit, UnitOutcome
+from iotask.connectors.context import Batch, ChangeSet, Column, RunContext, Unit, UnitOutcome
 from iotask.connectors.errors import ConnectorError, SettingsError
 from iotask.connectors.masking import MASK, remember, remember_url
 from iotask.connectors.settings import Setting
@@ -26,6 +26,8 @@ class Connector:
     can_read: ClassVar[bool] = False
     can_write: ClassVar[bool] = False
     settings: ClassVar[tuple[Setting, ...]] = ()
+    rereadable: ClassVar[bool] = False  # sources: read() gives the same rows again (a local
+    # file, a query), so a destination's pre-check may read them before the real pass
 
     def __init__(self, params: Mapping[str, Any]) -> None:
         self.params = self.validate(params)
@@ -102,6 +104,24 @@ class Connector:
         before committing, so a runner presumed dead never commits over its successor.
         """
         raise NotImplementedError(f"connector {self.type_name!r} cannot write")
+
+    def write_fast(self, source: Connector, pairs: list[tuple[str, str | None, Any]] | None,
+                   context: RunContext) -> bool:
+        """Destinations with a fast path for some sources: apply the source's rows, mapped by
+        ``pairs`` ((destination, source column or None, constant); None: the source's columns
+        as they are), exactly as ``write`` would, and return True; return False having kept
+        nothing when only ``write`` can (then the run reads the source again for it)."""
+        return False
+    def precheck(self, read: Callable[[], Iterable[Batch]], context: RunContext,
+                 source: Connector | None = None,
+                 pairs: list[tuple[str, str | None, Any]] | None = None) -> ChangeSet | None:
+        """Destinations that can tell cheaply that they already hold exactly the rows
+        ``read()`` gives (``source``'s rows mapped by ``pairs``, as ``write_fast`` has them):
+        the change set of such a run (every row unchanged), found without staging or writing
+        anything; None when they may differ or cannot tell. ``context`` is a Probe: row errors
+        seen make the caller ignore the answer. Default: cannot tell, and the rows are not
+        read."""
+        return None
 
     def check_task(self, context: RunContext) -> None:
         """Destinations: when a task is saved, refuse what no run of it could do here (sync

@@ -203,3 +203,19 @@ class MemoryContext:
         return None
 
 
+class Probe:
+    """A RunContext for a pass that only looks (a destination's pre-check): row errors are
+    noted here instead of recorded, and rows are counted apart, so that the real pass that may
+    follow records everything exactly once. Everything else is the run's own context."""
+
+    def __init__(self, context: RunContext) -> None:
+        self.context = context
+        self.counts = Counts()
+        self.failed = False  # a row error was seen: the pre-check does not apply
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.context, name)
+
+    def row_error(self, error: RowError) -> None:
+        self.failed = True
+        self.counts.failed += 1

@@ -73,6 +73,7 @@ class CsvConnector(Connector):
     description = "CSV file (delimited text), read or written"
     can_read = True
     can_write = True
+    rereadable = True  # a local file, or a remote one fetched to a local copy by open_unit
     settings = (
         Setting("url", "url", required=True,
                 help="path or file:, ftp:, ftps:, sftp:, https: URL; ending in / imports every "

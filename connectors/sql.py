@@ -6,17 +6,30 @@ no name or value from a connection or a file is ever pasted into SQL text.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from functools import partial
-from itertools import repeat
+from itertools import chain, repeat
 from operator import eq, itemgetter, methodcaller
 from typing import Any
 
 import sqlalchemy as sa
+from iotask.connectors import fingerprint
 from iotask.connectors.base import Connector
-from iotask.connectors.context import Batch, Column, Row, RowError, RunContext
+from iotask.connectors.context import (
+    SAMPLE_KEYS,
+    Batch,
+    ChangeKind,
+    ChangeSet,
+    Column,
+    Row,
+    RowError,
+    RunContext,
+)
 from iotask.connectors.databases import (
     check_database_setting,
     database_setting,
@@ -27,7 +40,7 @@ from iotask.connectors.databases import (
 )
 from iotask.connectors.errors import ConnectorError, SettingsError
 from iotask.connectors.settings import FALSE_WORDS, TRUE_WORDS, Setting
-from iotask.connectors.staging import Removal, Stage
+from iotask.connectors.staging import LINE_COLUMN, Removal, Stage
 from sqlalchemy.exc import DBAPIError, NoSuchTableError, OperationalError
 
 BATCH_SIZE = 1000
@@ -35,6 +48,7 @@ LINE = "__line__"  # the physical line of a row read from a file: for errors, ne
 OWNER_COLUMN = "imported_from_connection"  # Docebo's name for "the connection that wrote it"
 REMOVALS = ("delete", "deactivate")
 _KEYS = methodcaller("keys")
+log = logging.getLogger("iotask.sql")
 
 
 class SqlError(ConnectorError):
@@ -46,6 +60,7 @@ class SqlConnector(Connector):
     description = "A table or query in any SQL database SQLAlchemy can reach"
     can_read = True
     can_write = True
+    rereadable = True  # a query runs again
     settings = (
         Setting("database", "url",
                 help="SQLAlchemy URL of the database; default: the iotask database"),
@@ -198,6 +213,198 @@ class SqlConnector(Connector):
         context.counts.updated += done.updated
         context.counts.unchanged += done.unchanged
         context.counts.removed += done.removed
+
+    def write_fast(self, source: Connector, pairs: list[tuple[str, str | None, Any]] | None,
+                   context: RunContext) -> bool:
+        """The columnar fast path of a local CSV file (connectors/columnar.py and bulk.py):
+        into a table without records the rows go straight in, into one with records they fill
+        the stage; the change set, the guards, the lease and the commit are ``write``'s.
+
+        False, with nothing kept, as soon as anything might come out otherwise than through
+        ``write`` (a row error above all): the run then reads the file again the exact way.
+        """
+        name = self.params.get("table")
+        if not name:
+            return False
+        from iotask.connectors import columnar  # pyarrow, imported only for a run that writes
+
+        if not columnar.enabled():
+            return False
+        file = columnar.csv_file(source, context)
+        if file is None:
+            return False
+        url = self._database_url(context)
+        engine = make_engine(url, local_infile=True)
+        if engine.dialect.name in ("mysql", "mariadb"):
+            engine = engine.execution_options(isolation_level="READ COMMITTED")  # see write
+        try:
+            with _connect(engine) as conn, conn.begin() as transaction:
+                try:
+                    loaded = self._load_fast(conn, name, url, file, pairs, context)
+                except Exception as exc:  # noqa: BLE001 - the exact path says what is wrong
+                    transaction.rollback()
+                    log.debug("columnar fast path not taken for %s: %s", file.label, exc)
+                    return False
+                log.debug("columnar fast path: %d rows of %s %s", loaded.rows, file.label,
+                          "staged" if loaded.stage else "loaded straight into the empty table")
+                context.counts.read += loaded.rows
+                if loaded.stage is None:
+                    changes = ChangeSet(removal=loaded.removal.action if loaded.removal
+                                        else "delete", inserted=loaded.rows)
+                    if context.dry_run:
+                        changes.samples = loaded.samples
+                    done = ChangeSet(removal=changes.removal, inserted=loaded.rows)
+                    if not context.review(changes):
+                        transaction.rollback()
+                        return True
+                else:
+                    changes = loaded.stage.change_set(loaded.removal, samples=context.dry_run)
+                    if not context.review(changes):
+                        transaction.rollback()
+                        return True
+                    done = loaded.stage.apply(changes, loaded.removal, loaded.owner_column,
+                                              context.owner)
+                context.check_lease(conn)
+                transaction.commit()
+        finally:
+            engine.dispose()
+        context.counts.inserted += done.inserted
+        context.counts.updated += done.updated
+        context.counts.unchanged += done.unchanged
+        context.counts.removed += done.removed
+        return True
+
+    def fast_plan(self, conn: sa.Connection, name: str, url: str, file: Any,
+                  pairs: list[tuple[str, str | None, Any]] | None,
+                  context: RunContext) -> FastPlan:
+        """What the fast path writes into table ``name``, checked as ``write`` checks it:
+        ``columnar.typed_batches(file, plan.specs)`` gives its rows, as often as needed (a
+        pre-check's second pass). Raises (Unsupported, SqlError) where ``write`` might
+        differ."""
+        from iotask.connectors import columnar
+
+        table = _reflect(conn, name, url)
+        keys = list(context.key or self._keys() or [c.name for c in table.primary_key.columns])
+        if not keys:
+            raise columnar.Unsupported("no key")
+        owner_column, removal = self._ownership(table, context, url)
+        constants = ({removal.status_column: removal.active}
+                     if removal is not None and removal.status_column else {})
+        if pairs is None:
+            pairs = [(column, column, None) for column in columnar.file_columns(file)]
+        mapped = [dest for dest, _, _ in pairs]
+        reserved = [*([owner_column] if owner_column else []), *constants]
+        if (not mapped or any(dest not in table.c for dest in mapped)
+                or any(key not in mapped for key in keys)
+                or any(column in mapped for column in reserved)):
+            raise columnar.Unsupported("the columns are not the table's: write says why")
+        sources = {dest: (column, const) for dest, column, const in pairs}
+        order = keys + [dest for dest in mapped if dest not in keys] + list(constants)
+        backend = conn.dialect.name
+        specs = [_spec(table.c[column], sources.get(column, (None, constants.get(column))),
+                       column in keys, column in constants, backend) for column in order]
+        return FastPlan(table, keys, order, specs, removal, owner_column)
+
+    def _load_fast(self, conn: sa.Connection, name: str, url: str, file: Any,
+                   pairs: list[tuple[str, str | None, Any]] | None,
+                   context: RunContext) -> _Loaded:
+        """The file loaded, in the transaction of ``conn``, into the empty target or a stage.
+        Raises (Unsupported, LoadFailed, SqlError, ...) whenever ``write`` might differ."""
+        from iotask.connectors import bulk, columnar
+
+        plan = self.fast_plan(conn, name, url, file, pairs, context)
+        table, keys, order, removal, owner_column = (plan.table, plan.keys, plan.order,
+                                                     plan.removal, plan.owner_column)
+        specs = list(plan.specs)
+        empty = conn.scalar(sa.select(sa.literal(1)).select_from(table).limit(1)) is None
+        if not empty:
+            stage = Stage(conn, table, order, keys)
+            stage.staged = bulk.load(conn, stage.table, specs,
+                                     columnar.typed_batches(file, specs), LINE_COLUMN)
+            if not stage.staged:
+                raise columnar.Unsupported("no rows")
+            stage.finish()
+            if next(iter(stage.duplicates()), None) is not None:
+                raise columnar.Unsupported("duplicate keys")
+            return _Loaded(stage.staged, stage, removal, owner_column)
+        if owner_column is not None and owner_column not in order:
+            specs.append(_spec(table.c[owner_column], (None, context.owner), False, False,
+                               conn.dialect.name))
+        samples: list[str] = []
+        rows = bulk.load(conn, table, specs,
+                         _sampled(columnar.typed_batches(file, specs), keys, samples))
+        if not rows:
+            raise columnar.Unsupported("no rows")
+        if not Stage.unique(table, keys):
+            repeated = (sa.select(*(table.c[key] for key in keys)).group_by(
+                *(table.c[key] for key in keys)).having(sa.func.count() > 1).limit(1))
+            if conn.execute(repeated).first() is not None:
+                raise columnar.Unsupported("duplicate keys")
+        shown: dict[str, list[str]] = {ChangeKind.INSERT.value: samples}
+        if any(column not in keys for column in order):
+            shown[ChangeKind.UPDATE.value] = []
+        if removal is not None:
+            shown[ChangeKind.REMOVE.value] = []
+        return _Loaded(rows, None, removal, owner_column, shown)
+    def precheck(self, read: Callable[[], Iterable[Batch]], context: RunContext,
+                 source: Connector | None = None,
+                 pairs: list[tuple[str, str | None, Any]] | None = None) -> ChangeSet | None:
+        """The change set "every row unchanged" when the table already holds exactly the rows
+        ``read()`` gives, else None: the database's fingerprint (count and sum of row hashes,
+        ``connectors/fingerprint.py``) of the records this task owns (its ownership column;
+        without one, the whole table), computed in a thread while the rows are converted and
+        hashed here — columnar when the fast path can read ``source`` (mapped by ``pairs``),
+        else through ``read()``. Nothing is staged or written. An empty table, a key that is
+        not unique in the table, or a type the fingerprint cannot compare exactly: None."""
+        name = self.params.get("table")
+        if not name:
+            return None
+        url = self._database_url(context)
+        engine = make_engine(url, read_only=True)
+        try:
+            with _connect(engine) as conn:
+                table = _reflect(conn, name, url)
+                keys = list(context.key or self._keys()
+                            or [c.name for c in table.primary_key.columns])
+                owner_column, removal = self._ownership(table, context, url)
+                if not keys or not _unique(table, keys) or conn.scalar(
+                        sa.select(sa.literal(1)).select_from(table).limit(1)) is None:
+                    return None
+                feed = self._columnar_feed(conn, name, url, source, pairs, context)
+                if feed is None:
+                    constants = ({removal.status_column: removal.active}
+                                 if removal is not None and removal.status_column else {})
+                    rows = _Rows(table, keys, url, context, constants, owner_column)
+                    feed = _tuple_feed(rows, read())
+                if feed is None:
+                    return None
+                where, whose = _owned(table, owner_column, context.owner, removal)
+                return _compare(engine, table, feed, (where, whose), context, removal)
+        finally:
+            engine.dispose()
+
+    def _columnar_feed(self, conn: sa.Connection, name: str, url: str,
+                       source: Connector | None, pairs: list[tuple[str, str | None, Any]] | None,
+                       context: RunContext) -> _Feed | None:
+        """The pre-check's rows as the fast path converts them, when it can read the source."""
+        if source is None:
+            return None
+        from iotask.connectors import columnar
+
+        if not columnar.enabled():
+            return None
+        file = columnar.csv_file(source, context)
+        if file is None:
+            return None
+        try:
+            plan = self.fast_plan(conn, name, url, file, pairs, context)
+            batches = columnar.typed_batches(file, plan.specs)
+            first = next(batches, None)  # the file's own checks come first
+        except (columnar.Unsupported, ConnectorError) as exc:
+            log.debug("pre-check of %s reads the exact way: %s", file.label, exc)
+            return None
+        return _Feed(plan.order, len(plan.keys), chain([] if first is None else [first], batches),
+                     columnar=True)
 
     def check_task(self, context: RunContext) -> None:
         """The key columns exist; for sync, the ownership column too. Reads the table only."""
@@ -422,6 +629,173 @@ class _Rows:
                            "leave it out of the source")
 
 
+@dataclass
+class FastPlan:
+    """The fast path's plan for one table: ``specs`` (one columnar.Spec per written column, in
+    ``order``: keys first), and how ``write`` would own and remove records."""
+
+    table: sa.Table
+    keys: list[str]
+    order: list[str]
+    specs: list[Any]
+    removal: Removal | None
+    owner_column: str | None
+
+
+@dataclass
+class _Loaded:
+    """What the fast path loaded: into a stage, or (stage None) straight into the table."""
+
+    rows: int
+    stage: Stage | None
+    removal: Removal | None
+    owner_column: str | None
+    samples: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _sampled(batches: Iterator[Any], keys: list[str], samples: list[str]) -> Iterator[Any]:
+    """The batches as they are, the first SAMPLE_KEYS rows' keys kept as a dry run shows them."""
+    for batch in batches:
+        if len(samples) < SAMPLE_KEYS:
+            head = batch.slice(0, SAMPLE_KEYS - len(samples)).select(keys).to_pylist()
+            samples.extend(", ".join(f"{key}={row[key]}" for key in keys) for row in head)
+        yield batch
+
+
+def _spec(column: sa.Column[Any], source: tuple[str | None, Any], key: bool, typed: bool,
+          backend: str) -> Any:
+    """The fast path's Spec of ``column``, from the converter ``write`` gives it: the same
+    rules, never a second copy of them. Unsupported for a converter it does not know."""
+    from iotask.connectors.columnar import Spec, Unsupported
+
+    converter = _converter(column)
+    length = precision = scale = None
+    kind = None
+    if isinstance(converter, partial) and converter.func is _text:
+        kind, length = "text", converter.args[0]
+    elif isinstance(converter, partial) and converter.func is _parsed:
+        parse = converter.args[0]
+        if parse == _parse_flag:
+            kind = "flag"
+        else:
+            kind = next((_KIND_NAMES[python_type] for python_type, (known, _) in PARSERS.items()
+                         if known == parse), None)
+        if kind in ("float", "decimal") and isinstance(column.type, sa.Float):
+            # a float column, even one read as Decimal (MySQL's DOUBLE): a double parsed from
+            # the text either way; a single-precision one could round twice, so not here
+            kind = ("float" if isinstance(column.type, sa.Double) or backend == "sqlite"
+                    else None)
+        elif kind == "decimal":
+            precision = getattr(column.type, "precision", None)
+            scale = getattr(column.type, "scale", None)
+    if kind is None:
+        raise Unsupported(f"column {column.name!r} of type {_type_name(column)}")
+    value = source[1]
+    if typed and isinstance(value, bool) and kind in ("int", "flag"):
+        value = int(value)
+    return Spec(column.name, kind, source=source[0], const=value, length=length,
+                precision=precision, scale=scale, key=key, typed=typed)
+def _unique(table: sa.Table, keys: list[str]) -> bool:
+    """Whether the table holds at most one record per key: then a file repeating a key can
+    never match it, and the duplicate is reported by the normal path."""
+    wanted = set(keys)
+    unique = [{c.name for c in table.primary_key.columns}]
+    unique += [{c.name for c in index.columns} for index in table.indexes if index.unique]
+    unique += [{c.name for c in constraint.columns} for constraint in table.constraints
+               if isinstance(constraint, sa.UniqueConstraint)]
+    return any(columns and columns <= wanted for columns in unique)
+
+
+def _owned(table: sa.Table, owner_column: str | None, owner: str | None,
+           removal: Removal | None) -> tuple[list[sa.ColumnElement[bool]], str]:
+    """The records a run of this task answers for: its own (all of them without an ownership
+    column), and for remove=deactivate only those not deactivated already; and in words."""
+    where: list[sa.ColumnElement[bool]] = []
+    words = []
+    if owner_column is not None:
+        where.append(table.c[owner_column] == owner)
+        words.append(f"{owner_column} = {owner!r}")
+    if removal is not None and removal.action == "deactivate" and removal.status_column:
+        where.append(table.c[removal.status_column].is_distinct_from(removal.inactive))
+        words.append(f"{removal.status_column} is not {removal.inactive!r}")
+    return where, " and ".join(words) or "every record"
+
+
+@dataclass
+class _Feed:
+    """The pre-check's rows: the written columns (keys first, ``keys`` of them) and their
+    batches, arrow RecordBatches (``columnar``) or the exact path's typed tuples."""
+
+    columns: list[str]
+    keys: int
+    batches: Iterator[Any]
+    columnar: bool = False
+
+
+def _tuple_feed(rows: _Rows, batches: Iterable[Batch]) -> _Feed | None:
+    """The exact path's typed tuples; their columns are known once the first row is seen."""
+    batches = iter(batches)
+    first = next(batches, None)
+    if not first:
+        return None
+    converted = rows.convert(first)
+    return _Feed(rows.columns, len(rows.keys), chain([converted], map(rows.convert, batches)))
+
+
+def _compare(engine: sa.Engine, table: sa.Table, feed: _Feed,
+             owned: tuple[list[sa.ColumnElement[bool]], str], context: RunContext,
+             removal: Removal | None) -> ChangeSet | None:
+    """Hash the rows here while the database fingerprints its records in a thread; the
+    change set "all unchanged" when both agree."""
+    where, whose = owned
+    backend = "mysql" if engine.dialect.name in ("mysql", "mariadb") else engine.dialect.name
+    kinds = fingerprint.kinds(table, feed.columns, backend)
+    if kinds is None or getattr(context, "failed", False):
+        return None
+
+    def on_server() -> fingerprint.Fingerprint | None:
+        with _connect(engine) as conn, conn.begin():
+            return fingerprint.server(conn, table, kinds, where)
+
+    hasher = fingerprint.Hasher(kinds, backend)
+    add = hasher.add_batch if feed.columnar else hasher.add_tuples
+    with ThreadPoolExecutor(1) as pool:
+        stored = pool.submit(on_server)
+        try:
+            for batch in feed.batches:
+                if getattr(context, "failed", False):
+                    return None
+                add(batch)
+                if stored.done():
+                    known = stored.result()
+                    if known is None or hasher.rows > known.rows:
+                        return None  # more rows than the table holds: no need to read on
+        except fingerprint.Unknown as exc:
+            log.debug("pre-check on table %r does not apply: %s", table.name, exc)
+            return None
+        server = stored.result()
+    here = hasher.fingerprint()
+    if getattr(context, "failed", False) or server is None or server != here:
+        log.debug("pre-check on table %r: the table has %s, the rows %s", table.name,
+                  server, here)
+        return None
+    log.info("task %s: pre-check matched: table %r already holds these %d rows (count and sum "
+             "of 64-bit %s row hashes over columns %s, %s, read %s): nothing staged",
+             context.task, table.name, here.rows, "SipHash" if hasher.in_process else "MD5",
+             ", ".join(feed.columns), whose, "columnar" if feed.columnar else "the exact way")
+    if feed.columnar:
+        context.counts.read += here.rows
+    changes = ChangeSet(unchanged=here.rows, removal=removal.action if removal else "delete",
+                        owned=server.rows if removal is not None else 0)
+    if context.dry_run:
+        changes.samples = {ChangeKind.INSERT.value: []}
+        if len(feed.columns) > feed.keys:
+            changes.samples[ChangeKind.UPDATE.value] = []
+        if removal is not None:
+            changes.samples[ChangeKind.REMOVE.value] = []
+    return changes
+
+
 def _convert_setting(table: sa.Table, column: str, value: str, where: str) -> Any:
     if column not in table.c:
         raise SqlError(f"status column {column!r} is not in table {table.name!r} in "
@@ -495,6 +869,8 @@ def _parse_flag(text: str) -> bool | int:
         return int(text)
 
 
+_KIND_NAMES = {bool: "bool", int: "int", float: "float", Decimal: "decimal", date: "date",
+               datetime: "datetime"}  # the fast path's name of each parsed type
 PARSERS: dict[type, tuple[Callable[[str], Any], str]] = {
     bool: (_parse_bool, "true/false value"),
     int: (int, "whole number"),

@@ -369,8 +369,12 @@ class Stage:
         return table
 
     def _unique_in_target(self, names: list[str]) -> bool:
-        """Whether the target holds at most one record per value of ``names``."""
-        target, wanted = self.target, set(names)
+        return Stage.unique(self.target, names)
+
+    @staticmethod
+    def unique(target: sa.Table, names: list[str]) -> bool:
+        """Whether ``target`` holds at most one record per value of ``names``."""
+        wanted = set(names)
         unique = [{c.name for c in target.primary_key.columns}]
         unique += [{c.name for c in index.columns} for index in target.indexes if index.unique]
         unique += [{c.name for c in constraint.columns} for constraint in target.constraints

@@ -10,12 +10,13 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from shlex import quote
+from typing import Any
 
 from iotask.connectors.base import Connector
-from iotask.connectors.context import Batch, Row, RunContext, Unit, UnitOutcome
+from iotask.connectors.context import Batch, Probe, Row, RunContext, Unit, UnitOutcome
 from iotask.connectors.errors import ConnectorError, FilesFailed, NothingToProcess, TooManyErrors
 from iotask.errors import IotaskError
-from iotask.mapping import LINE, MapError, Mapping, resolve
+from iotask.mapping import LINE, Const, MapError, Mapping, resolve
 from iotask.run_status import RunStatus
 
 log = logging.getLogger("iotask.dataflow")
@@ -70,9 +71,57 @@ def execute(source: Connector, destination: Connector, context: RunContext,
 
 
 def _apply(source: Connector, destination: Connector, context: RunContext,
-           map_text: str | None, progress: Progress | None) -> None:
+           map_text: str | None, progress: Progress | None, precheck: bool = True) -> None:
     mapping = plan(source, destination, context, map_text)
+    pairs: list[tuple[str, str | None, Any]] | None = None if mapping.pairs is None else [
+        (dest, None, column.value) if isinstance(column, Const) else (dest, column, None)
+        for dest, column in mapping.pairs]
+    if precheck and _unchanged(source, destination, context, mapping, pairs, progress):
+        return
+    if destination.write_fast(source, pairs, context):
+        if progress is not None:
+            progress(context.counts.read, None, None)
+        return
     destination.write(_mapped(source.read(context), mapping, context, source, progress), context)
+
+
+def _unchanged(source: Connector, destination: Connector, context: RunContext,
+               mapping: Mapping, pairs: list[tuple[str, str | None, Any]] | None,
+               progress: Progress | None) -> bool:
+    """Whether the destination's pre-check found that it holds the mapped rows already; then
+    the run is reviewed and counted as "every row unchanged", and nothing is written.
+
+    The pre-check reads the source through a Probe: when it finds a row error, a difference, or
+    anything else (an error included), the answer is "no" and the normal path reads the
+    source again, recording everything as if the pre-check had never looked.
+    """
+    if not source.rereadable:
+        return False
+    probe = Probe(context)
+    opened: list[Iterator[Batch]] = []
+
+    def read() -> Iterator[Batch]:
+        batches = _mapped(source.read(probe), mapping, probe, source, progress)
+        opened.append(batches)
+        return batches
+
+    try:
+        changes = destination.precheck(read, probe, source, pairs)
+    except Exception as exc:  # noqa: BLE001 - the normal path meets it again, and reports it
+        log.debug("task %s: pre-check gave up: %s", context.task, exc)
+        return False
+    finally:
+        for batches in opened:
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
+    if changes is None or probe.failed:
+        return False
+    context.counts.read += probe.counts.read
+    if context.review(changes):
+        context.check_lease()  # as a destination does before its commit
+        context.counts.unchanged += changes.unchanged
+    return True
 
 
 def _apply_files(units: list[Unit], source: Connector, destination: Connector,
@@ -93,7 +142,10 @@ def _apply_files(units: list[Unit], source: Connector, destination: Connector,
                 outcome = UnitOutcome.KEPT if context.dry_run else UnitOutcome.CONSUMED
                 skipped += 1
                 continue
-            _apply(source, destination, context, map_text, progress)
+            # a content this task imported before may well be unchanged in the destination;
+            # new content most likely is not, and pre-checking it would read it twice for nothing
+            seen = earlier if unit.once else context.imported_before(unit)
+            _apply(source, destination, context, map_text, progress, precheck=bool(seen))
             if not context.dry_run:
                 context.record_import(unit)
                 outcome = UnitOutcome.CONSUMED

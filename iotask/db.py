@@ -1,21 +1,24 @@
 """The iotask database: its engine, short retried transactions, and the migration state check.
 
 The engines themselves come from ``iotask.connectors.databases``, which the SQL connectors share.
+The state check runs before every command that touches the database, so it reads
+``alembic_version`` with plain SQL and knows the revisions from the migrations' file names
+(``NNNN_what.py`` holds revision ``NNNN``; tests/test_migrations.py checks them against
+Alembic's own view): Alembic itself is imported only to migrate.
 """
 
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable
+from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, inspect
+from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -27,9 +30,14 @@ from iotask.connectors.databases import reader as reader
 from iotask.connectors.databases import reason as reason
 from iotask.errors import IotaskError
 
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
+
 RETRYABLE_CODES = {1205, 1213}  # MySQL/MariaDB lock wait timeout, deadlock
 RETRYABLE_SQLSTATES = {"40001", "40P01"}  # PostgreSQL serialization failure, deadlock
 T = TypeVar("T")
+VERSION_TABLE = "alembic_version"
+MIGRATION_FILE = re.compile(r"^(\d{4})_\w+\.py$")
 
 def make_engine(url: str, read_only: bool = False, local_infile: bool = False) -> Engine:
     """An engine for ``url`` (see ``iotask.connectors.databases.make_engine``); a URL that cannot
@@ -70,6 +78,8 @@ def connect_error(url: str | URL, exc: OperationalError) -> IotaskError:
 
 def alembic_config(engine: Engine | None = None) -> AlembicConfig:
     """Alembic configuration pointing at the migrations shipped inside the package."""
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(resources.files("iotask.migrations")))
     if engine is not None:
@@ -77,17 +87,32 @@ def alembic_config(engine: Engine | None = None) -> AlembicConfig:
     return cfg
 
 
+@cache
+def known_revisions() -> tuple[str, ...]:
+    """The revisions this iotask ships, oldest first: the numbers of the migration files."""
+    versions = resources.files("iotask.migrations") / "versions"
+    found = (MIGRATION_FILE.match(entry.name) for entry in versions.iterdir())
+    return tuple(sorted(match.group(1) for match in found if match))
+
+
 def head_revision() -> str:
-    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
-    return heads[0]
+    return known_revisions()[-1]
 
 
 def current_revision(engine: Engine) -> str | None:
+    """The revision recorded in ``alembic_version``; None when there is no such table."""
     try:
         with reader(engine).connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+            if not inspect(conn).has_table(VERSION_TABLE):
+                return None
+            versions = list(conn.scalars(text(f"SELECT version_num FROM {VERSION_TABLE}")))
     except OperationalError as exc:
         raise connect_error(engine.url, exc) from None
+    if len(versions) > 1:  # branches: iotask's migrations are one line, so not its own
+        raise IotaskError(f"database {masked(engine.url)} records several schema revisions "
+                          f"({', '.join(sorted(versions))}) in {VERSION_TABLE}: it is not "
+                          "migrated by this iotask")
+    return versions[0] if versions else None
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
@@ -131,8 +156,7 @@ def check_migrated(engine: Engine) -> None:
         has_tables = bool(inspect(engine).get_table_names())
         what = "has no iotask tables" if not has_tables else "is not an iotask database"
         raise IotaskError(f"database {where} {what}: run `iotask db upgrade` first")
-    known = {rev.revision for rev in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
-    if current not in known:
+    if current not in known_revisions():
         raise IotaskError(
             f"database {where} is at revision {current}, newer than this iotask knows "
             f"(head {head}): upgrade iotask"

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from shlex import quote
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, func, insert, or_, select, update
@@ -290,7 +290,22 @@ def next_due_text(task: Task, tz: ZoneInfo, now: datetime | None = None) -> str 
     return clock.iso(due, tz)
 
 
-def due_at(task: Task, tz: ZoneInfo) -> datetime | None:
+class Scheduled(Protocol):
+    """What due-ness is computed from: a Task, or a row of its scheduling columns."""
+
+    @property
+    def schedule_type(self) -> str: ...
+    @property
+    def schedule(self) -> str: ...
+    @property
+    def last_execution(self) -> datetime | None: ...
+    @property
+    def fail_count(self) -> int: ...
+    @property
+    def last_attempt(self) -> datetime | None: ...
+
+
+def due_at(task: Scheduled, tz: ZoneInfo) -> datetime | None:
     """When the task is next due (naive UTC); None means now. Derived afresh on every call.
 
     A failed or held task waits for its retry delay after the last attempt, on top of its

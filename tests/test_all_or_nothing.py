@@ -46,7 +46,9 @@ def restore(site: Site, rows: list[tuple]) -> None:
 def kill_while_running(site: Site, url: str, extra_delay: float) -> int:
     """Start `iotask run users`, SIGKILL it once half the rows are staged (plus a delay);
     its exit status (0 when it finished within the delay)."""
-    env = {**os.environ, "IOTASK_LOG_LEVEL": "DEBUG"}
+    # the exact path, whose staging says when half the rows are in; the columnar fast path's
+    # kill -9 tests are in tests/test_columnar.py
+    env = {**os.environ, "IOTASK_LOG_LEVEL": "DEBUG", "IOTASK_EXACT_PATH": "1"}
     child = subprocess.Popen([str(SCRIPT), "--db", url, "run", "users"], cwd=site.folder,
                              env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
                              text=True)

@@ -2,40 +2,100 @@
 
 Exit codes: 0 success, 1 a task failed or was held, 2 a usage or configuration error. Each
 command group is a module of this package; this one holds the top-level group and ``main``.
+A command's module is imported only when that command runs (``COMMANDS``), so that
+`iotask --help` and a cron line that finds nothing due do not pay for what they do not use.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Sequence
 
 import click
-from sqlalchemy.exc import DBAPIError, OperationalError
 
 from iotask import __version__
-from iotask.cli import (
-    config,
-    connections,
-    connectors,
-    db,
-    demo,
-    docebo,
-    lms,
-    notify,
-    runs,
-    schedules,
-    tasks,
-    web,
-)
 from iotask.cli.app import CONTEXT, App
-from iotask.db import reason
 from iotask.errors import IotaskError
 from iotask.log import masked_output
 
 NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
+# Every command: its name, "module:attribute" in this package, and the first sentence of its
+# help as `iotask --help` lists it (tests/test_console_script.py checks it against the command).
+# A new command or group is one line here.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "config": ("config:config_command",
+               "The configuration in use: the INI file read (and the places looked in), the "
+               "database and where its URL came from, its schema revision, the time zone, the "
+               "log, the folders."),
+    "connection": ("connections:connection_group",
+                   "Configured endpoints: a connector type plus its settings."),
+    "connector": ("connectors:connector_group",
+                  "Kinds of endpoint: list them, show their settings, register a new one."),
+    "db": ("db:db_group", "Create or upgrade the iotask tables (wraps Alembic)."),
+    "demo": ("demo:demo_command",
+             "Build the demo LMS and list its tasks (idempotent): forma's tables in the iotask "
+             "database (lms init) when missing, an HR system's files (org chart, 200 people, a "
+             "catalogue, enrollments with completions) in the demo folder, and the connections "
+             "and tasks that import them in sequence and export the completions."),
+    "docebo": ("docebo:docebo_group",
+               "Moving from Docebo or forma.lms: adopt the site's I/O tasks."),
+    "history": ("runs:history_command",
+                "The runs of task NAME: trigger, runner, times, status, counts, errors, "
+                "rejected rows."),
+    "lms": ("lms:lms_group", "The forma.lms / Docebo database the forma-* connectors write."),
+    "notify": ("notify:notify_group",
+               "E-mail to task addresses (--email, --notify) through the configured SMTP "
+               "server."),
+    "reset": ("runs:reset_command",
+              "Make tasks due at the next run-due: last_execution cleared (or --to), "
+              "fail_count 0."),
+    "run": ("runs:run_command", "Run these tasks now, whatever their schedule or enabled flag."),
+    "run-due": ("runs:run_due_command", "Run every enabled task that is due, in sequence order."),
+    "schedule": ("schedules:schedule_group",
+                 "Task schedules as OPML files (PeopleFluent's form): export, edit, import "
+                 "elsewhere."),
+    "serve": ("web:serve_command",
+              "Serve the run-due URL and the web console with waitress, until stopped."),
+    "status": ("runs:status_command",
+               "Every task: its schedule in words, when it is next due, how its last run went."),
+    "task": ("tasks:task_group",
+             "Imports and exports: a source connection, a destination connection, a schedule."),
+    "user": ("web:user_group",
+             "Console users: admin (runs and changes tasks) or viewer (reads only)."),
+}
 
-@click.group(context_settings=CONTEXT)
+
+class LazyGroup(click.Group):
+    """The top-level group: a command's module is imported the first time it is asked for;
+    the command list of `--help` comes from ``COMMANDS`` without importing any."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            module, _, attribute = COMMANDS[cmd_name][0].partition(":")
+            command = getattr(importlib.import_module(f"{__name__}.{module}"), attribute)
+            _accept_global_options(command)
+            self.add_command(command, cmd_name)
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """As click lists commands, each shortened from its first sentence in ``COMMANDS``."""
+        commands = [(name, self.commands.get(name)
+                     or click.Command(name, help=COMMANDS[name][1]))
+                    for name in self.list_commands(ctx)]
+        commands = [(name, command) for name, command in commands if not command.hidden]
+        if commands:
+            limit = formatter.width - 6 - max(len(name) for name, _ in commands)
+            with formatter.section("Commands"):
+                formatter.write_dl([(name, command.get_short_help_str(limit))
+                                    for name, command in commands])
+
+
+@click.group(cls=LazyGroup, context_settings=CONTEXT)
 @click.option("--db", "db_option", metavar="URL",
               help="Database URL. Default: $IOTASK_DATABASE_URL, else database_url in "
                    "$IOTASK_CONFIG or ./iotask.ini, else sqlite:///iotask.db.")
@@ -81,15 +141,6 @@ def _accept_global_options(command: click.Command) -> None:
     ]
 
 
-for command in (db.db_group, connectors.connector_group, connections.connection_group,
-                tasks.task_group, runs.run_due_command, runs.run_command, runs.reset_command,
-                runs.status_command, runs.history_command, demo.demo_command,
-                config.config_command, notify.notify_group, schedules.schedule_group,
-                lms.lms_group, docebo.docebo_group, web.serve_command, web.user_group):
-    _accept_global_options(command)
-    cli.add_command(command)
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the CLI; user mistakes become one line on stderr, never a traceback. Everything it
     prints is masked: no configured secret reaches the terminal or cron's mail."""
@@ -116,10 +167,26 @@ def _main(argv: Sequence[str] | None) -> None:
     except IotaskError as exc:
         click.echo(f"iotask: error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except OperationalError as exc:  # the database went away or stayed locked mid-command
-        click.echo(f"iotask: error: database error: {reason(exc)}", err=True)
-        sys.exit(2)
-    except DBAPIError as exc:  # the driver's message only: never the statement's parameters
-        click.echo(f"iotask: error: the database refused the command: {reason(exc)}", err=True)
+    except Exception as exc:
+        message = _database_error(exc)
+        if message is None:
+            raise
+        click.echo(f"iotask: error: {message}", err=True)
         sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _database_error(exc: Exception) -> str | None:
+    """One line for a database error, None for anything else. SQLAlchemy is looked at only if
+    the command loaded it: a command that never opened a database raised none of its errors."""
+    if "sqlalchemy" not in sys.modules:
+        return None
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    from iotask.db import reason
+
+    if isinstance(exc, OperationalError):  # the database went away or stayed locked
+        return f"database error: {reason(exc)}"
+    if isinstance(exc, DBAPIError):  # the driver's message only: never the statement's values
+        return f"the database refused the command: {reason(exc)}"
+    return None

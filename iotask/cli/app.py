@@ -1,19 +1,26 @@
-"""What every command needs: the configuration, the database, and options they share."""
+"""What every command needs: the configuration, the database, and options they share.
+
+SQLAlchemy, the database helpers and the runner are imported when a command first needs them,
+not when the command line is parsed (`iotask --help` needs none of them).
+"""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import click
-from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.orm import Session
 
 from iotask import config as config_module
-from iotask import db, log, runner
 from iotask.errors import IotaskError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session
+
+    from iotask import runner
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -36,12 +43,19 @@ class App:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
+            from iotask import db
+
             self._engine = db.make_engine(self.config.database_url)
         return self._engine
 
     @contextmanager
     def session(self, read_only: bool = False) -> Iterator[Session]:
         """A session on a migrated database, committed when the block succeeds."""
+        from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+        from sqlalchemy.orm import Session
+
+        from iotask import db
+
         db.check_migrated(self.engine)
         bind = db.reader(self.engine) if read_only else self.engine
         with Session(bind, expire_on_commit=False) as session:
@@ -63,6 +77,8 @@ class App:
 
     def runner(self, trigger: str) -> runner.Runner:
         """A runner on a migrated database, with logging set up as configured."""
+        from iotask import db, log, runner
+
         db.check_migrated(self.engine)
         log.setup(self.config, self.verbose)
         return runner.Runner(self.engine, self.config, trigger)

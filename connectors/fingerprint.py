@@ -1,0 +1,410 @@
+"""Fingerprints of a table's rows: a count and an order-independent sum of 64-bit row hashes,
+computed by the database over the stored rows and by iotask over the rows it would write, so that
+an unchanged re-import is found without staging anything.
+
+Both sides hash the same canonical text of each row, LOAD DATA's own text format: the values in
+the written columns' order joined by tabs, a backslash in a value doubled and a tab written
+``\\t``, NULL as ``\\N`` (which no escaped value can be). A value's text is what the database
+stores: text byte-exact (no collation folding), integers in decimal, booleans 1/0, dates ISO,
+decimals with exactly the column's scale. MariaDB/MySQL and PostgreSQL hash it with MD5 (the
+row's hash is the first 8 bytes, big-endian). SQLite's rows are hashed in this process, by an
+aggregate function registered on the connection, so there both sides use Python's own 64-bit
+SipHash of the text (keyed per process), several times cheaper. Sums are taken modulo 2**64.
+Any other type (floats, times, binary, ...) or a value the column would not store exactly gives
+"don't know" (Unknown, or None): a false "unchanged" must be practically impossible, while a
+false "changed" only costs the normal staging path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, postgresql
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+NULL = "\\N"
+SEPARATOR = "\t"
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t"})
+MODULUS = 1 << 64
+TEXT, INTEGER, BOOLEAN, DATE, DECIMAL = "text", "integer", "boolean", "date", "decimal"
+
+
+class Unknown(Exception):
+    """A value (or type) the fingerprint cannot canonicalise exactly: the pre-check does not
+    apply."""
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """How many rows, and the sum of their hashes modulo 2**64."""
+
+    rows: int
+    total: int
+
+    def __str__(self) -> str:
+        return f"{self.rows} rows, hash sum {self.total:016x}"
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A written column's canonical form: its kind and, for decimals, precision and scale."""
+
+    name: str
+    kind: str
+    precision: int | None = None
+    scale: int | None = None
+
+
+def kinds(table: sa.Table, columns: Sequence[str], backend: str) -> list[Kind] | None:
+    """The canonical form of each of ``columns`` of the reflected ``table``; None when one of
+    them has a type the fingerprint cannot compare exactly on this backend ("mysql" covers
+    MariaDB, "postgresql", "sqlite")."""
+    found = []
+    for name in columns:
+        kind = _kind(table.c[name], backend)
+        if kind is None:
+            return None
+        found.append(kind)
+    return found
+
+
+def _kind(column: sa.Column[Any], backend: str) -> Kind | None:
+    kind = column.type
+    if isinstance(kind, sa.Boolean):
+        return Kind(column.name, BOOLEAN)
+    if isinstance(kind, sa.Integer):
+        return Kind(column.name, INTEGER)
+    if isinstance(kind, sa.Float) or not isinstance(kind, sa.Numeric | sa.Date | sa.String):
+        return None
+    if isinstance(kind, sa.Numeric):
+        # SQLite stores decimals as floating point: not exact
+        if backend == "sqlite" or kind.scale is None or kind.precision is None:
+            return None
+        return Kind(column.name, DECIMAL, kind.precision, kind.scale)
+    if isinstance(kind, sa.Date):
+        return Kind(column.name, DATE)
+    if backend == "mysql" and getattr(kind, "binary", False):
+        return None  # a BINARY-collated mysql string type holds bytes, not text
+    return Kind(column.name, TEXT)
+
+
+# --- the server side ------------------------------------------------------------------------
+
+def server(conn: sa.Connection, table: sa.Table, columns: Sequence[Kind],
+           where: Sequence[sa.ColumnElement[bool]]) -> Fingerprint | None:
+    """The fingerprint of ``table``'s rows matching ``where``, over ``columns``, computed by the
+    database (MariaDB/MySQL, PostgreSQL); SQLite, which has no MD5, streams the rows to this
+    process and hashes them here. None when the database's text is not UTF-8."""
+    backend = _backend(conn)
+    if backend == "sqlite":
+        return _stored(conn, table, columns, where)
+    if backend == "postgresql":
+        if conn.exec_driver_sql("SHOW server_encoding").scalar() != "UTF8":
+            return None
+    elif backend != "mysql":
+        return None
+    row = _row_text(table, columns, backend)
+    head = sa.func.substr(sa.func.md5(row), 1, 16)
+    value: sa.ColumnElement[Any]
+    if backend == "mysql":
+        value = sa.cast(sa.func.conv(head, 16, 10), mysql.BIGINT(unsigned=True))
+    else:
+        value = sa.cast(sa.cast(sa.literal("x", sa.Text) + head, postgresql.BIT(64)),
+                        sa.BigInteger)
+    query = (sa.select(sa.func.count(), sa.func.sum(value)).select_from(table)
+             .where(*where))
+    count, total = conn.execute(query).one()
+    return Fingerprint(int(count), int(total or 0) % MODULUS)
+
+
+def _backend(conn: sa.Connection) -> str:
+    name = conn.dialect.name
+    return "mysql" if name in ("mysql", "mariadb") else name
+
+
+def _row_text(table: sa.Table, columns: Sequence[Kind], backend: str) -> sa.ColumnElement[Any]:
+    pieces = []
+    for kind in columns:
+        column = table.c[kind.name]
+        text: sa.ColumnElement[Any] = _text_of(column, kind, backend)
+        if kind.kind == TEXT:
+            text = sa.func.replace(sa.func.replace(text, _literal("\\"), _literal("\\\\")),
+                                   _literal(SEPARATOR), _literal("\\t"))
+        pieces.append(sa.case((column.is_(None), _literal(NULL)), else_=text))
+    return sa.func.concat_ws(_literal(SEPARATOR), *pieces) if len(pieces) > 1 else pieces[0]
+
+
+def _literal(text: str) -> sa.ColumnElement[Any]:
+    return sa.literal(text, sa.Text)
+
+
+def _char(backend: str) -> sa.types.TypeEngine[Any]:
+    return mysql.CHAR(charset="utf8mb4") if backend == "mysql" else sa.Text()
+
+
+def _text_of(column: sa.Column[Any], kind: Kind, backend: str) -> sa.ColumnElement[Any]:
+    """The column's value as its canonical text, in SQL."""
+    if kind.kind == BOOLEAN and backend == "postgresql":
+        return sa.case((column.is_(True), sa.literal("1", sa.Text)),
+                       else_=sa.literal("0", sa.Text))
+    if kind.kind == DATE and backend == "postgresql":
+        return sa.func.to_char(column, sa.literal("YYYY-MM-DD", sa.Text))
+    return sa.cast(column, _char(backend))
+
+
+def _odd(table: sa.Table, columns: Sequence[Kind]) -> sa.ColumnElement[bool]:
+    """A value of another storage class than its column's kind: SQLite takes anything."""
+    return sa.or_(*(sa.func.typeof(table.c[kind.name]).not_in(["null", *_STORED_TYPES[kind.kind]])
+                    for kind in columns))
+
+
+_STORED_TYPES = {TEXT: ("text",), INTEGER: ("integer",), BOOLEAN: ("integer",), DATE: ("text",)}
+AGGREGATE = "iotask_fingerprint"
+
+
+def _stored(conn: sa.Connection, table: sa.Table, columns: Sequence[Kind],
+            where: Sequence[sa.ColumnElement[bool]]) -> Fingerprint | None:
+    """SQLite: the rows hashed by a Python aggregate registered on the connection (three times
+    cheaper than fetching them; building the text in SQLite's SQL is slower still); a value of
+    another storage class than the column's kind (a blob, a real) is counted apart and makes it
+    None. Whole numbers come as text, so that most rows are joined in one C call."""
+    raw: Any = conn.connection.dbapi_connection
+    raw.create_aggregate(AGGREGATE, len(columns), _SipHashSum)
+    values = [table.c[kind.name] if kind.kind in (TEXT, DATE)
+              else sa.cast(table.c[kind.name], sa.Text) for kind in columns]
+    query = (sa.select(getattr(sa.func, AGGREGATE)(*values),
+                       sa.func.sum(sa.case((_odd(table, columns), 1), else_=0)))
+             .select_from(table).where(*where))
+    summed, strange = conn.execute(query).one()
+    if strange:
+        return None
+    rows, _, total = (summed or "0 0").partition(" ")
+    return Fingerprint(int(rows), int(total))
+
+
+class _SipHashSum:
+    """SQLite aggregate: "rows total" of the rows' canonical texts' ``hash()``, as the client
+    side of SQLite computes it."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.total = 0
+
+    def step(self, *values: str | None) -> None:
+        try:
+            text = SEPARATOR.join(values)  # type: ignore[arg-type]  # a NULL: TypeError
+            plain = "\\" not in text and text.count(SEPARATOR) == len(values) - 1
+        except TypeError:
+            plain = False
+        if not plain:  # a value not text (a blob, a real) is counted as odd by the query
+            text = SEPARATOR.join([NULL if value is None else str(value).translate(_ESCAPES)
+                                   for value in values])
+        self.rows += 1
+        self.total += hash(text)
+
+    def finalize(self) -> str:
+        return f"{self.rows} {self.total % MODULUS}"
+
+
+# --- the client side ------------------------------------------------------------------------
+
+class Hasher:
+    """The fingerprint of the rows iotask would write, fed batch by batch.
+
+    ``add_tuples`` takes the exact path's typed tuples (the line first, then the values in
+    ``columns`` order), ``add_rows`` the values alone, ``add_batch`` a pyarrow RecordBatch whose
+    columns have the destination's names; each raises Unknown for a value that cannot be
+    compared exactly. ``backend`` ("mysql", "postgresql", "sqlite") says how the database stores
+    booleans and which row hash its side computes.
+    """
+
+    def __init__(self, columns: Sequence[Kind], backend: str) -> None:
+        self.columns = list(columns)
+        self.rows = 0
+        self.total = 0
+        self.in_process = backend == "sqlite"
+        # MariaDB and SQLite store a boolean in an integer column as 1/0; PostgreSQL refuses it
+        integer_booleans = backend != "postgresql"
+        self._texts = [_value_text(kind, integer_booleans) for kind in self.columns]
+
+    def add_tuples(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """The exact path's ``(line, value, ...)`` tuples."""
+        if rows:
+            self._add_columns(list(zip(*rows, strict=True))[1:])
+
+    def add_rows(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Rows of values alone, in ``columns`` order."""
+        if rows:
+            self._add_columns(list(zip(*rows, strict=True)))
+
+    def _add_columns(self, values: list[tuple[Any, ...]]) -> None:
+        """Column by column, in C loops wherever the values allow."""
+        pieces = [_column_text(text, column) for text, column in zip(self._texts, values,
+                                                                     strict=True)]
+        texts = (list(map(SEPARATOR.join, zip(*pieces, strict=True))) if len(pieces) > 1
+                 else list(pieces[0]))
+        self._hash(texts)
+
+    def _hash(self, texts: list[str]) -> None:
+        if self.in_process:
+            total = sum(map(hash, texts))
+        else:
+            md5 = hashlib.md5
+            try:
+                digests = b"".join([md5(text.encode()).digest() for text in texts])
+            except UnicodeEncodeError:
+                raise Unknown("a value that is not valid Unicode") from None
+            total = sum(map(itemgetter(0), struct.iter_unpack(">Q8x", digests)))
+        self.rows += len(texts)
+        self.total = (self.total + total) % MODULUS
+
+    def add_batch(self, batch: pa.RecordBatch) -> None:
+        """A pyarrow RecordBatch with a column per written column (string, integer, bool,
+        date32 or decimal128; nulls as nulls)."""
+
+        if not batch.num_rows:
+            return
+        pieces = []
+        for kind in self.columns:
+            try:
+                array = batch.column(kind.name)
+            except KeyError:
+                raise Unknown(f"no column {kind.name!r} in the batch") from None
+            pieces.append(_arrow_text(array, kind))
+        self.add_texts(pieces)
+
+    def add_texts(self, texts: Sequence[Any]) -> None:
+        """Arrow string arrays, one per column, of the values' text before escaping."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        pieces = []
+        for text in texts:
+            text = pc.cast(text, pa.string())
+            if pc.any(pc.match_substring_regex(text, r"[\\\t]")).as_py():
+                text = pc.replace_substring(pc.replace_substring(text, "\\", "\\\\"),
+                                            SEPARATOR, "\\t")
+            pieces.append(pc.fill_null(text, NULL))
+        joined = (pc.binary_join_element_wise(*pieces, SEPARATOR) if len(pieces) > 1
+                  else pieces[0])
+        self._hash(joined.to_pylist())
+
+    def fingerprint(self) -> Fingerprint:
+        return Fingerprint(self.rows, self.total)
+
+
+def _column_text(text: Callable[[Any], str], values: tuple[Any, ...]) -> Sequence[str]:
+    """One column's canonical texts; the common cases (text without NULL or anything to
+    escape, whole numbers, dates) in C loops."""
+    kinds = set(map(type, values))
+    if text is _text and kinds == {str}:
+        joined = "".join(values)
+        if "\\" in joined or SEPARATOR in joined:
+            return [value.translate(_ESCAPES) for value in values]
+        return values
+    if kinds == {int} and text in (_integer, _whole):
+        return list(map(str, values))
+    if kinds == {date} and text is _date:
+        return list(map(date.isoformat, values))
+    return [NULL if value is None else text(value) for value in values]
+
+
+def _value_text(kind: Kind, integer_booleans: bool) -> Callable[[Any], str]:
+    """A value as the database stores it."""
+    if kind.kind == TEXT:
+        return _text
+    if kind.kind in (INTEGER, BOOLEAN):
+        return _integer if integer_booleans or kind.kind == BOOLEAN else _whole
+    if kind.kind == DATE:
+        return _date
+    assert kind.precision is not None and kind.scale is not None
+    return _decimal_text(kind.precision, kind.scale)
+
+
+def _text(value: Any) -> str:
+    if type(value) is not str:
+        raise Unknown(f"{type(value).__name__} value in a text column")
+    return value.translate(_ESCAPES)
+
+
+def _integer(value: Any) -> str:
+    if type(value) is bool:
+        return "1" if value else "0"
+    return _whole(value)
+
+
+def _whole(value: Any) -> str:
+    if type(value) is not int:
+        raise Unknown(f"{type(value).__name__} value in an integer column")
+    return str(value)
+
+
+def _date(value: Any) -> str:
+    if type(value) is not date:
+        raise Unknown(f"{type(value).__name__} value in a date column")
+    return value.isoformat()
+
+
+def _decimal_text(precision: int, scale: int) -> Callable[[Any], str]:
+    """Decimals with exactly ``scale`` digits after the point; a value that would need rounding
+    or does not fit is Unknown (the database would round it, or refuse it)."""
+    quantum = Decimal(1).scaleb(-scale)
+
+    def shown(value: Any) -> str:
+        if type(value) is int:
+            value = Decimal(value)
+        if type(value) is not Decimal or not value.is_finite():
+            raise Unknown(f"{type(value).__name__} value in a decimal column")
+        try:
+            exact = value.quantize(quantum)
+        except InvalidOperation:
+            raise Unknown("a decimal the column cannot hold") from None
+        if exact != value or len(exact.as_tuple().digits) > precision:
+            raise Unknown("a decimal the column would round")
+        return f"{abs(exact) if exact.is_zero() else exact:f}"
+
+    return shown
+
+
+def _arrow_text(array: Any, kind: Kind) -> Any:
+    """A pyarrow array as canonical text (nulls stay null); Unknown for an arrow type that
+    does not match the column's kind."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind_of = array.type
+    if kind.kind == TEXT and (pa.types.is_string(kind_of) or pa.types.is_large_string(kind_of)):
+        return pc.cast(array, pa.string())
+    if kind.kind in (INTEGER, BOOLEAN) and pa.types.is_boolean(kind_of):
+        return pc.if_else(array, "1", "0")
+    if kind.kind == INTEGER and pa.types.is_integer(kind_of):
+        return pc.cast(array, pa.string())
+    if kind.kind == DATE and pa.types.is_date32(kind_of):
+        return pc.cast(array, pa.string())
+    if kind.kind == DECIMAL and (pa.types.is_decimal(kind_of) or pa.types.is_integer(kind_of)):
+        assert kind.precision is not None and kind.scale is not None
+        if kind.precision > 38:
+            raise Unknown(f"decimal column {kind.name!r} wider than 38 digits")
+        try:
+            exact = pc.cast(array, pa.decimal128(38, kind.scale), safe=True)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise Unknown("a decimal the column would round") from None
+        digits = kind.precision - kind.scale
+        if pc.any(pc.greater_equal(pc.abs(exact), pa.scalar(Decimal(10) ** digits,
+                                                            exact.type))).as_py():
+            raise Unknown("a decimal the column cannot hold")
+        return pc.cast(exact, pa.string())
+    if pa.types.is_null(kind_of):
+        return pa.nulls(len(array), pa.string())
+    raise Unknown(f"arrow type {kind_of} for {kind.kind} column {kind.name!r}")
+

@@ -1,0 +1,160 @@
+"""The columnar fast path: a kill -9 during a direct load leaves the target empty, the typed
+batches it gives other code, and pyarrow loaded only by a run that writes.
+
+That the fast path gives the exact path's results is tests/test_fast_path_differential.py.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+import sqlalchemy as sa
+from conftest import aged
+from iotask.connectors import columnar
+
+from iotask import db as iotask_db
+from iotask.clock import utcnow
+from iotask.models import Task
+
+SCRIPT = Path(sys.executable).parent / "iotask"
+ROWS = 300_000
+SENT = "columnar: "  # the loader's debug line after each batch: "columnar: N rows sent"
+TRIALS = 2
+LEASE = 2  # seconds: a killed run's lease expires soon
+
+
+def users(path: Path, count: int, offset: int = 0, name: str = "Name") -> Path:
+    with open(path, "w", encoding="utf-8", newline="") as out:
+        out.write("userid,name,hired\n")
+        out.writelines(f"u{n + offset:07d},{name} {n},2020-01-{n % 28 + 1:02d}\n"
+                       for n in range(count))
+    return aged(path)
+
+
+def wait_for_lease(engine: sa.Engine) -> None:
+    """Until the killed runner's lease on the task has expired (LEASE seconds)."""
+    deadline = time.monotonic() + 60
+    while True:
+        with engine.connect() as conn:
+            until = conn.execute(sa.select(Task.locked_until).where(Task.name == "people")
+                                 ).scalar_one()
+        if until is None or utcnow() > until:
+            return
+        assert time.monotonic() < deadline, "the lease never expired"
+        time.sleep(0.1)
+
+
+def content(engine: sa.Engine) -> list[tuple[object, ...]]:
+    with engine.connect() as conn:
+        return [tuple(row) for row in conn.exec_driver_sql(
+            "SELECT userid, name, hired, imported_from_connection FROM people ORDER BY userid")]
+
+
+@pytest.mark.parametrize("records", [0, 2000], ids=["direct load", "staged"])
+def test_a_run_killed_during_a_fast_load_leaves_the_table_as_it_was(iotask, migrated_url,
+                                                                    tmp_path, records):
+    """Killed with SIGKILL while its batches are being loaded, straight into the empty table
+    or into the stage of one with records, a run leaves the table as it was."""
+    engine = iotask_db.make_engine(migrated_url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE people (userid VARCHAR(20) PRIMARY KEY, "
+                                 "name VARCHAR(40), hired DATE, "
+                                 "imported_from_connection VARCHAR(255))")
+        path = users(tmp_path / "people.csv", records or ROWS)
+        iotask("connection", "add", "people-csv", "--type", "csv", "--set", f"url={path}")
+        iotask("connection", "add", "people-sql", "--type", "sql", "--set", "table=people")
+        iotask("task", "add", "people", "--source", "people-csv", "--destination", "people-sql",
+               "--import-type", "sync", "--max-remove", "100%")
+        env = {**os.environ, "IOTASK_LOG_LEVEL": "DEBUG", "IOTASK_LEASE_SECONDS": str(LEASE)}
+        env.pop(columnar.EXACT_ENV, None)
+        if records:
+            iotask("run", "people")
+            users(path, ROWS, offset=records // 2, name="Renamed")
+        before = content(engine)
+        assert len(before) == records
+        for _trial in range(TRIALS):
+            wait_for_lease(engine)
+            child = subprocess.Popen([str(SCRIPT), "--db", migrated_url, "run", "people"],
+                                     cwd=tmp_path, env=env, stderr=subprocess.PIPE,
+                                     stdout=subprocess.DEVNULL, text=True)
+            seen = []
+            try:
+                assert child.stderr is not None
+                for line in child.stderr:
+                    seen.append(line)
+                    if SENT in line and "rows sent" in line:
+                        child.send_signal(signal.SIGKILL)
+                        break
+                else:
+                    pytest.fail("the run ended before loading:\n" + "".join(seen[-5:]))
+            finally:
+                child.kill()
+                child.wait(timeout=60)
+                if child.stderr is not None:
+                    child.stderr.close()
+            assert child.returncode == -signal.SIGKILL
+            assert not any("columnar fast path:" in line for line in seen), \
+                "killed after the load: " + "".join(seen[-3:])
+            assert content(engine) == before, "the killed run changed the table"
+        wait_for_lease(engine)
+        done = subprocess.run([str(SCRIPT), "--db", migrated_url, "run", "people"], cwd=tmp_path,
+                              env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert ("staged" if records else "loaded straight into the empty table") in done.stderr
+        after = content(engine)
+        assert len(after) == ROWS  # a sync: the records the file no longer has are gone
+        assert after[-1] == (f"u{ROWS + records // 2 - 1:07d}", f"Renamed {ROWS - 1}"
+                             if records else f"Name {ROWS - 1}", after[-1][2], "people-csv")
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_typed_batches_are_arrow_batches_typed_like_the_destination(tmp_path, backend):
+    path = tmp_path / "typed.csv"
+    path.write_bytes(b"id,name,n,amount,score,day,at,flag\n"
+                     b"a, Ann ,5,1.5,2.25,2024-02-29,2024-02-29T10:11:12,Yes\n"
+                     b"b,,,,,,,\n")
+    file = columnar.CsvFile(path, str(path), ",", '"', "utf-8", True, None, False, 1 << 20)
+    specs = [columnar.Spec("key", "text", source="id", length=10, key=True),
+             columnar.Spec("name", "text", source="name"),
+             columnar.Spec("n", "int", source="n"),
+             columnar.Spec("amount", "decimal", source="amount", precision=10, scale=2),
+             columnar.Spec("score", "float", source="score"),
+             columnar.Spec("day", "date", source="day"),
+             columnar.Spec("at", "datetime", source="at"),
+             columnar.Spec("flag", "bool", source="flag"),
+             columnar.Spec("unit", "text", const="Sales")]
+    for _second_pass in range(2):
+        [batch] = list(columnar.typed_batches(file, specs))
+        assert batch.schema.names == [spec.name for spec in specs]
+        assert batch.schema.types == [pa.string(), pa.string(), pa.int64(),
+                                      pa.decimal128(10, 2), pa.float64(), pa.date32(),
+                                      pa.timestamp("us"), pa.bool_(), pa.string()]
+        assert batch.to_pylist() == [
+            {"key": "a", "name": " Ann ", "n": 5, "amount": Decimal("1.50"), "score": 2.25,
+             "day": date(2024, 2, 29), "at": datetime(2024, 2, 29, 10, 11, 12), "flag": True,
+             "unit": "Sales"},
+            {"key": "b", "name": "", "n": None, "amount": None, "score": None, "day": None,
+             "at": None, "flag": None, "unit": "Sales"}]
+    with pytest.raises(columnar.Unsupported, match="'n'"):
+        path.write_bytes(b"id,name,n,amount,score,day,at,flag\nc,C,x,,,,,\n")
+        list(columnar.typed_batches(file, specs))
+
+
+def test_the_sql_connector_does_not_import_pyarrow_until_a_run_writes():
+    code = ("import sys, iotask.connectors.sql, iotask.dataflow, iotask.cli; "
+            "print('pyarrow' in sys.modules)")
+    done = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "False"
