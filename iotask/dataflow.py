@@ -16,7 +16,7 @@ from iotask.connectors.base import Connector
 from iotask.connectors.context import Batch, Probe, Row, RunContext, Unit, UnitOutcome
 from iotask.connectors.errors import ConnectorError, FilesFailed, NothingToProcess, TooManyErrors
 from iotask.errors import IotaskError
-from iotask.mapping import LINE, Const, MapError, Mapping, resolve
+from iotask.mapping import LINE, Const, MapError, Mapping, OptionalColumn, resolve
 from iotask.run_status import RunStatus
 
 log = logging.getLogger("iotask.dataflow")
@@ -74,7 +74,8 @@ def _apply(source: Connector, destination: Connector, context: RunContext,
            map_text: str | None, progress: Progress | None, precheck: bool = True) -> None:
     mapping = plan(source, destination, context, map_text)
     pairs: list[tuple[str, str | None, Any]] | None = None if mapping.pairs is None else [
-        (dest, None, column.value) if isinstance(column, Const) else (dest, column, None)
+        (dest, None, column.value) if isinstance(column, Const) else
+        (dest, column.column if isinstance(column, OptionalColumn) else column, None)
         for dest, column in mapping.pairs]
     if precheck and _unchanged(source, destination, context, mapping, pairs, progress):
         return
