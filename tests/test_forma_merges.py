@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import aged, assert_user_error
 from iotask.connectors import forma
-from test_xml_connector import EXAMPLES, registered  # noqa: F401  (the fixture)
+from test_xml_connector import EXAMPLES
 
 TWO = pytest.mark.parametrize("backend", ["sqlite", "mariadb"])
 COMPLETED = 2
@@ -110,8 +110,8 @@ class Site:
 
 
 @pytest.fixture
-def site(registered, forma_url, tmp_path) -> Site:  # noqa: F811  (registered, imported)
-    return Site(registered, forma_url, tmp_path)
+def site(iotask, forma_url, tmp_path) -> Site:
+    return Site(iotask, forma_url, tmp_path)
 
 
 def pair_view(enrolled: dict, *userids: str) -> tuple[set[str], set[str]]:

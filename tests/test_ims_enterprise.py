@@ -20,14 +20,6 @@ EXAMPLE = Path(__file__).parent.parent / "examples" / "ims-enterprise.xml"
 DATA = Path(__file__).parent / "data" / "ims"
 
 
-@pytest.fixture
-def registered(iotask):
-    """The two connectors, until the lead's migration registers them."""
-    iotask("connector", "register", "iotask.connectors.ims_enterprise")
-    iotask("connector", "register", "iotask.connectors.forma_lms")
-    return iotask
-
-
 class Site:
     """A forma site fed by an IMS file: source "sis" on feed.xml, destination "lms"."""
 
@@ -91,8 +83,8 @@ def _day(value) -> str | None:
 
 
 @pytest.fixture
-def site(registered, forma_url, tmp_path) -> Site:
-    return Site(registered, forma_url, tmp_path)
+def site(iotask, forma_url, tmp_path) -> Site:
+    return Site(iotask, forma_url, tmp_path)
 
 
 def person(pid: str, given: str, family: str, email: str, recstatus: str | None = "1") -> str:
@@ -188,8 +180,8 @@ def test_a_file_adds_updates_and_deletes_persons_groups_and_memberships(site):
     assert result["counts"]["removed"] == 4
 
 
-def test_hard_removals_delete_the_records(registered, forma_url, tmp_path):
-    site = Site(registered, forma_url, tmp_path, destination=(
+def test_hard_removals_delete_the_records(iotask, forma_url, tmp_path):
+    site = Site(iotask, forma_url, tmp_path, destination=(
         "--set", "users_remove=delete", "--set", "courses_remove=delete",
         "--set", "enrollments_remove=unsubscribe"))
     site.write(FIRST)
@@ -207,8 +199,8 @@ def test_hard_removals_delete_the_records(registered, forma_url, tmp_path):
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-def test_the_example_file_and_the_role_setting(registered, forma_url, tmp_path):
-    site = Site(registered, forma_url, tmp_path, source=("--set", "roles=02=admin,08=mentor"))
+def test_the_example_file_and_the_role_setting(iotask, forma_url, tmp_path):
+    site = Site(iotask, forma_url, tmp_path, source=("--set", "roles=02=admin,08=mentor"))
     shutil.copy(EXAMPLE, site.file)
     aged(site.file)
     site.task()
@@ -220,10 +212,10 @@ def test_the_example_file_and_the_role_setting(registered, forma_url, tmp_path):
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-def test_logins_from_the_userid_element(registered, forma_url, tmp_path):
+def test_logins_from_the_userid_element(iotask, forma_url, tmp_path):
     """userid=userid: persons are named by their <userid>, and so are the members of the
     memberships, which the file names by sourcedid."""
-    site = Site(registered, forma_url, tmp_path, source=("--set", "userid=userid"))
+    site = Site(iotask, forma_url, tmp_path, source=("--set", "userid=userid"))
     shutil.copy(EXAMPLE, site.file)
     aged(site.file)
     site.task()
@@ -233,8 +225,8 @@ def test_logins_from_the_userid_element(registered, forma_url, tmp_path):
     assert site.enrollments()[("/ana.rossi", "HIS-210-F26")] == (4, 0)
 
 
-def test_a_bad_role_setting_is_refused_when_saved(registered):
-    result = registered("connection", "add", "x", "--type", "ims-enterprise", "--set",
+def test_a_bad_role_setting_is_refused_when_saved(iotask):
+    result = iotask("connection", "add", "x", "--type", "ims-enterprise", "--set",
                         "url=feed.xml", "--set", "roles=01=pope", ok=False)
     assert_user_error(result, "roles", "'pope' is not a course level")
 
@@ -252,8 +244,8 @@ VENDOR_SHAPES = {
 
 @pytest.mark.parametrize("backend", ["sqlite", "mariadb"])
 @pytest.mark.parametrize("name", sorted(VENDOR_SHAPES))
-def test_vendor_shapes_read_the_same(registered, forma_url, tmp_path, name):
-    site = Site(registered, forma_url, tmp_path)
+def test_vendor_shapes_read_the_same(iotask, forma_url, tmp_path, name):
+    site = Site(iotask, forma_url, tmp_path)
     shutil.copy(DATA / name, site.file)
     aged(site.file)
     site.task()
@@ -273,8 +265,8 @@ def test_every_vendor_file_holds_the_same_data():
     assert len((DATA / "one-line.xml").read_text().strip().splitlines()) == 1
 
 
-def test_groups_as_org_units_and_memberships_as_placements(registered, forma_url, tmp_path):
-    site = Site(registered, forma_url, tmp_path, source=("--set", "groups=orgchart"))
+def test_groups_as_org_units_and_memberships_as_placements(iotask, forma_url, tmp_path):
+    site = Site(iotask, forma_url, tmp_path, source=("--set", "groups=orgchart"))
     relation = ('<relationship relation="1"><sourcedid><source>SIS</source><id>FAC</id>'
                 "</sourcedid><label>Parent</label></relationship>")
     site.write(enterprise(
@@ -479,15 +471,15 @@ def test_a_file_deleting_too_much_is_held(site):
     assert site.users() == before
 
 
-def test_rows_of_another_source_must_name_their_record(registered, forma_url, tmp_path):
+def test_rows_of_another_source_must_name_their_record(iotask, forma_url, tmp_path):
     write_csv(tmp_path / "mixed.csv", ["record", "userid", "firstname"],
               [["user", "jdoe", "John"], ["student", "ann", "Ann"]])
-    registered("connection", "add", "mixed", "--type", "csv", "--set",
+    iotask("connection", "add", "mixed", "--type", "csv", "--set",
                f"url={tmp_path / 'mixed.csv'}")
-    registered("connection", "add", "lms", "--type", "forma-lms", "--set",
+    iotask("connection", "add", "lms", "--type", "forma-lms", "--set",
                f"database={forma_url}")
-    registered("task", "add", "mix", "--source", "mixed", "--destination", "lms")
-    result = registered("run", "mix", ok=False)
+    iotask("task", "add", "mix", "--source", "mixed", "--destination", "lms")
+    result = iotask("run", "mix", ok=False)
     assert result.code != 0
     (line,) = result.err.strip().splitlines()
     assert "line 3: record 'student' is not one of user, orgunit, course" in line

@@ -43,9 +43,13 @@ def test_upgrade_creates_docebo_tables_and_seeds_connectors(engine):
         ("csv", "iotask.connectors.csv", "CsvConnector"),
         ("forma-courses", "iotask.connectors.forma_courses", "FormaCoursesConnector"),
         ("forma-enrollments", "iotask.connectors.forma_enrollments", "FormaEnrollmentsConnector"),
+        ("forma-lms", "iotask.connectors.forma_lms", "FormaLmsConnector"),
+        ("forma-merges", "iotask.connectors.forma_merges", "FormaMergesConnector"),
         ("forma-orgchart", "iotask.connectors.forma_orgchart", "FormaOrgChartConnector"),
         ("forma-users", "iotask.connectors.forma_users", "FormaUsersConnector"),
-        ("sql", "iotask.connectors.sql", "SqlConnector")]
+        ("ims-enterprise", "iotask.connectors.ims_enterprise", "ImsEnterpriseConnector"),
+        ("sql", "iotask.connectors.sql", "SqlConnector"),
+        ("xml", "iotask.connectors.xml", "XmlConnector")]
 
 
 def test_a_forma_connector_registered_by_hand_keeps_its_row(db_url):
@@ -122,7 +126,10 @@ def test_upgrade_moves_builtin_connectors_into_the_iotask_namespace(db_url, monk
     assert files == {"csv": "iotask.connectors.csv", "sql": "iotask.connectors.sql",
                      "test-source": "sample_source", "test-ledger": "sample_ledger",
                      **{f"forma-{kind}": f"iotask.connectors.forma_{kind}"
-                        for kind in ("users", "orgchart", "courses", "enrollments")}}
+                        for kind in ("users", "orgchart", "courses", "enrollments", "lms",
+                                     "merges")},
+                     "xml": "iotask.connectors.xml",
+                     "ims-enterprise": "iotask.connectors.ims_enterprise"}
     for module in files.values():
         importlib.import_module(module)
     monkeypatch.chdir(tmp_path)

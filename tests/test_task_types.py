@@ -428,15 +428,6 @@ def test_every_sample_file_exists_and_csv_ones_fit_their_columns():
 
 # --- the XML and IMS Enterprise types -------------------------------------------------------
 
-@pytest.fixture
-def registered(iotask):
-    """The XML and IMS connectors, until the migration that registers built-ins has them: the
-    one place they are registered for these tests."""
-    for module in ("xml", "forma_merges", "ims_enterprise", "forma_lms"):
-        iotask("connector", "register", f"iotask.connectors.{module}")
-    return iotask
-
-
 def xml_records(path: Path, schema: str) -> list[dict[str, str]]:
     """The records of an export, which must validate against the format's shipped XSD."""
     from importlib import resources
@@ -451,11 +442,10 @@ def xml_records(path: Path, schema: str) -> list[dict[str, str]]:
 
 
 @SQLITE_MARIADB
-def test_xml_types_run_from_their_samples_through_run_due(registered, forma_url, tmp_path):
+def test_xml_types_run_from_their_samples_through_run_due(iotask, forma_url, tmp_path):
     """courses (XML) into the LMS, then, with the sample users and training records loaded
     through plain xml connections, userMergeXml loses no enrollment and no completion, and
     trainingHistoryXml / completedTrainingRecordsXml export valid XML."""
-    iotask = registered
     feeds = tmp_path / "feeds"
     for name, fmt, lms, sequence in (("hr-users", "users", "forma-users", "20"),
                                      ("records", "training-records", "forma-enrollments", "45")):
@@ -519,9 +509,8 @@ def test_xml_types_run_from_their_samples_through_run_due(registered, forma_url,
 
 
 @SQLITE_MARIADB
-def test_ims_enterprise_type_runs_from_its_sample_through_run_due(registered, forma_url,
+def test_ims_enterprise_type_runs_from_its_sample_through_run_due(iotask, forma_url,
                                                                   tmp_path):
-    iotask = registered
     iotask("task", "add", "sis", "--type", "imsEnterprise", "--url",
            str(sample("ims-enterprise.xml", tmp_path / "feeds")), "--lms", forma_url,
            "--frequency", "hourly", "--now")
@@ -543,8 +532,12 @@ def test_ims_enterprise_type_runs_from_its_sample_through_run_due(registered, fo
 
 
 @SQLITE
-def test_a_type_whose_connector_is_not_registered_says_how_to_get_it(iotask, tmp_path):
-    iotask("connector", "register", "iotask.connectors.xml")
+def test_a_type_whose_connector_is_not_registered_says_how_to_get_it(iotask, migrated_url,
+                                                                    tmp_path):
+    engine = sa.create_engine(migrated_url)
+    with engine.begin() as conn:  # a database whose built-in row was removed by hand
+        conn.execute(sa.text("DELETE FROM core_connector WHERE type = 'forma-merges'"))
+    engine.dispose()
     result = iotask("task", "add", "m", "--type", "userMergeXml", "--url",
                     str(tmp_path / "m.xml"), ok=False)
     assert_user_error(result, "task type userMergeXml needs the connector 'forma-merges', which "

@@ -25,14 +25,6 @@ FORMATS = ("users", "training-records", "courses", "user-merge")
 TWO = pytest.mark.parametrize("backend", ["sqlite", "mariadb"])
 
 
-@pytest.fixture
-def registered(iotask):
-    """The connectors of this branch, until the migration that registers built-ins has them."""
-    iotask("connector", "register", "iotask.connectors.xml")
-    iotask("connector", "register", "iotask.connectors.forma_merges")
-    return iotask
-
-
 def shipped_schema(name: str) -> etree.XMLSchema:
     """The XSD as the installed package ships it (importlib.resources)."""
     data = resources.files("iotask.connectors").joinpath("schemas", f"{name}.xsd").read_bytes()
@@ -138,10 +130,10 @@ def test_the_built_wheel_ships_the_xsds(tmp_path):
     assert shown.split() == [str(size) for size in sizes]
 
 
-def test_a_connection_needs_a_known_format(registered, tmp_path):
-    assert_user_error(registered("connection", "add", "x", "--type", "xml", "--set",
+def test_a_connection_needs_a_known_format(iotask, tmp_path):
+    assert_user_error(iotask("connection", "add", "x", "--type", "xml", "--set",
                                  f"url={tmp_path / 'a.xml'}", ok=False), "format")
-    assert_user_error(registered("connection", "add", "x", "--type", "xml", "--set",
+    assert_user_error(iotask("connection", "add", "x", "--type", "xml", "--set",
                                  f"url={tmp_path / 'a.xml'}", "--set", "format=people",
                                  ok=False), "people")
 
@@ -149,11 +141,11 @@ def test_a_connection_needs_a_known_format(registered, tmp_path):
 # --- exports ----------------------------------------------------------------------------------
 
 @TWO
-def test_users_and_training_records_export_valid_xml(registered, forma_url, tmp_path):
-    seed(registered, forma_url, tmp_path)
+def test_users_and_training_records_export_valid_xml(iotask, forma_url, tmp_path):
+    seed(iotask, forma_url, tmp_path)
     out = tmp_path / "out"
     out.mkdir()
-    result = export(registered, "users-xml", "lms-users", str(out / "users-{date:%Y}.xml"),
+    result = export(iotask, "users-xml", "lms-users", str(out / "users-{date:%Y}.xml"),
                     "users")
     assert result["status"] == "success", result
     (path,) = out.glob("users-*.xml")
@@ -165,7 +157,7 @@ def test_users_and_training_records_export_valid_xml(registered, forma_url, tmp_
     assert users["jdoe"]["lastname"] == "O'Doe" and users["jdoe"]["valid"] == "0"
     assert b"M\xc3\xbcller &amp; S\xc3\xb6hne" in path.read_bytes()  # escaped, UTF-8
 
-    export(registered, "records-xml", "lms-enrollments", str(out / "records.xml"),
+    export(iotask, "records-xml", "lms-enrollments", str(out / "records.xml"),
            "training-records")
     assert_valid(out / "records.xml", "training-records")
     got = {(r["userid"], r["code"]): r for r in records(out / "records.xml")}
@@ -175,9 +167,9 @@ def test_users_and_training_records_export_valid_xml(registered, forma_url, tmp_
     assert got[("mrossi", "SAF-1")]["score"] == "88"
 
     # completions only: forma-enrollments with only_status=completed
-    registered("connection", "add", "lms-completed", "--type", "forma-enrollments",
+    iotask("connection", "add", "lms-completed", "--type", "forma-enrollments",
                "--set", f"database={forma_url}", "--set", "only_status=completed")
-    export(registered, "completed-xml", "lms-completed", str(out / "completed.xml"),
+    export(iotask, "completed-xml", "lms-completed", str(out / "completed.xml"),
            "training-records", "--set", "encoding=iso-8859-1")
     tree = assert_valid(out / "completed.xml", "training-records")
     assert tree.docinfo.encoding.lower() == "iso-8859-1"
@@ -185,18 +177,18 @@ def test_users_and_training_records_export_valid_xml(registered, forma_url, tmp_
         [("mrossi", "SAF-1")]
 
 
-def test_only_status_must_be_a_status(registered, tmp_path):
-    assert_user_error(registered("connection", "add", "x", "--type", "forma-enrollments",
+def test_only_status_must_be_a_status(iotask, tmp_path):
+    assert_user_error(iotask("connection", "add", "x", "--type", "forma-enrollments",
                                  "--set", "only_status=finished", ok=False), "only_status",
                       "finished")
 
 
-def test_an_export_goes_over_sftp(registered, forma_url, tmp_path):
-    seed(registered, forma_url, tmp_path)
+def test_an_export_goes_over_sftp(iotask, forma_url, tmp_path):
+    seed(iotask, forma_url, tmp_path)
     served = tmp_path / "served"
     (served / "out").mkdir(parents=True)
     with start_sftp(served, tmp_path / "keys") as sftp:
-        result = export(registered, "users-sftp", "lms-users", sftp.url("/out/users.xml"),
+        result = export(iotask, "users-sftp", "lms-users", sftp.url("/out/users.xml"),
                         "users", "--set", f"password={PASSWORD}",
                         "--set", f"known_hosts={sftp.known_hosts}")
     assert result["status"] == "success", result
@@ -207,11 +199,11 @@ def test_an_export_goes_over_sftp(registered, forma_url, tmp_path):
     assert [p.name for p in (served / "out").iterdir()] == ["users.xml"]  # no temporary left
 
 
-def test_an_export_is_posted_over_https_as_xml(registered, forma_url, tmp_path):
-    seed(registered, forma_url, tmp_path)
+def test_an_export_is_posted_over_https_as_xml(iotask, forma_url, tmp_path):
+    seed(iotask, forma_url, tmp_path)
     tls = make_tls(tmp_path / "tls")
     with start_https(tls) as https:
-        result = export(registered, "records-https", "lms-enrollments",
+        result = export(iotask, "records-https", "lms-enrollments",
                         https.url("/lms/records.xml"), "training-records",
                         "--set", f"ca_bundle={tls.ca_path}", "--set", "auth_header=Bearer t0k")
     assert result["status"] == "success", result
@@ -225,8 +217,8 @@ def test_an_export_is_posted_over_https_as_xml(registered, forma_url, tmp_path):
 
 
 def test_control_characters_are_row_errors_and_the_export_stays_valid(
-        registered, forma_url, tmp_path):
-    seed(registered, forma_url, tmp_path)
+        iotask, forma_url, tmp_path):
+    seed(iotask, forma_url, tmp_path)
     engine = sa.create_engine(forma_url, poolclass=sa.pool.NullPool)
     user = sa.Table("core_user", sa.MetaData(), autoload_with=engine)
     with engine.begin() as conn:
@@ -236,14 +228,14 @@ def test_control_characters_are_row_errors_and_the_export_stays_valid(
                      .values(lastname="Doe\r\nJr"))
     engine.dispose()
     path = tmp_path / "users.xml"
-    result = export(registered, "users-xml", "lms-users", str(path), "users")
+    result = export(iotask, "users-xml", "lms-users", str(path), "users")
     assert result["status"] == "failed" and not path.exists()  # max_errors: nothing written
     (error,) = result["row_errors"]
     assert error["column"] == "firstname" and "U+0007" in error["message"]
     assert error["key"] == "userid=mrossi"
 
-    registered("task", "edit", "export users-xml", "--max-errors", "50%")
-    result = registered("run", "export users-xml", "--json", ok=False).json()["tasks"][0]
+    iotask("task", "edit", "export users-xml", "--max-errors", "50%")
+    result = iotask("run", "export users-xml", "--json", ok=False).json()["tasks"][0]
     assert result["counts"]["inserted"] >= 2 and len(result["row_errors"]) == 1
     assert_valid(path, "users")
     users = {r["userid"]: r for r in records(path)}
@@ -253,16 +245,16 @@ def test_control_characters_are_row_errors_and_the_export_stays_valid(
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-def test_a_value_the_xsd_refuses_is_a_row_error_naming_its_column(registered, tmp_path):
+def test_a_value_the_xsd_refuses_is_a_row_error_naming_its_column(iotask, tmp_path):
     feed = write_csv(tmp_path / "records.csv", ["userid", "code", "status", "date_complete",
                                                 "score"],
                      [["ann", "C-1", "completed", "2026-03-01 10:30", "90"],
                       ["bob", "C-1", "completed", "last tuesday", "80"],
                       ["eve", "C-1", "completed", "2026-03-02", "ninety"],
                       ["", "C-1", "completed", "2026-03-02", "70"]])
-    registered("connection", "add", "feed", "--type", "csv", "--set", f"url={feed}")
+    iotask("connection", "add", "feed", "--type", "csv", "--set", f"url={feed}")
     path = tmp_path / "records.xml"
-    result = export(registered, "records", "feed", str(path), "training-records",
+    result = export(iotask, "records", "feed", str(path), "training-records",
                     task=("--max-errors", "100%"))
     errors = {error["row"]: error for error in result["row_errors"]}
     assert set(errors) == {3, 4, 5}  # the CSV lines
@@ -277,16 +269,16 @@ def test_a_value_the_xsd_refuses_is_a_row_error_naming_its_column(registered, tm
 # --- imports ----------------------------------------------------------------------------------
 
 @TWO
-def test_xml_courses_and_users_import_into_the_forma_tables(registered, forma_url, tmp_path):
+def test_xml_courses_and_users_import_into_the_forma_tables(iotask, forma_url, tmp_path):
     for kind, name in (("courses", "courses"), ("users", "users")):
         path = aged(Path(shutil.copy(EXAMPLES / f"{name}.xml", tmp_path / f"{name}.xml")))
-        registered("connection", "add", f"{kind}-xml", "--type", "xml", "--set",
+        iotask("connection", "add", f"{kind}-xml", "--type", "xml", "--set",
                    f"url={path}", "--set", f"format={name}")
-        registered("connection", "add", f"lms-{kind}", "--type", f"forma-{kind}",
+        iotask("connection", "add", f"lms-{kind}", "--type", f"forma-{kind}",
                    "--set", f"database={forma_url}")
-        registered("task", "add", f"import {kind}", "--source", f"{kind}-xml",
+        iotask("task", "add", f"import {kind}", "--source", f"{kind}-xml",
                    "--destination", f"lms-{kind}")
-        result = registered("run", f"import {kind}", "--json").json()["tasks"][0]
+        result = iotask("run", f"import {kind}", "--json").json()["tasks"][0]
         assert result["status"] == "success", result
     engine = sa.create_engine(forma_url, poolclass=sa.pool.NullPool)
     with engine.connect() as conn:
@@ -307,25 +299,25 @@ def test_xml_courses_and_users_import_into_the_forma_tables(registered, forma_ur
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-def test_a_folder_of_xml_files_is_imported_file_by_file(registered, tmp_path):
-    registered("lms", "init")
+def test_a_folder_of_xml_files_is_imported_file_by_file(iotask, tmp_path):
+    iotask("lms", "init")
     folder = tmp_path / "drop"
     folder.mkdir()
     for number, userid in enumerate(("ann", "bob"), start=1):
         path = folder / f"users-{number}.xml"
         path.write_text(f"<users><user><userid>{userid}</userid></user></users>\n")
         aged(path, 120 - number)
-    registered("connection", "add", "drop", "--type", "xml", "--set", f"url={folder}/",
+    iotask("connection", "add", "drop", "--type", "xml", "--set", f"url={folder}/",
                "--set", "format=users")
-    registered("connection", "add", "lms", "--type", "forma-users")
-    registered("task", "add", "t", "--source", "drop", "--destination", "lms")
-    result = registered("run", "t", "--json").json()["tasks"][0]
+    iotask("connection", "add", "lms", "--type", "forma-users")
+    iotask("task", "add", "t", "--source", "drop", "--destination", "lms")
+    result = iotask("run", "t", "--json").json()["tasks"][0]
     assert result["counts"]["inserted"] == 2
     assert sorted(p.name for p in folder.iterdir()) == ["users-1.xml.imported",
                                                         "users-2.xml.imported"]
 
 
-def test_a_record_without_its_key_is_a_row_error_the_others_go_on(registered, forma_url,
+def test_a_record_without_its_key_is_a_row_error_the_others_go_on(iotask, forma_url,
                                                                   tmp_path):
     path = tmp_path / "users.xml"
     path.write_text('<?xml version="1.0" encoding="iso-8859-1"?>\n<users>\n'
@@ -335,13 +327,13 @@ def test_a_record_without_its_key_is_a_row_error_the_others_go_on(registered, fo
                     "<lastname>Lefèvre</lastname></user>\n"
                     "</users>\n", encoding="iso-8859-1")
     aged(path)
-    registered("connection", "add", "users-xml", "--type", "xml", "--set", f"url={path}",
+    iotask("connection", "add", "users-xml", "--type", "xml", "--set", f"url={path}",
                "--set", "format=users")
-    registered("connection", "add", "lms", "--type", "forma-users",
+    iotask("connection", "add", "lms", "--type", "forma-users",
                "--set", f"database={forma_url}")
-    registered("task", "add", "t", "--source", "users-xml", "--destination", "lms",
+    iotask("task", "add", "t", "--source", "users-xml", "--destination", "lms",
                "--max-errors", "1")
-    result = registered("run", "t", "--json", ok=False).json()["tasks"][0]
+    result = iotask("run", "t", "--json", ok=False).json()["tasks"][0]
     assert result["counts"]["inserted"] == 1
     (error,) = result["row_errors"]
     assert error["row"] == 4 and error["column"] == "userid"
@@ -360,9 +352,9 @@ def test_a_record_without_its_key_is_a_row_error_the_others_go_on(registered, fo
 
 
 @TWO
-def test_round_trip_forma_xml_empty_lms_xml_gives_identical_files(registered, forma_url,
+def test_round_trip_forma_xml_empty_lms_xml_gives_identical_files(iotask, forma_url,
                                                                   migrated_url, tmp_path):
-    seed(registered, forma_url, tmp_path)
+    seed(iotask, forma_url, tmp_path)
     kinds = {"courses": "courses", "users": "users", "enrollments": "training-records"}
 
     def export_all(db: str, lms: str, folder: Path, tag: str) -> dict[str, Path]:
@@ -408,24 +400,24 @@ def assert_run_failed(result, *fragments: str) -> None:
         assert fragment in lines[0], lines[0]
 
 
-def hostile(registered, tmp_path: Path, text: str | bytes, fmt: str = "users") -> str:
+def hostile(iotask, tmp_path: Path, text: str | bytes, fmt: str = "users") -> str:
     """Import ``text`` as an xml users file into forma-users; the one-line error."""
     path = tmp_path / "in.xml"
     path.write_bytes(text.encode() if isinstance(text, str) else text)
     aged(path)
-    registered("connection", "add", "in", "--type", "xml", "--set", f"url={path}",
+    iotask("connection", "add", "in", "--type", "xml", "--set", f"url={path}",
                "--set", f"format={fmt}")
-    registered("connection", "add", "lms", "--type", "forma-users")
-    registered("task", "add", "t", "--source", "in", "--destination", "lms")
-    result = registered("run", "t", ok=False)
+    iotask("connection", "add", "lms", "--type", "forma-users")
+    iotask("task", "add", "t", "--source", "in", "--destination", "lms")
+    result = iotask("run", "t", ok=False)
     assert_run_failed(result)
     return result.err
 
 
 @pytest.fixture
-def empty_lms(registered):
-    registered("lms", "init")
-    return registered
+def empty_lms(iotask):
+    iotask("lms", "init")
+    return iotask
 
 
 def count_users(migrated_url: str) -> int:
@@ -485,19 +477,19 @@ def test_a_file_that_is_not_the_format_fails_with_its_line_and_applies_nothing(
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-def test_a_record_of_endless_elements_stops_at_the_limit(registered, tmp_path):
-    registered("lms", "init")
-    err = hostile(registered, tmp_path, "<users>\n<user><userid>a</userid>\n"
+def test_a_record_of_endless_elements_stops_at_the_limit(iotask, tmp_path):
+    iotask("lms", "init")
+    err = hostile(iotask, tmp_path, "<users>\n<user><userid>a</userid>\n"
                   + "<firstname/>\n" * 20_000 + "</user>\n</users>\n")
     assert "in.xml line 10002: <user> has more than 10,000 elements" in err
 
 
-def test_a_merge_file_read_as_users_names_the_format(registered, tmp_path):
+def test_a_merge_file_read_as_users_names_the_format(iotask, tmp_path):
     path = aged(Path(shutil.copy(EXAMPLES / "user-merge.xml", tmp_path / "m.xml")))
-    registered("lms", "init")
-    registered("connection", "add", "in", "--type", "xml", "--set", f"url={path}",
+    iotask("lms", "init")
+    iotask("connection", "add", "in", "--type", "xml", "--set", f"url={path}",
                "--set", "format=users")
-    registered("connection", "add", "lms", "--type", "forma-users")
-    registered("task", "add", "t", "--source", "in", "--destination", "lms")
-    assert_run_failed(registered("run", "t", ok=False), "root element is <user-merges>",
+    iotask("connection", "add", "lms", "--type", "forma-users")
+    iotask("task", "add", "t", "--source", "in", "--destination", "lms")
+    assert_run_failed(iotask("run", "t", ok=False), "root element is <user-merges>",
                       "format")
