@@ -282,13 +282,11 @@ class CsvConnector(Connector):
                 return [Column(name) for name in names]
         return None
 
-    def read(self, context: RunContext) -> Iterator[Batch]:
-        """Yield the rows in batches of 1000, each row with its line number under ``__line__``.
-
-        Reads the open unit, else the URL's own file. A missing file raises NothingToProcess
-        (cron tries again later). A row with the wrong number of fields is a row error; a file
-        that cannot be parsed raises CsvError.
-        """
+    def open_for_reading(self, context: RunContext,
+                         error: type[ConnectorError]) -> tuple[IO[bytes], str]:
+        """The file a read works on (the open unit, else the URL's own file) opened, listed in
+        the run's files, and its name for messages; NothingToProcess when it is not there (cron
+        tries again later). The file connectors that read through this one's units share it."""
         found = self._local(context)
         if found is None:
             units = self.units(context)
@@ -301,9 +299,19 @@ class CsvConnector(Connector):
         except FileNotFoundError:
             raise NothingToProcess(f"no file {label}") from None
         except OSError as exc:
-            raise CsvError(f"cannot open {label}: {exc.strerror}") from None
+            raise error(f"cannot open {label}: {exc.strerror}") from None
         if label not in context.files:
             context.files.append(label)
+        return raw, label
+
+    def read(self, context: RunContext) -> Iterator[Batch]:
+        """Yield the rows in batches of 1000, each row with its line number under ``__line__``.
+
+        Reads the open unit, else the URL's own file. A missing file raises NothingToProcess
+        (cron tries again later). A row with the wrong number of fields is a row error; a file
+        that cannot be parsed raises CsvError.
+        """
+        raw, label = self.open_for_reading(context, CsvError)
         csv.field_size_limit(self._max_field)
         self._reading = raw
         with raw:

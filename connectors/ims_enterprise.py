@@ -36,11 +36,12 @@ from typing import IO, Any
 from iotask.connectors import forma
 from iotask.connectors.context import Batch, Column, Row, RowError, RunContext
 from iotask.connectors.csv import CsvConnector
-from iotask.connectors.errors import ConnectorError, NothingToProcess, SettingsError
+from iotask.connectors.errors import ConnectorError, SettingsError
+from iotask.connectors.files import transport_options
 from iotask.connectors.masking import mask
 from iotask.connectors.settings import Setting
 from iotask.connectors.spool import BATCH_SIZE, Spool
-from iotask.connectors.transports import Transport, TransportOptions, open_transport
+from iotask.connectors.transports import TransportOptions
 from lxml import etree
 
 LINE = "__line__"
@@ -250,20 +251,7 @@ class ImsEnterpriseConnector(CsvConnector):
         return self._open[1] if self._open else mask(self.params["url"])
 
     def _options(self, roots: list[Path]) -> TransportOptions:
-        p = self.params
-        return TransportOptions(
-            username=p.get("username"), password=p.get("password"),
-            timeout=float(p.get("timeout") or 30), retries=p.get("retries", 3),
-            ca_bundle=_path(p.get("ca_bundle")), known_hosts=_path(p.get("known_hosts")),
-            private_key=_path(p.get("private_key")), allow_http=p.get("allow_http", False),
-            file_roots=roots,
-            stable_seconds=float(p.get("stable_seconds", 10)),
-            done_marker=p.get("done_marker"), pattern=p.get("pattern"),
-            content_type="application/xml", auth_header=p.get("auth_header"))
-
-    def _open_transport(self, roots: list[Path], url: str | None = None) -> Transport:
-        self._roots = roots
-        return open_transport(url or self.params["url"], self._options(roots))
+        return transport_options(self.params, roots, "application/xml")
 
     def columns(self, context: RunContext) -> list[Column] | None:
         return [Column(name) for name in COLUMNS]
@@ -273,21 +261,7 @@ class ImsEnterpriseConnector(CsvConnector):
 
     def read(self, context: RunContext) -> Iterator[Batch]:
         """Persons as they come; groups and memberships spooled, then yielded in that order."""
-        found = self._local(context)
-        if found is None:
-            units = self.units(context)
-            self.open_unit(units[0], context)
-            found = self._open
-            assert found is not None
-        path, label = found
-        try:
-            raw = open(path, "rb")
-        except FileNotFoundError:
-            raise NothingToProcess(f"no file {label}") from None
-        except OSError as exc:
-            raise ImsError(f"cannot open {label}: {exc.strerror}") from None
-        if label not in context.files:
-            context.files.append(label)
+        raw, label = self.open_for_reading(context, ImsError)
         self._reading = raw
         logins = _Logins() if self.params.get("userid") == "userid" else None
         reading = _Reading(context, _roles(self.params.get("roles")),
@@ -493,10 +467,6 @@ def _roles(items: list[str] | None) -> dict[str, str]:
         except ValueError as exc:
             raise SettingsError(f"setting 'roles': {exc}") from None
     return roles
-
-
-def _path(text: str | None) -> Path | None:
-    return Path(text).expanduser() if text else None
 
 
 CONNECTOR = ImsEnterpriseConnector

@@ -367,7 +367,7 @@ class SqlConnector(Connector):
                 keys = list(context.key or self._keys()
                             or [c.name for c in table.primary_key.columns])
                 owner_column, removal = self._ownership(table, context, url)
-                if not keys or not _unique(table, keys) or conn.scalar(
+                if not keys or not Stage.unique(table, keys) or conn.scalar(
                         sa.select(sa.literal(1)).select_from(table).limit(1)) is None:
                     return None
                 feed = self._columnar_feed(conn, name, url, source, pairs, context)
@@ -695,17 +695,6 @@ def _spec(column: sa.Column[Any], source: tuple[str | None, Any], key: bool, typ
         value = int(value)
     return Spec(column.name, kind, source=source[0], const=value, length=length,
                 precision=precision, scale=scale, key=key, typed=typed)
-def _unique(table: sa.Table, keys: list[str]) -> bool:
-    """Whether the table holds at most one record per key: then a file repeating a key can
-    never match it, and the duplicate is reported by the normal path."""
-    wanted = set(keys)
-    unique = [{c.name for c in table.primary_key.columns}]
-    unique += [{c.name for c in index.columns} for index in table.indexes if index.unique]
-    unique += [{c.name for c in constraint.columns} for constraint in table.constraints
-               if isinstance(constraint, sa.UniqueConstraint)]
-    return any(columns and columns <= wanted for columns in unique)
-
-
 def _owned(table: sa.Table, owner_column: str | None, owner: str | None,
            removal: Removal | None) -> tuple[list[sa.ColumnElement[bool]], str]:
     """The records a run of this task answers for: its own (all of them without an ownership

@@ -39,7 +39,7 @@ from iotask.connectors.context import (
     UnitOutcome,
 )
 from iotask.connectors.csv import CsvConnector
-from iotask.connectors.errors import ConnectorError, NothingToProcess
+from iotask.connectors.errors import ConnectorError
 from iotask.connectors.files import (
     INTAKE_SETTINGS,
     TRANSPORT_SETTINGS,
@@ -210,21 +210,7 @@ class XmlConnector(Connector):
         """Yield the records in batches of 1000, each with its element's line under
         ``__line__``; every column of the format is there (empty when the record has no such
         element), and users' custom fields as ``field:<name>``."""
-        found = self._files._local(context)
-        if found is None:
-            units = self._files.units(context)
-            self._files.open_unit(units[0], context)
-            found = self._files._open
-            assert found is not None
-        path, label = found
-        try:
-            raw = open(path, "rb")
-        except FileNotFoundError:
-            raise NothingToProcess(f"no file {label}") from None
-        except OSError as exc:
-            raise XmlError(f"cannot open {label}: {exc.strerror}") from None
-        if label not in context.files:
-            context.files.append(label)
+        raw, label = self._files.open_for_reading(context, XmlError)
         self._reading = raw
         with raw:
             batch: Batch = []

@@ -5,7 +5,6 @@ staging, and every change made behind iotask's back is still applied by the next
 
 from __future__ import annotations
 
-import csv
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 import sqlalchemy as sa
-from conftest import aged
+from conftest import write_csv
 from iotask.connectors import fingerprint
 
 OWNER = "hr-csv"
@@ -195,14 +194,6 @@ def people(count: int, start: int = 0) -> list[list[str]]:
              str(1960 + n % 40) if n % 7 else ""] for n in range(start, start + count)]
 
 
-def write_csv(path: Path, rows: list[list[str]]) -> Path:
-    with open(path, "w", encoding="utf-8", newline="") as out:
-        writer = csv.writer(out)
-        writer.writerow(HEADER)
-        writer.writerows(rows)
-    return aged(path)
-
-
 class Site:
     """An lms_user table, a CSV source named OWNER and a task "users" writing to it."""
 
@@ -255,7 +246,7 @@ def counts(task: dict) -> tuple[int, int, int, int, int, int]:
 @pytest.mark.parametrize("import_type", ["insert", "sync"])
 def test_an_unchanged_reimport_is_found_by_the_precheck(iotask, engine, tmp_path, import_type):
     site = Site(iotask, engine, tmp_path, import_type)
-    write_csv(site.file, people(50) + [["zz", "Zoë 日本", "tab\tand \"quote\"", "", ""]])
+    write_csv(site.file, HEADER, people(50) + [["zz", "Zoë 日本", "tab\tand \"quote\"", "", ""]])
     first, matched = site.run()
     assert counts(first) == (51, 51, 0, 0, 0, 0) and not matched  # an empty table: no pre-check
     before = site.content()
@@ -281,7 +272,7 @@ def test_the_precheck_reads_a_plain_file_columnar(iotask, engine, tmp_path, impo
     """A file the fast path can read is hashed from its arrow batches, and still tells a
     change made behind iotask's back; with IOTASK_EXACT_PATH=1 the exact reader hashes it."""
     site = Site(iotask, engine, tmp_path, import_type)
-    write_csv(site.file, people(40))
+    write_csv(site.file, HEADER, people(40))
     site.run()
     before = site.content()
     result = site.iotask("-vv", "run", "users", "--json")
@@ -310,7 +301,7 @@ def test_the_precheck_reads_a_plain_file_columnar(iotask, engine, tmp_path, impo
 def test_a_change_behind_iotasks_back_is_applied_by_the_next_run(iotask, engine, tmp_path,
                                                                  change, back):
     site = Site(iotask, engine, tmp_path, "sync")
-    write_csv(site.file, people(20))
+    write_csv(site.file, HEADER, people(20))
     site.run()
     before = site.content()
     site.change("u0003", **change)
@@ -324,7 +315,7 @@ def test_null_against_an_empty_text_and_a_deleted_row_are_applied(iotask, engine
     site = Site(iotask, engine, tmp_path, "sync")
     rows = people(10)
     rows[2][2] = ""  # an empty lastname: stored as ''
-    write_csv(site.file, rows)
+    write_csv(site.file, HEADER, rows)
     site.run()
     before = site.content()
     assert before[2][2] == ""
@@ -342,7 +333,7 @@ def test_null_against_an_empty_text_and_a_deleted_row_are_applied(iotask, engine
 
 def test_records_of_other_sources(iotask, engine, tmp_path):
     site = Site(iotask, engine, tmp_path, "sync")
-    write_csv(site.file, people(10))
+    write_csv(site.file, HEADER, people(10))
     site.run()
     with engine.begin() as conn:  # another feed's record, not in this file: not this task's
         conn.execute(sa.insert(site.table).values(userid="other", firstname="O",
@@ -356,9 +347,9 @@ def test_records_of_other_sources(iotask, engine, tmp_path):
 
 def test_sync_with_deactivate(iotask, engine, tmp_path):
     site = Site(iotask, engine, tmp_path, "sync", remove="deactivate", status_column="active")
-    write_csv(site.file, people(20))
+    write_csv(site.file, HEADER, people(20))
     site.run()
-    write_csv(site.file, people(19, start=1))
+    write_csv(site.file, HEADER, people(19, start=1))
     task, matched = site.run()
     assert not matched and counts(task) == (19, 0, 0, 19, 1, 0)
 
@@ -369,7 +360,7 @@ def test_sync_with_deactivate(iotask, engine, tmp_path):
     task, matched = site.run()
     assert not matched and counts(task) == (19, 0, 1, 18, 0, 0)
 
-    write_csv(site.file, people(20))  # the removed record returns
+    write_csv(site.file, HEADER, people(20))  # the removed record returns
     task, matched = site.run()
     assert not matched and counts(task) == (20, 0, 1, 19, 0, 0)
     assert all(row[5] == 1 for row in site.content())
@@ -378,10 +369,10 @@ def test_sync_with_deactivate(iotask, engine, tmp_path):
 def test_a_file_with_a_row_error_takes_the_normal_path(iotask, engine, tmp_path):
     site = Site(iotask, engine, tmp_path, "insert")
     rows = people(30)
-    write_csv(site.file, rows)
+    write_csv(site.file, HEADER, rows)
     site.run()
     before = site.content()
-    write_csv(site.file, [*rows, ["u0100", "Bad", "Year", "2000-01-01", "not a year"]])
+    write_csv(site.file, HEADER, [*rows, ["u0100", "Bad", "Year", "2000-01-01", "not a year"]])
     for _ in range(2):  # new content: no pre-check; then the same content again: pre-checked
         task, matched = site.run(ok=False)
         assert not matched and counts(task) == (31, 0, 0, 30, 0, 1)
@@ -389,7 +380,7 @@ def test_a_file_with_a_row_error_takes_the_normal_path(iotask, engine, tmp_path)
             {"row": 32, "key": "userid=u0100", "column": "birth_year",
              "message": "column 'birth_year': 'not a year' is not a whole number"}]
 
-    write_csv(site.file, [*rows, ["u0101", "Short", "Row"]])
+    write_csv(site.file, HEADER, [*rows, ["u0101", "Short", "Row"]])
     for _ in range(2):
         task, matched = site.run(ok=False)
         assert not matched and counts(task) == (31, 0, 0, 30, 0, 1)
@@ -401,9 +392,9 @@ def test_a_file_with_a_row_error_takes_the_normal_path(iotask, engine, tmp_path)
 def test_a_repeated_row_is_still_a_duplicate_key(iotask, engine, tmp_path):
     site = Site(iotask, engine, tmp_path, "insert")
     rows = people(30)
-    write_csv(site.file, rows)
+    write_csv(site.file, HEADER, rows)
     site.run()
-    write_csv(site.file, [*rows, rows[4]])
+    write_csv(site.file, HEADER, [*rows, rows[4]])
     for _ in range(2):
         task, matched = site.run(ok=False)
         assert not matched and counts(task) == (31, 0, 0, 30, 0, 1)
@@ -414,9 +405,9 @@ def test_a_repeated_row_is_still_a_duplicate_key(iotask, engine, tmp_path):
 def test_new_content_is_not_pre_checked_then_the_same_content_is(iotask, engine, tmp_path):
     site = Site(iotask, engine, tmp_path, "sync")
     rows = people(40)
-    write_csv(site.file, rows)
+    write_csv(site.file, HEADER, rows)
     site.run()
-    write_csv(site.file, rows[::-1])  # the same rows, other bytes: most likely a change
+    write_csv(site.file, HEADER, rows[::-1])  # the same rows, other bytes: most likely a change
     task, matched = site.run()
     assert not matched and counts(task) == (40, 0, 0, 40, 0, 0)
     task, matched = site.run()  # this content was imported before: pre-checked
