@@ -106,8 +106,6 @@ def write(path: Path, server: str | None) -> None:
         if server:
             iotask("--db", site, "db", "upgrade")
         iotask("--db", site, "lms", "init")
-        for module in ("ims_enterprise", "forma_lms"):
-            iotask("--db", db, "connector", "register", f"iotask.connectors.{module}")
         iotask("--db", db, "connection", "add", "sis", "--type", "ims-enterprise", "--set",
                f"url={path}")
         iotask("--db", db, "connection", "add", "lms", "--type", "forma-lms", "--set",
