@@ -36,6 +36,7 @@ log = logging.getLogger("iotask.forma")
 
 BATCH_SIZE = 1000
 CHUNK = 500  # ids per IN (...) list
+LEVEL_CHUNK = 2_000  # courses whose level groups are made at a time (flat memory)
 REMOVALS = ("status0", "delete")
 LEVEL_GROUP = "/lms/course/{id}/subscribed/{level}"
 ALLUSER_GROUP = "/lms/course/{id}/group/alluser"
@@ -756,7 +757,8 @@ class FormaCoursesConnector(forma.FormaConnector):
                 course.join(st, course.c.code == st.c.code))
             .where(new, course.c.idCourse > (before or 0)),
             "reading the new courses' ids")]
-        ensure_level_groups(site, made)
+        for part in chunks(made, LEVEL_CHUNK):  # flat memory: 8 groups per course
+            ensure_level_groups(site, part)
         return inserted
 
 

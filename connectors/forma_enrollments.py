@@ -27,12 +27,14 @@ from iotask.connectors.context import SAMPLE_KEYS, Batch, ChangeSet, Column, Row
 from iotask.connectors.errors import SettingsError
 from iotask.connectors.forma_courses import (
     BATCH_SIZE,
+    LEVEL_CHUNK,
     LEVEL_GROUP,
     MAX_INT,
     a_datetime,
     ambiguous_codes,
     check_columns,
     check_key,
+    chunks,
     coded,
     course_index,
     ensure_level_groups,
@@ -363,11 +365,6 @@ class FormaEnrollmentsConnector(forma.FormaConnector):
         when missing (``create``) or the existing ones only."""
         ids = sorted({int(i) for (i,) in site.execute(courses.distinct(), "listing courses")
                       if i is not None})
-        if create:
-            found = ensure_level_groups(site, ids)
-        else:
-            found = site.group_ids(LEVEL_GROUP.format(id=i, level=level) for i in ids
-                                   for level in forma.LEVELS)
         table = sa.Table(f"iotask_levels_{secrets.token_hex(4)}",
                          sa.MetaData(),
                          sa.Column("course", sa.Integer, primary_key=True, autoincrement=False),
@@ -375,11 +372,17 @@ class FormaEnrollmentsConnector(forma.FormaConnector):
                          sa.Column("idst", sa.Integer, nullable=False),
                          prefixes=["TEMPORARY"])
         site.execute(sa.schema.CreateTable(table), "creating the level groups table")
-        rows = [{"course": i, "level": level,
-                 "idst": found[LEVEL_GROUP.format(id=i, level=level)]}
-                for i in ids for level in forma.LEVELS
-                if LEVEL_GROUP.format(id=i, level=level) in found]
-        site.insert_many(table, rows, "listing the level groups")
+        for part in chunks(ids, LEVEL_CHUNK):  # flat memory: 8 groups per course
+            if create:
+                found = ensure_level_groups(site, part)
+            else:
+                found = site.group_ids(LEVEL_GROUP.format(id=i, level=level) for i in part
+                                       for level in forma.LEVELS)
+            rows = [{"course": i, "level": level,
+                     "idst": found[LEVEL_GROUP.format(id=i, level=level)]}
+                    for i in part for level in forma.LEVELS
+                    if LEVEL_GROUP.format(id=i, level=level) in found]
+            site.insert_many(table, rows, "listing the level groups")
         return table
 
     def _compare(self, site: forma.Site, cu: sa.Table, st: sa.Table, groups: sa.Table,
