@@ -12,7 +12,15 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from iotask.connectors.context import Batch, ChangeSet, Column, RunContext, Unit, UnitOutcome
+from iotask.connectors.context import (
+    Batch,
+    ChangeSet,
+    Column,
+    Progress,
+    RunContext,
+    Unit,
+    UnitOutcome,
+)
 from iotask.connectors.errors import ConnectorError, SettingsError
 from iotask.connectors.masking import MASK, remember, remember_url
 from iotask.connectors.settings import Setting
@@ -106,11 +114,12 @@ class Connector:
         raise NotImplementedError(f"connector {self.type_name!r} cannot write")
 
     def write_fast(self, source: Connector, pairs: list[tuple[str, str | None, Any]] | None,
-                   context: RunContext) -> bool:
+                   context: RunContext, progress: Progress | None = None) -> bool:
         """Destinations with a fast path for some sources: apply the source's rows, mapped by
         ``pairs`` ((destination, source column or None, constant); None: the source's columns
-        as they are), exactly as ``write`` would, and return True; return False having kept
-        nothing when only ``write`` can (then the run reads the source again for it)."""
+        as they are), exactly as ``write`` would, telling ``progress`` how far the read has got,
+        and return True; return False having kept nothing when only ``write`` can (then the run
+        reads the source again for it)."""
         return False
     def precheck(self, read: Callable[[], Iterable[Batch]], context: RunContext,
                  source: Connector | None = None,

@@ -19,11 +19,12 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+from iotask.connectors.context import Progress
 from iotask.connectors.csv import REJECT_COLUMN, CsvConnector, CsvError, _header
 from iotask.connectors.settings import FALSE_WORDS, TRUE_WORDS
 
@@ -183,13 +184,23 @@ def _read_header(file: CsvFile) -> tuple[list[str], bool]:
     return names, record[-1].strip() == REJECT_COLUMN and len(record) > 1
 
 
-def typed_batches(file: CsvFile, specs: list[Spec]) -> Iterator[pa.RecordBatch]:
+def typed_batches(file: CsvFile, specs: list[Spec],
+                  progress: Progress | None = None,
+                  ) -> Iterator[pa.RecordBatch]:
     """The file's rows mapped and converted: RecordBatches with one column per spec, named as
     the destination's columns, of ``arrow_type``; nulls where the exact path has NULL.
+    ``progress`` is told after each batch: the rows so far, the bytes read and the file's size.
 
     Can be called again for a second pass over the same file. Raises Unsupported at the first
     thing the exact path might do otherwise (nothing is yielded after that).
     """
+    with open(file.path, "rb") as handle:
+        yield from _typed_batches(file, specs, handle, progress)
+
+
+def _typed_batches(file: CsvFile, specs: list[Spec], handle: IO[bytes],
+                   progress: Progress | None,
+                   ) -> Iterator[pa.RecordBatch]:
     _check_bytes(file)
     if file.header:
         names, rejects = _read_header(file)
@@ -204,7 +215,7 @@ def typed_batches(file: CsvFile, specs: list[Spec]) -> Iterator[pa.RecordBatch]:
     encoding = "utf8" if file.encoding.startswith("utf-8") else file.encoding
     try:
         reader = pacsv.open_csv(
-            file.path,
+            handle,
             read_options=pacsv.ReadOptions(use_threads=False, block_size=BLOCK_BYTES,
                                            column_names=read_names,
                                            skip_rows=1 if file.header else 0,
@@ -219,6 +230,7 @@ def typed_batches(file: CsvFile, specs: list[Spec]) -> Iterator[pa.RecordBatch]:
     except (pa.ArrowException, UnicodeError, ValueError) as exc:
         raise Unsupported(f"pyarrow cannot read the file: {exc}") from None
     longest = file.max_field - len(read_names) - 2
+    size, rows = os.fstat(handle.fileno()).st_size, 0
     while True:
         try:
             batch = reader.read_next_batch()
@@ -240,6 +252,9 @@ def typed_batches(file: CsvFile, specs: list[Spec]) -> Iterator[pa.RecordBatch]:
         columns = [convert(spec, raw[spec.source] if spec.source is not None
                            else _constant(spec, count)) for spec in specs]
         yield pa.RecordBatch.from_arrays(columns, names=[spec.name for spec in specs])
+        rows += count
+        if progress is not None:
+            progress(rows, handle.tell(), size)
 
 
 def _constant(spec: Spec, count: int) -> pa.Array:

@@ -3,6 +3,7 @@ errors, and the RunContext the runner gives it (MemoryContext outside the runner
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
 from enum import StrEnum
@@ -15,6 +16,8 @@ if TYPE_CHECKING:
 
 Row = dict[str, Any]
 Batch = list[Row]
+Progress = Callable[[int, int | None, int | None], None]
+"""Told after each batch: rows read so far, then bytes read and total when the source knows."""
 
 
 @dataclass

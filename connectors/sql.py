@@ -26,6 +26,7 @@ from iotask.connectors.context import (
     ChangeKind,
     ChangeSet,
     Column,
+    Progress,
     Row,
     RowError,
     RunContext,
@@ -215,7 +216,7 @@ class SqlConnector(Connector):
         context.counts.removed += done.removed
 
     def write_fast(self, source: Connector, pairs: list[tuple[str, str | None, Any]] | None,
-                   context: RunContext) -> bool:
+                   context: RunContext, progress: Progress | None = None) -> bool:
         """The columnar fast path of a local CSV file (connectors/columnar.py and bulk.py):
         into a table without records the rows go straight in, into one with records they fill
         the stage; the change set, the guards, the lease and the commit are ``write``'s.
@@ -240,7 +241,7 @@ class SqlConnector(Connector):
         try:
             with _connect(engine) as conn, conn.begin() as transaction:
                 try:
-                    loaded = self._load_fast(conn, name, url, file, pairs, context)
+                    loaded = self._load_fast(conn, name, url, file, pairs, context, progress)
                 except Exception as exc:  # noqa: BLE001 - the exact path says what is wrong
                     transaction.rollback()
                     log.debug("columnar fast path not taken for %s: %s", file.label, exc)
@@ -306,8 +307,8 @@ class SqlConnector(Connector):
         return FastPlan(table, keys, order, specs, removal, owner_column)
 
     def _load_fast(self, conn: sa.Connection, name: str, url: str, file: Any,
-                   pairs: list[tuple[str, str | None, Any]] | None,
-                   context: RunContext) -> _Loaded:
+                   pairs: list[tuple[str, str | None, Any]] | None, context: RunContext,
+                   progress: Progress | None) -> _Loaded:
         """The file loaded, in the transaction of ``conn``, into the empty target or a stage.
         Raises (Unsupported, LoadFailed, SqlError, ...) whenever ``write`` might differ."""
         from iotask.connectors import bulk, columnar
@@ -320,7 +321,8 @@ class SqlConnector(Connector):
         if not empty:
             stage = Stage(conn, table, order, keys)
             stage.staged = bulk.load(conn, stage.table, specs,
-                                     columnar.typed_batches(file, specs), LINE_COLUMN)
+                                     columnar.typed_batches(file, specs, progress),
+                                     LINE_COLUMN)
             if not stage.staged:
                 raise columnar.Unsupported("no rows")
             stage.finish()
@@ -332,7 +334,8 @@ class SqlConnector(Connector):
                                conn.dialect.name))
         samples: list[str] = []
         rows = bulk.load(conn, table, specs,
-                         _sampled(columnar.typed_batches(file, specs), keys, samples))
+                         _sampled(columnar.typed_batches(file, specs, progress), keys,
+                                  samples))
         if not rows:
             raise columnar.Unsupported("no rows")
         if not Stage.unique(table, keys):

@@ -7,22 +7,27 @@ applies it in one transaction, checking the lease just before its commit.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from itertools import islice
 from shlex import quote
 from typing import Any
 
 from iotask.connectors.base import Connector
-from iotask.connectors.context import Batch, Probe, Row, RunContext, Unit, UnitOutcome
+from iotask.connectors.context import (
+    Batch,
+    Probe,
+    Progress,
+    Row,
+    RunContext,
+    Unit,
+    UnitOutcome,
+)
 from iotask.connectors.errors import ConnectorError, FilesFailed, NothingToProcess, TooManyErrors
 from iotask.errors import IotaskError
 from iotask.mapping import LINE, Const, MapError, Mapping, OptionalColumn, resolve
 from iotask.run_status import RunStatus
 
 log = logging.getLogger("iotask.dataflow")
-
-Progress = Callable[[int, int | None, int | None], None]
-"""Told after each batch: rows read so far, then bytes read and total when the source knows."""
 
 
 def _mapped(batches: Iterable[Batch], mapping: Mapping, context: RunContext, source: Connector,
@@ -79,9 +84,7 @@ def _apply(source: Connector, destination: Connector, context: RunContext,
         for dest, column in mapping.pairs]
     if precheck and _unchanged(source, destination, context, mapping, pairs, progress):
         return
-    if destination.write_fast(source, pairs, context):
-        if progress is not None:
-            progress(context.counts.read, None, None)
+    if destination.write_fast(source, pairs, context, progress):
         return
     destination.write(_mapped(source.read(context), mapping, context, source, progress), context)
 

@@ -57,7 +57,8 @@ def test_bad_settings_are_refused_naming_the_key(iotask, args, fragments):
 def test_unknown_type_and_duplicates_and_missing(iotask):
     assert_user_error(iotask("connection", "add", "c", "--type", "nope", ok=False),
                       "no connector type 'nope'",
-                      "csv, forma-courses, forma-enrollments, forma-orgchart, forma-users, sql")
+                      ("csv, forma-courses, forma-enrollments, forma-lms, forma-merges, "
+                       "forma-orgchart, forma-users, ims-enterprise, sql, xml"))
     iotask("connection", "add", "c", "--type", "sql", "--set", "table=t")
     assert_user_error(iotask("connection", "add", "c", "--type", "sql", "--set", "table=t",
                              ok=False), "already exists")
