@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote
@@ -138,8 +139,11 @@ def _look_sqlite(database: str, tz: ZoneInfo) -> bool:
         conn.close()
 
 
+@lru_cache(maxsize=4096)
 def _sqlite_time(value: object) -> datetime | None:
-    """A SQLite timestamp as the models' column type reads it (``clock.SQLITE_PATTERN``)."""
+    """A SQLite timestamp as the models' column type reads it (``clock.SQLITE_PATTERN``);
+    memoised, since a task's last_attempt is its last_execution after a success, and the tasks
+    one run-due ran started within the same few seconds."""
     if value is None:
         return None
     found = _SQLITE_TIME.match(value) if isinstance(value, str) else None
