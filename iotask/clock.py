@@ -7,6 +7,13 @@ from zoneinfo import ZoneInfo
 
 from iotask.errors import IotaskError
 
+# SQLite keeps timestamps as text. Store them to the second, as a DBA would type them, and read
+# back what a DBA may type by hand: '2026-11-20 01:30', '2026-11-20T01:30:00', '2026-11-20'.
+# The models' SQLite column type and run-due's quick look (``iotask.nothing_due``) share these.
+SQLITE_STORAGE = "%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d"
+SQLITE_PATTERN = (r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})"
+                  r"(?:[ T](\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:\.\d+)?)?)?\s*$")
+
 
 def utcnow() -> datetime:
     """The current time as naive UTC to the second, the form every timestamp column stores."""

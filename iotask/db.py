@@ -3,17 +3,14 @@
 The engines themselves come from ``iotask.connectors.databases``, which the SQL connectors share.
 The state check runs before every command that touches the database, so it reads
 ``alembic_version`` with plain SQL and knows the revisions from the migrations' file names
-(``NNNN_what.py`` holds revision ``NNNN``; tests/test_migrations.py checks them against
-Alembic's own view): Alembic itself is imported only to migrate.
+(``iotask.revisions``): Alembic itself is imported only to migrate.
 """
 
 from __future__ import annotations
 
 import random
-import re
 import time
 from collections.abc import Callable
-from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -29,6 +26,7 @@ from iotask.connectors.databases import parse_url as parse_url
 from iotask.connectors.databases import reader as reader
 from iotask.connectors.databases import reason as reason
 from iotask.errors import IotaskError
+from iotask.revisions import VERSION_TABLE, head_revision, known_revisions
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
@@ -36,8 +34,6 @@ if TYPE_CHECKING:
 RETRYABLE_CODES = {1205, 1213}  # MySQL/MariaDB lock wait timeout, deadlock
 RETRYABLE_SQLSTATES = {"40001", "40P01"}  # PostgreSQL serialization failure, deadlock
 T = TypeVar("T")
-VERSION_TABLE = "alembic_version"
-MIGRATION_FILE = re.compile(r"^(\d{4})_\w+\.py$")
 
 def make_engine(url: str, read_only: bool = False, local_infile: bool = False) -> Engine:
     """An engine for ``url`` (see ``iotask.connectors.databases.make_engine``); a URL that cannot
@@ -85,18 +81,6 @@ def alembic_config(engine: Engine | None = None) -> AlembicConfig:
     if engine is not None:
         cfg.attributes["engine"] = engine
     return cfg
-
-
-@cache
-def known_revisions() -> tuple[str, ...]:
-    """The revisions this iotask ships, oldest first: the numbers of the migration files."""
-    versions = resources.files("iotask.migrations") / "versions"
-    found = (MIGRATION_FILE.match(entry.name) for entry in versions.iterdir())
-    return tuple(sorted(match.group(1) for match in found if match))
-
-
-def head_revision() -> str:
-    return known_revisions()[-1]
 
 
 def current_revision(engine: Engine) -> str | None:

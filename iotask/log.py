@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import logging
-import logging.handlers
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -124,7 +123,9 @@ def setup(config: Config, verbose: int) -> None:
         if isinstance(address, str) and not Path(address).is_socket():
             raise IotaskError(f"log {config.log!r}: {address} is not a syslog socket (no such "
                               "socket): check IOTASK_LOG, or use syslog:HOST:PORT")
-        handler = logging.handlers.SysLogHandler(address=address)
+        from logging.handlers import SysLogHandler  # here: socket and pickle, for syslog only
+
+        handler = SysLogHandler(address=address)
         handler.setFormatter(MaskedFormatter("iotask[%(process)d]: %(message)s", config.timezone))
         level = config.log_level or "INFO"
     else:

@@ -25,17 +25,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from iotask.clock import utcnow
+from iotask.clock import SQLITE_PATTERN, SQLITE_STORAGE, utcnow
 
 NAME_LENGTH = 50
 
-# SQLite keeps timestamps as text. Store them to the second, as a DBA would type them, and read
-# back what a DBA may type by hand: '2026-11-20 01:30', '2026-11-20T01:30:00', '2026-11-20'.
-SQLITE_TIMESTAMP = sqlite.DATETIME(
-    storage_format="%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d",
-    regexp=r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})"
-    r"(?:[ T](\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:\.\d+)?)?)?\s*$",
-)
+# SQLite keeps timestamps as text (see ``iotask.clock.SQLITE_STORAGE``).
+SQLITE_TIMESTAMP = sqlite.DATETIME(storage_format=SQLITE_STORAGE, regexp=SQLITE_PATTERN)
 Timestamp = DateTime().with_variant(SQLITE_TIMESTAMP, "sqlite")
 
 MYSQL_TABLE_ARGS = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}

@@ -320,7 +320,7 @@ class Runner:
         (or its schedule is unreadable): ``_run_if_due`` then reads the whole row and judges it
         again before claiming it."""
         try:
-            due = tasks.due_at(row, self.config.timezone)
+            due = schedule.due_at(row, self.config.timezone)
         except schedule.ScheduleError:
             return None
         if due is not None and due > clock.utcnow():
@@ -333,7 +333,7 @@ class Runner:
             return None
         now = clock.utcnow()
         try:
-            due = tasks.due_at(task, self.config.timezone)
+            due = schedule.due_at(task, self.config.timezone)
         except schedule.ScheduleError as exc:
             error = (f"task {name!r}: unreadable schedule in core_task: {exc}; fix it with "
                      f"`iotask task edit {quote(name)} --at HH:MM` (or --every, --cron)")

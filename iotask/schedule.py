@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from functools import lru_cache
 from itertools import pairwise
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from cronsim import CronSim, CronSimError
@@ -248,6 +249,35 @@ def retry_delay(fail_count: int, schedule: Schedule, tz: ZoneInfo) -> timedelta:
         return timedelta(0)
     delay = _RETRY_FIRST * 2 ** min(fail_count - 1, _RETRY_MAX_DOUBLINGS)
     return min(delay, _RETRY_CAP, period(schedule, tz))
+
+
+class Scheduled(Protocol):
+    """What due-ness is computed from: a Task, or a row of its scheduling columns."""
+
+    @property
+    def schedule_type(self) -> str: ...
+    @property
+    def schedule(self) -> str: ...
+    @property
+    def last_execution(self) -> datetime | None: ...
+    @property
+    def fail_count(self) -> int: ...
+    @property
+    def last_attempt(self) -> datetime | None: ...
+
+
+def due_at(task: Scheduled, tz: ZoneInfo) -> datetime | None:
+    """When the task is next due (naive UTC); None means now. Derived afresh on every call.
+
+    A failed or held task waits for its retry delay after the last attempt, on top of its
+    schedule, so a broken feed is not hammered every minute.
+    """
+    parsed = parse(task.schedule_type, task.schedule)
+    due = next_due(parsed, task.last_execution, tz)
+    if task.fail_count > 0 and task.last_attempt is not None:
+        retry = task.last_attempt + retry_delay(task.fail_count, parsed, tz)
+        due = retry if due is None else max(due, retry)
+    return due
 
 
 def _error(kind: str, text: str, reason: str, example: str) -> ScheduleError:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from shlex import quote
-from typing import Any, Protocol
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, func, insert, or_, select, update
@@ -276,11 +276,11 @@ def all_names(engine: Engine) -> list[str]:
 
 
 def next_due_text(task: Task, tz: ZoneInfo, now: datetime | None = None) -> str | None:
-    """When the task is next due, as every view shows it (``due_at``: backoff included): an
-    ISO time, "now" (never ran; or, given ``now``, overdue), "parked" (last_execution so far
-    ahead that no slot comes), or None for an unreadable schedule."""
+    """When the task is next due, as every view shows it (``schedule.due_at``: backoff
+    included): an ISO time, "now" (never ran; or, given ``now``, overdue), "parked"
+    (last_execution so far ahead that no slot comes), or None for an unreadable schedule."""
     try:
-        due = due_at(task, tz)
+        due = schedule.due_at(task, tz)
     except schedule.ScheduleError:
         return None
     if due is None or (now is not None and due <= now):
@@ -288,35 +288,6 @@ def next_due_text(task: Task, tz: ZoneInfo, now: datetime | None = None) -> str 
     if due == schedule.NEVER:
         return "parked"
     return clock.iso(due, tz)
-
-
-class Scheduled(Protocol):
-    """What due-ness is computed from: a Task, or a row of its scheduling columns."""
-
-    @property
-    def schedule_type(self) -> str: ...
-    @property
-    def schedule(self) -> str: ...
-    @property
-    def last_execution(self) -> datetime | None: ...
-    @property
-    def fail_count(self) -> int: ...
-    @property
-    def last_attempt(self) -> datetime | None: ...
-
-
-def due_at(task: Scheduled, tz: ZoneInfo) -> datetime | None:
-    """When the task is next due (naive UTC); None means now. Derived afresh on every call.
-
-    A failed or held task waits for its retry delay after the last attempt, on top of its
-    schedule, so a broken feed is not hammered every minute.
-    """
-    parsed = schedule.parse(task.schedule_type, task.schedule)
-    due = schedule.next_due(parsed, task.last_execution, tz)
-    if task.fail_count > 0 and task.last_attempt is not None:
-        retry = task.last_attempt + schedule.retry_delay(task.fail_count, parsed, tz)
-        due = retry if due is None else max(due, retry)
-    return due
 
 
 def schedule_of(row: Task) -> schedule.Schedule | None:

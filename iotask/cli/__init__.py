@@ -52,7 +52,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
               "Make tasks due at the next run-due: last_execution cleared (or --to), "
               "fail_count 0."),
     "run": ("runs:run_command", "Run these tasks now, whatever their schedule or enabled flag."),
-    "run-due": ("runs:run_due_command", "Run every enabled task that is due, in sequence order."),
+    "run-due": ("run_due:run_due_command",
+                "Run every enabled task that is due, in sequence order."),
     "schedule": ("schedules:schedule_group",
                  "Task schedules as OPML files (PeopleFluent's form): export, edit, import "
                  "elsewhere."),

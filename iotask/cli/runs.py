@@ -1,4 +1,4 @@
-"""Running and watching: `iotask run-due`, `run`, `reset`, `status` and `history`."""
+"""Running and watching: `iotask run`, `reset`, `status` and `history` (run-due: ``run_due``)."""
 
 from __future__ import annotations
 
@@ -15,24 +15,6 @@ from iotask.cli.output import (
     seconds,
 )
 from iotask.run_status import RunStatus
-
-
-@click.command("run-due")
-@json_option
-@xml_option
-@pass_app
-def run_due_command(app: App, as_json: bool, as_xml: bool) -> None:
-    """Run every enabled task that is due, in sequence order. This is what cron calls.
-
-    Due-ness is computed from last_execution every time, so `UPDATE core_task SET
-    last_execution = NULL` makes a task due. A task is claimed before it runs, so several
-    run-due processes (or hosts sharing one database) never run a task twice. A failed task
-    is retried after a backoff (5 minutes, doubling, at most 6 hours or its own period).
-    Silent on success unless -v. Exit 0: every executed task succeeded (or nothing was due);
-    1: a task failed or was held; 2: usage or configuration error.
-    """
-    results = app.runner("cron").run_due()
-    emit_results(app, results, as_json, as_xml)
 
 
 @click.command("run")

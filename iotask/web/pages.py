@@ -94,7 +94,7 @@ def _next_due(task: Task, now: datetime, running: bool) -> dict[str, str]:
     if not task.enabled:
         return {"text": "disabled", "when": ""}
     try:
-        due = tasks.due_at(task, tz)
+        due = schedule.due_at(task, tz)
     except schedule.ScheduleError:
         return {"text": "unreadable schedule", "when": ""}
     if due is None or due <= now:
