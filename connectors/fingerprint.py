@@ -6,10 +6,23 @@ Both sides hash the same canonical text of each row, LOAD DATA's own text format
 the written columns' order joined by tabs, a backslash in a value doubled and a tab written
 ``\\t``, NULL as ``\\N`` (which no escaped value can be). A value's text is what the database
 stores: text byte-exact (no collation folding), integers in decimal, booleans 1/0, dates ISO,
-decimals with exactly the column's scale. MariaDB/MySQL and PostgreSQL hash it with MD5 (the
-row's hash is the first 8 bytes, big-endian). SQLite's rows are hashed in this process, by an
-aggregate function registered on the connection, so there both sides use Python's own 64-bit
-SipHash of the text (keyed per process), several times cheaper. Sums are taken modulo 2**64.
+decimals with exactly the column's scale. Sums are taken modulo 2**64.
+
+The row hash (scheme CRC): the CRC-32 and the CRC-32C of the row's UTF-8 text, each put
+through murmur3's 32-bit finaliser (fmix32), as the high and the low 32 bits. The two CRCs are
+different polynomials, so together they tell rows apart as a 64-bit CRC would. But CRCs are
+linear: values swapped between two rows of the same lengths change both rows' CRCs by the same
+XOR delta, and a plain sum of CRCs then stays the same whenever the two rows' bits under that
+delta differ (about 2**-16 for a 16-bit delta). fmix32's multiplications and xor-shifts are not
+linear, so the two rows' hashes change by unrelated amounts and the sums agree only by chance
+(about 2**-64). MariaDB (10.8 and later, which has CRC32C) computes it in SQL: the CRCs once
+per row in a derived table, fmix32 in BIGINT UNSIGNED arithmetic with every product below
+2**64; iotask with one C call per row and CRC (zlib.crc32, crc32c.crc32c) and fmix32 in
+pyarrow. SQLite's "server" is this process: its rows are read through ADBC as arrow batches and
+hashed by the very function that hashes the file's, so both sides agree by construction.
+MySQL, older MariaDB and PostgreSQL keep scheme MD5 (the first 8 bytes of the text's MD5,
+big-endian), computed by the database in SQL.
+
 Any other type (floats, times, binary, ...) or a value the column would not store exactly gives
 "don't know" (Unknown, or None): a false "unchanged" must be practically impossible, while a
 false "changed" only costs the normal staging path.
@@ -18,7 +31,11 @@ false "changed" only costs the normal staging path.
 from __future__ import annotations
 
 import hashlib
+import os
 import struct
+import urllib.parse
+import zlib
+from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -26,6 +43,7 @@ from decimal import Decimal, InvalidOperation
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
+import crc32c
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql
 
@@ -36,6 +54,7 @@ NULL = "\\N"
 SEPARATOR = "\t"
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t"})
 MODULUS = 1 << 64
+CHUNK_ROWS = 50_000  # arrow rows hashed at once: about 4 MB of text at 80 bytes a row
 TEXT, INTEGER, BOOLEAN, DATE, DECIMAL = "text", "integer", "boolean", "date", "decimal"
 
 
@@ -98,13 +117,80 @@ def _kind(column: sa.Column[Any], backend: str) -> Kind | None:
     return Kind(column.name, TEXT)
 
 
+# --- the row hash ---------------------------------------------------------------------------
+
+CRC, MD5 = "CRC-32 and CRC-32C through fmix32", "MD5"
+_LOW = (1 << 32) - 1
+_FMIX = (0x85EBCA6B, 0xC2B2AE35)
+_U32 = next(code for code in "IL" if array(code).itemsize == 4)
+
+
+def scheme(dialect: sa.engine.Dialect) -> str:
+    """The row hash both sides compute for this database: CRC where the database has CRC32C
+    (MariaDB 10.8 and later) or is this process (SQLite), else MD5."""
+    if dialect.name == "sqlite":
+        return CRC
+    if getattr(dialect, "is_mariadb", False) and (dialect.server_version_info or ()) >= (10, 8):
+        return CRC
+    return MD5
+
+
+def _fmix_sql(value: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """murmur3's fmix32 of a value below 2**32, in BIGINT UNSIGNED arithmetic (each product of
+    two 32-bit numbers stays below 2**64: MariaDB refuses an overflow)."""
+    for step, shift in enumerate((16, 13, 16)):
+        value = value.bitwise_xor(value.bitwise_rshift(shift))
+        if step < 2:
+            value = (value * _unsigned(_FMIX[step])).bitwise_and(_unsigned(_LOW))
+    return value
+
+
+def _unsigned(number: int) -> sa.ColumnElement[Any]:
+    return sa.literal(number, mysql.BIGINT(unsigned=True))
+
+
+def _fmix_arrow(values: Any) -> Any:
+    """fmix32 over a uint64 array of values below 2**32, as ``_fmix_sql`` computes it."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    low = pa.scalar(_LOW, pa.uint64())
+    for step, shift in enumerate((16, 13, 16)):
+        values = pc.bit_wise_xor(values, pc.shift_right(values, pa.scalar(shift, pa.uint64())))
+        if step < 2:
+            values = pc.bit_wise_and(pc.multiply(values, pa.scalar(_FMIX[step], pa.uint64())),
+                                     low)
+    return values
+
+
+def _crc_total(texts: Sequence[bytes]) -> int:
+    """The sum of the CRC row hashes of ``texts`` (UTF-8), modulo 2**64: one C call per row and
+    CRC, the rest vectorised."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    total = 0
+    for crc, shift in ((zlib.crc32, 32), (crc32c.crc32c, 0)):
+        values = array(_U32, map(crc, texts))
+        words = pa.Array.from_buffers(pa.uint32(), len(values), [None, pa.py_buffer(values)])
+        # each half summed apart: 2**32 per row, so no overflow below 2**31 rows
+        total += (pc.sum(_fmix_arrow(pc.cast(words, pa.uint64()))).as_py() or 0) << shift
+    return total % MODULUS
+
+
+def _md5_total(texts: Sequence[bytes]) -> int:
+    md5 = hashlib.md5
+    digests = b"".join([md5(text).digest() for text in texts])
+    return sum(map(itemgetter(0), struct.iter_unpack(">Q8x", digests))) % MODULUS
+
+
 # --- the server side ------------------------------------------------------------------------
 
 def server(conn: sa.Connection, table: sa.Table, columns: Sequence[Kind],
            where: Sequence[sa.ColumnElement[bool]]) -> Fingerprint | None:
     """The fingerprint of ``table``'s rows matching ``where``, over ``columns``, computed by the
-    database (MariaDB/MySQL, PostgreSQL); SQLite, which has no MD5, streams the rows to this
-    process and hashes them here. None when the database's text is not UTF-8."""
+    database (MariaDB/MySQL, PostgreSQL); SQLite's rows are read through ADBC and hashed here.
+    None when the database's text is not UTF-8."""
     backend = _backend(conn)
     if backend == "sqlite":
         return _stored(conn, table, columns, where)
@@ -114,15 +200,22 @@ def server(conn: sa.Connection, table: sa.Table, columns: Sequence[Kind],
     elif backend != "mysql":
         return None
     row = _row_text(table, columns, backend)
-    head = sa.func.substr(sa.func.md5(row), 1, 16)
-    value: sa.ColumnElement[Any]
-    if backend == "mysql":
-        value = sa.cast(sa.func.conv(head, 16, 10), mysql.BIGINT(unsigned=True))
+    if scheme(conn.dialect) == CRC:
+        # the CRCs once per row: a derived table with a LIMIT is materialised, not merged (a
+        # merged one would compute each CRC again for each of fmix32's references to it)
+        crcs = (sa.select(sa.func.crc32(row).label("a"), sa.func.crc32c(row).label("b"))
+                .select_from(table).where(*where).limit(2**64 - 1).subquery("crcs"))
+        value = _fmix_sql(crcs.c.a) * _unsigned(1 << 32) + _fmix_sql(crcs.c.b)
+        query = sa.select(sa.func.count(), sa.func.sum(value)).select_from(crcs)
     else:
-        value = sa.cast(sa.cast(sa.literal("x", sa.Text) + head, postgresql.BIT(64)),
-                        sa.BigInteger)
-    query = (sa.select(sa.func.count(), sa.func.sum(value)).select_from(table)
-             .where(*where))
+        head = sa.func.substr(sa.func.md5(row), 1, 16)
+        if backend == "mysql":
+            value = sa.cast(sa.func.conv(head, 16, 10), mysql.BIGINT(unsigned=True))
+        else:
+            value = sa.cast(sa.cast(sa.literal("x", sa.Text) + head, postgresql.BIT(64)),
+                            sa.BigInteger)
+        query = (sa.select(sa.func.count(), sa.func.sum(value)).select_from(table)
+                 .where(*where))
     count, total = conn.execute(query).one()
     return Fingerprint(int(count), int(total or 0) % MODULUS)
 
@@ -169,51 +262,33 @@ def _odd(table: sa.Table, columns: Sequence[Kind]) -> sa.ColumnElement[bool]:
 
 
 _STORED_TYPES = {TEXT: ("text",), INTEGER: ("integer",), BOOLEAN: ("integer",), DATE: ("text",)}
-AGGREGATE = "iotask_fingerprint"
 
 
 def _stored(conn: sa.Connection, table: sa.Table, columns: Sequence[Kind],
             where: Sequence[sa.ColumnElement[bool]]) -> Fingerprint | None:
-    """SQLite: the rows hashed by a Python aggregate registered on the connection (three times
-    cheaper than fetching them; building the text in SQLite's SQL is slower still); a value of
-    another storage class than the column's kind (a blob, a real) is counted apart and makes it
-    None. Whole numbers come as text, so that most rows are joined in one C call."""
-    raw: Any = conn.connection.dbapi_connection
-    raw.create_aggregate(AGGREGATE, len(columns), _SipHashSum)
+    """SQLite: the rows read through ADBC as arrow batches (integers as their decimal text) and
+    hashed by the client side's own code. A value of another storage class than the column's
+    kind (a blob, a real) makes it None, and so does a database that is not a file."""
+    import adbc_driver_sqlite.dbapi as adbc
+
+    path = conn.engine.url.database
+    if not path or path == ":memory:":
+        return None
+    odd = sa.select(sa.literal(1)).select_from(table).where(*where, _odd(table, columns))
+    if conn.execute(odd.limit(1)).first() is not None:
+        return None
     values = [table.c[kind.name] if kind.kind in (TEXT, DATE)
               else sa.cast(table.c[kind.name], sa.Text) for kind in columns]
-    query = (sa.select(getattr(sa.func, AGGREGATE)(*values),
-                       sa.func.sum(sa.case((_odd(table, columns), 1), else_=0)))
-             .select_from(table).where(*where))
-    summed, strange = conn.execute(query).one()
-    if strange:
-        return None
-    rows, _, total = (summed or "0 0").partition(" ")
-    return Fingerprint(int(rows), int(total))
-
-
-class _SipHashSum:
-    """SQLite aggregate: "rows total" of the rows' canonical texts' ``hash()``, as the client
-    side of SQLite computes it."""
-
-    def __init__(self) -> None:
-        self.rows = 0
-        self.total = 0
-
-    def step(self, *values: str | None) -> None:
-        try:
-            text = SEPARATOR.join(values)  # type: ignore[arg-type]  # a NULL: TypeError
-            plain = "\\" not in text and text.count(SEPARATOR) == len(values) - 1
-        except TypeError:
-            plain = False
-        if not plain:  # a value not text (a blob, a real) is counted as odd by the query
-            text = SEPARATOR.join([NULL if value is None else str(value).translate(_ESCAPES)
-                                   for value in values])
-        self.rows += 1
-        self.total += hash(text)
-
-    def finalize(self) -> str:
-        return f"{self.rows} {self.total % MODULUS}"
+    compiled = sa.select(*values).select_from(table).where(*where).compile(dialect=conn.dialect)
+    parameters = [compiled.params[name] for name in compiled.positiontup or []]
+    hasher = Hasher(columns, "sqlite")
+    uri = f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=ro"
+    with adbc.connect(uri, autocommit=True) as reader, reader.cursor() as cursor:
+        cursor.execute(str(compiled), parameters)
+        for batch in cursor.fetch_record_batch():
+            if batch.num_rows:
+                hasher.add_texts(batch.columns)
+    return hasher.fingerprint()
 
 
 # --- the client side ------------------------------------------------------------------------
@@ -225,14 +300,19 @@ class Hasher:
     ``columns`` order), ``add_rows`` the values alone, ``add_batch`` a pyarrow RecordBatch whose
     columns have the destination's names; each raises Unknown for a value that cannot be
     compared exactly. ``backend`` ("mysql", "postgresql", "sqlite") says how the database stores
-    booleans and which row hash its side computes.
+    booleans; ``row_hash`` is the database's ``scheme`` (by default CRC, but MD5 for
+    PostgreSQL).
     """
 
-    def __init__(self, columns: Sequence[Kind], backend: str) -> None:
+    def __init__(self, columns: Sequence[Kind], backend: str, row_hash: str | None = None
+                 ) -> None:
         self.columns = list(columns)
         self.rows = 0
         self.total = 0
-        self.in_process = backend == "sqlite"
+        self._pending: list[Any] = []  # joined arrow texts not hashed yet
+        self._pending_rows = 0
+        self.scheme = row_hash or (MD5 if backend == "postgresql" else CRC)
+        self._total = _crc_total if self.scheme == CRC else _md5_total
         # MariaDB and SQLite store a boolean in an integer column as 1/0; PostgreSQL refuses it
         integer_booleans = backend != "postgresql"
         self._texts = [_value_text(kind, integer_booleans) for kind in self.columns]
@@ -256,17 +336,15 @@ class Hasher:
         self._hash(texts)
 
     def _hash(self, texts: list[str]) -> None:
-        if self.in_process:
-            total = sum(map(hash, texts))
-        else:
-            md5 = hashlib.md5
-            try:
-                digests = b"".join([md5(text.encode()).digest() for text in texts])
-            except UnicodeEncodeError:
-                raise Unknown("a value that is not valid Unicode") from None
-            total = sum(map(itemgetter(0), struct.iter_unpack(">Q8x", digests)))
+        try:
+            encoded = list(map(str.encode, texts))
+        except UnicodeEncodeError:
+            raise Unknown("a value that is not valid Unicode") from None
+        self._add(encoded)
+
+    def _add(self, texts: Sequence[bytes]) -> None:
         self.rows += len(texts)
-        self.total = (self.total + total) % MODULUS
+        self.total = (self.total + self._total(texts)) % MODULUS
 
     def add_batch(self, batch: pa.RecordBatch) -> None:
         """A pyarrow RecordBatch with a column per written column (string, integer, bool,
@@ -297,9 +375,22 @@ class Hasher:
             pieces.append(pc.fill_null(text, NULL))
         joined = (pc.binary_join_element_wise(*pieces, SEPARATOR) if len(pieces) > 1
                   else pieces[0])
-        self._hash(joined.to_pylist())
+        self._pending.append(joined)
+        self._pending_rows += len(joined)
+        if self._pending_rows >= CHUNK_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        """The pending arrow texts hashed at once: fewer, longer vectorised calls."""
+        import pyarrow as pa
+
+        if self._pending:
+            joined = pa.concat_arrays(self._pending)
+            self._pending, self._pending_rows = [], 0
+            self._add(joined.cast(pa.binary()).to_pylist())  # arrow strings are valid UTF-8
 
     def fingerprint(self) -> Fingerprint:
+        self._flush()
         return Fingerprint(self.rows, self.total)
 
 
