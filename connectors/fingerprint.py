@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 
 NULL = "\\N"
 SEPARATOR = "\t"
+SIZE = ":"  # scheme CRC: a text value is its length in UTF-8 bytes, SIZE, and the value as is
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t"})
 MODULUS = 1 << 64
 CHUNK_ROWS = 50_000  # arrow rows hashed at once: about 4 MB of text at 80 bytes a row
@@ -199,8 +200,8 @@ def server(conn: sa.Connection, table: sa.Table, columns: Sequence[Kind],
             return None
     elif backend != "mysql":
         return None
-    row = _row_text(table, columns, backend)
     if scheme(conn.dialect) == CRC:
+        row = _sized_row_text(table, columns, _utf8mb4(conn, table))
         # the CRCs once per row: a derived table with a LIMIT is materialised, not merged (a
         # merged one would compute each CRC again for each of fmix32's references to it)
         crcs = (sa.select(sa.func.crc32(row).label("a"), sa.func.crc32c(row).label("b"))
@@ -208,6 +209,7 @@ def server(conn: sa.Connection, table: sa.Table, columns: Sequence[Kind],
         value = _fmix_sql(crcs.c.a) * _unsigned(1 << 32) + _fmix_sql(crcs.c.b)
         query = sa.select(sa.func.count(), sa.func.sum(value)).select_from(crcs)
     else:
+        row = _row_text(table, columns, backend)
         head = sa.func.substr(sa.func.md5(row), 1, 16)
         if backend == "mysql":
             value = sa.cast(sa.func.conv(head, 16, 10), mysql.BIGINT(unsigned=True))
@@ -235,6 +237,33 @@ def _row_text(table: sa.Table, columns: Sequence[Kind], backend: str) -> sa.Colu
                                    _literal(SEPARATOR), _literal("\\t"))
         pieces.append(sa.case((column.is_(None), _literal(NULL)), else_=text))
     return sa.func.concat_ws(_literal(SEPARATOR), *pieces) if len(pieces) > 1 else pieces[0]
+
+
+def _sized_row_text(table: sa.Table, columns: Sequence[Kind], utf8mb4: set[str]
+                    ) -> sa.ColumnElement[Any]:
+    """Scheme CRC's row text in MariaDB's SQL: text values sized, not escaped (LENGTH is
+    cheaper than two REPLACEs), and converted only when not stored as utf8mb4 already."""
+    pieces = []
+    for kind in columns:
+        column = table.c[kind.name]
+        piece: sa.ColumnElement[Any]
+        if kind.kind == TEXT:
+            text = column if kind.name in utf8mb4 else sa.cast(column, _char("mysql"))
+            piece = sa.func.concat(sa.func.length(text), _literal(SIZE), text)
+        else:
+            piece = _text_of(column, kind, "mysql")
+        pieces.append(sa.func.ifnull(piece, _literal(NULL)))
+    return sa.func.concat_ws(_literal(SEPARATOR), *pieces) if len(pieces) > 1 else pieces[0]
+
+
+def _utf8mb4(conn: sa.Connection, table: sa.Table) -> set[str]:
+    """The names of ``table``'s columns whose text MariaDB stores as utf8mb4."""
+    found = conn.execute(
+        sa.text("SELECT column_name FROM information_schema.columns WHERE table_schema = "
+                "COALESCE(:schema, DATABASE()) AND table_name = :table AND "
+                "character_set_name = 'utf8mb4'"),
+        {"schema": table.schema, "table": table.name})
+    return {name for (name,) in found}
 
 
 def _literal(text: str) -> sa.ColumnElement[Any]:
@@ -315,7 +344,9 @@ class Hasher:
         self._total = _crc_total if self.scheme == CRC else _md5_total
         # MariaDB and SQLite store a boolean in an integer column as 1/0; PostgreSQL refuses it
         integer_booleans = backend != "postgresql"
-        self._texts = [_value_text(kind, integer_booleans) for kind in self.columns]
+        self._sized = self.scheme == CRC
+        self._texts = [_sized if self._sized and kind.kind == TEXT
+                       else _value_text(kind, integer_booleans) for kind in self.columns]
 
     def add_tuples(self, rows: Sequence[tuple[Any, ...]]) -> None:
         """The exact path's ``(line, value, ...)`` tuples."""
@@ -362,14 +393,18 @@ class Hasher:
         self.add_texts(pieces)
 
     def add_texts(self, texts: Sequence[Any]) -> None:
-        """Arrow string arrays, one per column, of the values' text before escaping."""
+        """Arrow string arrays, one per column, of the values' text before escaping (or
+        sizing)."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
         pieces = []
-        for text in texts:
+        for kind, text in zip(self.columns, texts, strict=True):
             text = pc.cast(text, pa.string())
-            if pc.any(pc.match_substring_regex(text, r"[\\\t]")).as_py():
+            if self._sized and kind.kind == TEXT:
+                text = pc.binary_join_element_wise(pc.cast(pc.binary_length(text), pa.string()),
+                                                   text, SIZE)
+            elif pc.any(pc.match_substring_regex(text, r"[\\\t]")).as_py():
                 text = pc.replace_substring(pc.replace_substring(text, "\\", "\\\\"),
                                             SEPARATOR, "\\t")
             pieces.append(pc.fill_null(text, NULL))
@@ -398,6 +433,11 @@ def _column_text(text: Callable[[Any], str], values: tuple[Any, ...]) -> Sequenc
     """One column's canonical texts; the common cases (text without NULL or anything to
     escape, whole numbers, dates) in C loops."""
     kinds = set(map(type, values))
+    if text is _sized and kinds == {str}:
+        try:
+            return [f"{len(value.encode())}{SIZE}{value}" for value in values]
+        except UnicodeEncodeError:
+            raise Unknown("a value that is not valid Unicode") from None
     if text is _text and kinds == {str}:
         joined = "".join(values)
         if "\\" in joined or SEPARATOR in joined:
@@ -426,6 +466,15 @@ def _text(value: Any) -> str:
     if type(value) is not str:
         raise Unknown(f"{type(value).__name__} value in a text column")
     return value.translate(_ESCAPES)
+
+
+def _sized(value: Any) -> str:
+    if type(value) is not str:
+        raise Unknown(f"{type(value).__name__} value in a text column")
+    try:
+        return f"{len(value.encode())}{SIZE}{value}"
+    except UnicodeEncodeError:
+        raise Unknown("a value that is not valid Unicode") from None
 
 
 def _integer(value: Any) -> str:
