@@ -52,10 +52,10 @@ if TYPE_CHECKING:
 
 NULL = "\\N"
 SEPARATOR = "\t"
-SIZE = ":"  # scheme CRC: a text value is its length in UTF-8 bytes, SIZE, and the value as is
+SIZE = ":"  # CRC, SIPHASH: a text value is its length in UTF-8 bytes, SIZE, and the value
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t"})
 MODULUS = 1 << 64
-CHUNK_ROWS = 50_000  # arrow rows hashed at once: about 4 MB of text at 80 bytes a row
+CHUNK_ROWS = 8192  # arrow rows hashed at once (about 0.7 MB of text): more cost memory, each side
 TEXT, INTEGER, BOOLEAN, DATE, DECIMAL = "text", "integer", "boolean", "date", "decimal"
 
 
@@ -120,7 +120,7 @@ def _kind(column: sa.Column[Any], backend: str) -> Kind | None:
 
 # --- the row hash ---------------------------------------------------------------------------
 
-CRC, MD5 = "CRC-32 and CRC-32C through fmix32", "MD5"
+CRC, SIPHASH, MD5 = "CRC-32 and CRC-32C through fmix32", "SipHash, in this process", "MD5"
 _LOW = (1 << 32) - 1
 _FMIX = (0x85EBCA6B, 0xC2B2AE35)
 _U32 = next(code for code in "IL" if array(code).itemsize == 4)
@@ -128,9 +128,9 @@ _U32 = next(code for code in "IL" if array(code).itemsize == 4)
 
 def scheme(dialect: sa.engine.Dialect) -> str:
     """The row hash both sides compute for this database: CRC where the database has CRC32C
-    (MariaDB 10.8 and later) or is this process (SQLite), else MD5."""
+    (MariaDB 10.8 and later), SIPHASH where it is this process (SQLite), else MD5."""
     if dialect.name == "sqlite":
-        return CRC
+        return SIPHASH
     if getattr(dialect, "is_mariadb", False) and (dialect.server_version_info or ()) >= (10, 8):
         return CRC
     return MD5
@@ -177,6 +177,12 @@ def _crc_total(texts: Sequence[bytes]) -> int:
         # each half summed apart: 2**32 per row, so no overflow below 2**31 rows
         total += (pc.sum(_fmix_arrow(pc.cast(words, pa.uint64()))).as_py() or 0) << shift
     return total % MODULUS
+
+
+def _siphash_total(texts: Sequence[bytes]) -> int:
+    """Python's own 64-bit SipHash of each text (keyed per process: both sides must be this
+    process), in one C loop."""
+    return sum(map(hash, texts)) % MODULUS
 
 
 def _md5_total(texts: Sequence[bytes]) -> int:
@@ -297,26 +303,31 @@ def _stored(conn: sa.Connection, table: sa.Table, columns: Sequence[Kind],
             where: Sequence[sa.ColumnElement[bool]]) -> Fingerprint | None:
     """SQLite: the rows read through ADBC as arrow batches (integers as their decimal text) and
     hashed by the client side's own code. A value of another storage class than the column's
-    kind (a blob, a real) makes it None, and so does a database that is not a file."""
+    kind (a blob, a real) makes it None, and so does a database that is not a file. The check
+    is a column of the same query: SQLite computes it in ADBC's reading, outside the GIL."""
     import adbc_driver_sqlite.dbapi as adbc
+    import pyarrow.compute as pc
 
     path = conn.engine.url.database
     if not path or path == ":memory:":
         return None
-    odd = sa.select(sa.literal(1)).select_from(table).where(*where, _odd(table, columns))
-    if conn.execute(odd.limit(1)).first() is not None:
-        return None
     values = [table.c[kind.name] if kind.kind in (TEXT, DATE)
               else sa.cast(table.c[kind.name], sa.Text) for kind in columns]
-    compiled = sa.select(*values).select_from(table).where(*where).compile(dialect=conn.dialect)
+    odd = sa.case((_odd(table, columns), 1), else_=0)
+    compiled = (sa.select(*values, odd).select_from(table).where(*where)
+                .compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True}))
     parameters = [compiled.params[name] for name in compiled.positiontup or []]
     hasher = Hasher(columns, "sqlite")
     uri = f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=ro"
     with adbc.connect(uri, autocommit=True) as reader, reader.cursor() as cursor:
+        cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(CHUNK_ROWS)})
         cursor.execute(str(compiled), parameters)
         for batch in cursor.fetch_record_batch():
-            if batch.num_rows:
-                hasher.add_texts(batch.columns)
+            if not batch.num_rows:
+                continue
+            if pc.max(batch.column(len(columns))).as_py():
+                return None
+            hasher.add_texts(batch.columns[:len(columns)])
     return hasher.fingerprint()
 
 
@@ -329,8 +340,8 @@ class Hasher:
     ``columns`` order), ``add_rows`` the values alone, ``add_batch`` a pyarrow RecordBatch whose
     columns have the destination's names; each raises Unknown for a value that cannot be
     compared exactly. ``backend`` ("mysql", "postgresql", "sqlite") says how the database stores
-    booleans; ``row_hash`` is the database's ``scheme`` (by default CRC, but MD5 for
-    PostgreSQL).
+    booleans; ``row_hash`` is the database's ``scheme`` (by default MD5 for PostgreSQL,
+    SIPHASH for SQLite, else CRC).
     """
 
     def __init__(self, columns: Sequence[Kind], backend: str, row_hash: str | None = None
@@ -338,13 +349,14 @@ class Hasher:
         self.columns = list(columns)
         self.rows = 0
         self.total = 0
-        self._pending: list[Any] = []  # joined arrow texts not hashed yet
+        self._pending: list[list[Any]] = []  # arrow batches not hashed yet, as column lists
         self._pending_rows = 0
-        self.scheme = row_hash or (MD5 if backend == "postgresql" else CRC)
-        self._total = _crc_total if self.scheme == CRC else _md5_total
+        self._pending_types: list[Any] = []
+        self.scheme = row_hash or {"postgresql": MD5, "sqlite": SIPHASH}.get(backend, CRC)
+        self._total = {CRC: _crc_total, SIPHASH: _siphash_total, MD5: _md5_total}[self.scheme]
         # MariaDB and SQLite store a boolean in an integer column as 1/0; PostgreSQL refuses it
         integer_booleans = backend != "postgresql"
-        self._sized = self.scheme == CRC
+        self._sized = self.scheme != MD5
         self._texts = [_sized if self._sized and kind.kind == TEXT
                        else _value_text(kind, integer_booleans) for kind in self.columns]
 
@@ -380,27 +392,45 @@ class Hasher:
     def add_batch(self, batch: pa.RecordBatch) -> None:
         """A pyarrow RecordBatch with a column per written column (string, integer, bool,
         date32 or decimal128; nulls as nulls)."""
-
         if not batch.num_rows:
             return
-        pieces = []
+        arrays = []
         for kind in self.columns:
             try:
-                array = batch.column(kind.name)
+                arrays.append(batch.column(kind.name))
             except KeyError:
                 raise Unknown(f"no column {kind.name!r} in the batch") from None
-            pieces.append(_arrow_text(array, kind))
-        self.add_texts(pieces)
+        self._queue(arrays, typed=True)
 
     def add_texts(self, texts: Sequence[Any]) -> None:
         """Arrow string arrays, one per column, of the values' text before escaping (or
         sizing)."""
+        self._queue(list(texts), typed=False)
+
+    def _queue(self, arrays: list[Any], typed: bool) -> None:
+        """Batches are kept until CHUNK_ROWS rows, then converted and hashed at once: fewer,
+        longer vectorised calls (each gives up the GIL, which the other side's thread holds)."""
+        types = [typed, *(array.type for array in arrays)]
+        if types != self._pending_types:
+            self._flush()
+            self._pending_types = types
+        self._pending.append(arrays)
+        self._pending_rows += len(arrays[0])
+        if self._pending_rows >= CHUNK_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
         import pyarrow as pa
         import pyarrow.compute as pc
 
+        if not self._pending:
+            return
+        typed = self._pending_types[0]
+        columns = [pa.concat_arrays(list(arrays)) for arrays in zip(*self._pending, strict=True)]
+        self._pending, self._pending_rows = [], 0
         pieces = []
-        for kind, text in zip(self.columns, texts, strict=True):
-            text = pc.cast(text, pa.string())
+        for kind, values in zip(self.columns, columns, strict=True):
+            text = pc.cast(_arrow_text(values, kind) if typed else values, pa.string())
             if self._sized and kind.kind == TEXT:
                 text = pc.binary_join_element_wise(pc.cast(pc.binary_length(text), pa.string()),
                                                    text, SIZE)
@@ -410,21 +440,10 @@ class Hasher:
             pieces.append(pc.fill_null(text, NULL))
         joined = (pc.binary_join_element_wise(*pieces, SEPARATOR) if len(pieces) > 1
                   else pieces[0])
-        self._pending.append(joined)
-        self._pending_rows += len(joined)
-        if self._pending_rows >= CHUNK_ROWS:
-            self._flush()
-
-    def _flush(self) -> None:
-        """The pending arrow texts hashed at once: fewer, longer vectorised calls."""
-        import pyarrow as pa
-
-        if self._pending:
-            joined = pa.concat_arrays(self._pending)
-            self._pending, self._pending_rows = [], 0
-            self._add(joined.cast(pa.binary()).to_pylist())  # arrow strings are valid UTF-8
+        self._add(joined.cast(pa.binary()).to_pylist())  # arrow strings are valid UTF-8
 
     def fingerprint(self) -> Fingerprint:
+        """The rows so far (raises Unknown as ``add_batch`` does, for rows still queued)."""
         self._flush()
         return Fingerprint(self.rows, self.total)
 

@@ -762,11 +762,11 @@ def _compare(engine: sa.Engine, table: sa.Table, feed: _Feed,
                     known = stored.result()
                     if known is None or hasher.rows > known.rows:
                         return None  # more rows than the table holds: no need to read on
+            here = hasher.fingerprint()
         except fingerprint.Unknown as exc:
             log.debug("pre-check on table %r does not apply: %s", table.name, exc)
             return None
         server = stored.result()
-    here = hasher.fingerprint()
     if getattr(context, "failed", False) or server is None or server != here:
         log.debug("pre-check on table %r: the table has %s, the rows %s", table.name,
                   server, here)
