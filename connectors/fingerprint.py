@@ -2,26 +2,32 @@
 computed by the database over the stored rows and by iotask over the rows it would write, so that
 an unchanged re-import is found without staging anything.
 
-Both sides hash the same canonical text of each row, LOAD DATA's own text format: the values in
-the written columns' order joined by tabs, a backslash in a value doubled and a tab written
-``\\t``, NULL as ``\\N`` (which no escaped value can be). A value's text is what the database
-stores: text byte-exact (no collation folding), integers in decimal, booleans 1/0, dates ISO,
-decimals with exactly the column's scale. Sums are taken modulo 2**64.
+Both sides hash the same canonical text of each row: the values in the written columns' order
+joined by tabs, NULL as ``\\N``. A value's text is what the database stores: text byte-exact
+(no collation folding), integers in decimal, booleans 1/0, dates ISO, decimals with exactly the
+column's scale. A text value is written sized: its length in UTF-8 bytes, ``:``, the value as is
+(so a tab in a value, ``''``, NULL and ``\\N`` cannot be confused, and MariaDB needs no
+REPLACE); with MD5, LOAD DATA's escapes instead (a backslash doubled, a tab ``\\t``). Sums are
+taken modulo 2**64.
 
-The row hash (scheme CRC): the CRC-32 and the CRC-32C of the row's UTF-8 text, each put
-through murmur3's 32-bit finaliser (fmix32), as the high and the low 32 bits. The two CRCs are
-different polynomials, so together they tell rows apart as a 64-bit CRC would. But CRCs are
-linear: values swapped between two rows of the same lengths change both rows' CRCs by the same
-XOR delta, and a plain sum of CRCs then stays the same whenever the two rows' bits under that
-delta differ (about 2**-16 for a 16-bit delta). fmix32's multiplications and xor-shifts are not
-linear, so the two rows' hashes change by unrelated amounts and the sums agree only by chance
-(about 2**-64). MariaDB (10.8 and later, which has CRC32C) computes it in SQL: the CRCs once
-per row in a derived table, fmix32 in BIGINT UNSIGNED arithmetic with every product below
-2**64; iotask with one C call per row and CRC (zlib.crc32, crc32c.crc32c) and fmix32 in
-pyarrow. SQLite's "server" is this process: its rows are read through ADBC as arrow batches and
-hashed by the very function that hashes the file's, so both sides agree by construction.
-MySQL, older MariaDB and PostgreSQL keep scheme MD5 (the first 8 bytes of the text's MD5,
-big-endian), computed by the database in SQL.
+The row hash, by database (``scheme``):
+
+- CRC (MariaDB 10.8 and later, which has CRC32C): the CRC-32 and the CRC-32C of the row's
+  UTF-8 text, each put through murmur3's 32-bit finaliser (fmix32), as the high and the low 32
+  bits. The two CRCs are different polynomials, so together they tell rows apart as a 64-bit
+  CRC would. But CRCs are linear: values swapped between two rows of the same lengths change
+  both rows' CRCs by the same XOR delta, and a plain sum of CRCs stays the same whenever the
+  two rows' bits under that delta differ (about 2**-16 for a 16-bit delta). fmix32's
+  multiplications and xor-shifts are not linear, so the two rows' hashes change by unrelated
+  amounts and the sums agree only by chance (about 2**-64). MariaDB computes it in SQL (the
+  CRCs once per row in a derived table, fmix32 in BIGINT UNSIGNED arithmetic with every product
+  below 2**64), iotask with one C call per row and CRC (zlib.crc32, crc32c.crc32c) and fmix32
+  in pyarrow.
+- SIPHASH (SQLite, whose "server" is this process): Python's own keyed 64-bit SipHash of the
+  text. The stored rows are read through ADBC as arrow batches and hashed by the very code that
+  hashes the file's, so both sides agree by construction.
+- MD5 (MySQL, MariaDB before 10.8, PostgreSQL): the first 8 bytes of the text's MD5,
+  big-endian, computed by the database in SQL.
 
 Any other type (floats, times, binary, ...) or a value the column would not store exactly gives
 "don't know" (Unknown, or None): a false "unchanged" must be practically impossible, while a

@@ -165,6 +165,30 @@ def test_the_row_hash_is_not_linear_as_a_crc_is(backend):
         assert total(changed) != total(rows)
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_database_without_crc32c_keeps_md5(backend):
+    """MySQL and MariaDB before 10.8 have no CRC32C: their side hashes with MD5, and so must
+    iotask's."""
+    from types import SimpleNamespace
+
+    def scheme(name: str, mariadb: bool, version: tuple[int, ...]) -> str:
+        return fingerprint.scheme(SimpleNamespace(name=name, is_mariadb=mariadb,
+                                                  server_version_info=version))
+
+    assert scheme("mysql", False, (8, 0, 36)) == fingerprint.MD5
+    assert scheme("mysql", True, (10, 6, 18)) == fingerprint.MD5
+    assert scheme("mysql", True, (10, 11, 9)) == fingerprint.CRC
+    assert scheme("postgresql", False, (15, 4)) == fingerprint.MD5
+    assert scheme("sqlite", False, (3, 40, 1)) == fingerprint.SIPHASH
+    kinds = [fingerprint.Kind("v", fingerprint.TEXT)]
+    prints = set()
+    for row_hash in (fingerprint.CRC, fingerprint.MD5):
+        hasher = fingerprint.Hasher(kinds, "mysql", row_hash)
+        hasher.add_rows([("Ann",)])
+        prints.add(hasher.fingerprint())
+    assert len(prints) == 2
+
+
 def test_values_the_database_would_not_store_exactly_are_not_compared(backend, engine):
     table = wide_table(backend)
     kinds = fingerprint.kinds(table, names(backend), backend)
