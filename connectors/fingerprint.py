@@ -2,14 +2,33 @@
 computed by the database over the stored rows and by iotask over the rows it would write, so that
 an unchanged re-import is found without staging anything.
 
-Both sides hash the same canonical text of each row, LOAD DATA's own text format: the values in
-the written columns' order joined by tabs, a backslash in a value doubled and a tab written
-``\\t``, NULL as ``\\N`` (which no escaped value can be). A value's text is what the database
-stores: text byte-exact (no collation folding), integers in decimal, booleans 1/0, dates ISO,
-decimals with exactly the column's scale. MariaDB/MySQL and PostgreSQL hash it with MD5 (the
-row's hash is the first 8 bytes, big-endian). SQLite's rows are hashed in this process, by an
-aggregate function registered on the connection, so there both sides use Python's own 64-bit
-SipHash of the text (keyed per process), several times cheaper. Sums are taken modulo 2**64.
+Both sides hash the same canonical text of each row: the values in the written columns' order
+joined by tabs, NULL as ``\\N``. A value's text is what the database stores: text byte-exact
+(no collation folding), integers in decimal, booleans 1/0, dates ISO, decimals with exactly the
+column's scale. A text value is written sized: its length in UTF-8 bytes, ``:``, the value as is
+(so a tab in a value, ``''``, NULL and ``\\N`` cannot be confused, and MariaDB needs no
+REPLACE); with MD5, LOAD DATA's escapes instead (a backslash doubled, a tab ``\\t``). Sums are
+taken modulo 2**64.
+
+The row hash, by database (``scheme``):
+
+- CRC (MariaDB 10.8 and later, which has CRC32C): the CRC-32 and the CRC-32C of the row's
+  UTF-8 text, each put through murmur3's 32-bit finaliser (fmix32), as the high and the low 32
+  bits. The two CRCs are different polynomials, so together they tell rows apart as a 64-bit
+  CRC would. But CRCs are linear: values swapped between two rows of the same lengths change
+  both rows' CRCs by the same XOR delta, and a plain sum of CRCs stays the same whenever the
+  two rows' bits under that delta differ (about 2**-16 for a 16-bit delta). fmix32's
+  multiplications and xor-shifts are not linear, so the two rows' hashes change by unrelated
+  amounts and the sums agree only by chance (about 2**-64). MariaDB computes it in SQL (the
+  CRCs once per row in a derived table, fmix32 in BIGINT UNSIGNED arithmetic with every product
+  below 2**64), iotask with one C call per row and CRC (zlib.crc32, crc32c.crc32c) and fmix32
+  in pyarrow.
+- SIPHASH (SQLite, whose "server" is this process): Python's own keyed 64-bit SipHash of the
+  text. The stored rows are read through ADBC as arrow batches and hashed by the very code that
+  hashes the file's, so both sides agree by construction.
+- MD5 (MySQL, MariaDB before 10.8, PostgreSQL): the first 8 bytes of the text's MD5,
+  big-endian, computed by the database in SQL.
+
 Any other type (floats, times, binary, ...) or a value the column would not store exactly gives
 "don't know" (Unknown, or None): a false "unchanged" must be practically impossible, while a
 false "changed" only costs the normal staging path.
@@ -18,7 +37,11 @@ false "changed" only costs the normal staging path.
 from __future__ import annotations
 
 import hashlib
+import os
 import struct
+import urllib.parse
+import zlib
+from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -26,6 +49,7 @@ from decimal import Decimal, InvalidOperation
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
+import crc32c
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql
 
@@ -34,8 +58,10 @@ if TYPE_CHECKING:
 
 NULL = "\\N"
 SEPARATOR = "\t"
+SIZE = ":"  # CRC, SIPHASH: a text value is its length in UTF-8 bytes, SIZE, and the value
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t"})
 MODULUS = 1 << 64
+CHUNK_ROWS = 8192  # arrow rows hashed at once (about 0.7 MB of text): more cost memory, each side
 TEXT, INTEGER, BOOLEAN, DATE, DECIMAL = "text", "integer", "boolean", "date", "decimal"
 
 
@@ -98,13 +124,86 @@ def _kind(column: sa.Column[Any], backend: str) -> Kind | None:
     return Kind(column.name, TEXT)
 
 
+# --- the row hash ---------------------------------------------------------------------------
+
+CRC, SIPHASH, MD5 = "CRC-32 and CRC-32C through fmix32", "SipHash, in this process", "MD5"
+_LOW = (1 << 32) - 1
+_FMIX = (0x85EBCA6B, 0xC2B2AE35)
+_U32 = next(code for code in "IL" if array(code).itemsize == 4)
+
+
+def scheme(dialect: sa.engine.Dialect) -> str:
+    """The row hash both sides compute for this database: CRC where the database has CRC32C
+    (MariaDB 10.8 and later), SIPHASH where it is this process (SQLite), else MD5."""
+    if dialect.name == "sqlite":
+        return SIPHASH
+    if getattr(dialect, "is_mariadb", False) and (dialect.server_version_info or ()) >= (10, 8):
+        return CRC
+    return MD5
+
+
+def _fmix_sql(value: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """murmur3's fmix32 of a value below 2**32, in BIGINT UNSIGNED arithmetic (each product of
+    two 32-bit numbers stays below 2**64: MariaDB refuses an overflow)."""
+    for step, shift in enumerate((16, 13, 16)):
+        value = value.bitwise_xor(value.bitwise_rshift(shift))
+        if step < 2:
+            value = (value * _unsigned(_FMIX[step])).bitwise_and(_unsigned(_LOW))
+    return value
+
+
+def _unsigned(number: int) -> sa.ColumnElement[Any]:
+    return sa.literal(number, mysql.BIGINT(unsigned=True))
+
+
+def _fmix_arrow(values: Any) -> Any:
+    """fmix32 over a uint64 array of values below 2**32, as ``_fmix_sql`` computes it."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    low = pa.scalar(_LOW, pa.uint64())
+    for step, shift in enumerate((16, 13, 16)):
+        values = pc.bit_wise_xor(values, pc.shift_right(values, pa.scalar(shift, pa.uint64())))
+        if step < 2:
+            values = pc.bit_wise_and(pc.multiply(values, pa.scalar(_FMIX[step], pa.uint64())),
+                                     low)
+    return values
+
+
+def _crc_total(texts: Sequence[bytes]) -> int:
+    """The sum of the CRC row hashes of ``texts`` (UTF-8), modulo 2**64: one C call per row and
+    CRC, the rest vectorised."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    total = 0
+    for crc, shift in ((zlib.crc32, 32), (crc32c.crc32c, 0)):
+        values = array(_U32, map(crc, texts))
+        words = pa.Array.from_buffers(pa.uint32(), len(values), [None, pa.py_buffer(values)])
+        # each half summed apart: 2**32 per row, so no overflow below 2**31 rows
+        total += (pc.sum(_fmix_arrow(pc.cast(words, pa.uint64()))).as_py() or 0) << shift
+    return total % MODULUS
+
+
+def _siphash_total(texts: Sequence[bytes]) -> int:
+    """Python's own 64-bit SipHash of each text (keyed per process: both sides must be this
+    process), in one C loop."""
+    return sum(map(hash, texts)) % MODULUS
+
+
+def _md5_total(texts: Sequence[bytes]) -> int:
+    md5 = hashlib.md5
+    digests = b"".join([md5(text).digest() for text in texts])
+    return sum(map(itemgetter(0), struct.iter_unpack(">Q8x", digests))) % MODULUS
+
+
 # --- the server side ------------------------------------------------------------------------
 
 def server(conn: sa.Connection, table: sa.Table, columns: Sequence[Kind],
            where: Sequence[sa.ColumnElement[bool]]) -> Fingerprint | None:
     """The fingerprint of ``table``'s rows matching ``where``, over ``columns``, computed by the
-    database (MariaDB/MySQL, PostgreSQL); SQLite, which has no MD5, streams the rows to this
-    process and hashes them here. None when the database's text is not UTF-8."""
+    database (MariaDB/MySQL, PostgreSQL); SQLite's rows are read through ADBC and hashed here.
+    None when the database's text is not UTF-8."""
     backend = _backend(conn)
     if backend == "sqlite":
         return _stored(conn, table, columns, where)
@@ -113,16 +212,24 @@ def server(conn: sa.Connection, table: sa.Table, columns: Sequence[Kind],
             return None
     elif backend != "mysql":
         return None
-    row = _row_text(table, columns, backend)
-    head = sa.func.substr(sa.func.md5(row), 1, 16)
-    value: sa.ColumnElement[Any]
-    if backend == "mysql":
-        value = sa.cast(sa.func.conv(head, 16, 10), mysql.BIGINT(unsigned=True))
+    if scheme(conn.dialect) == CRC:
+        row = _sized_row_text(table, columns, _utf8mb4(conn, table))
+        # the CRCs once per row: a derived table with a LIMIT is materialised, not merged (a
+        # merged one would compute each CRC again for each of fmix32's references to it)
+        crcs = (sa.select(sa.func.crc32(row).label("a"), sa.func.crc32c(row).label("b"))
+                .select_from(table).where(*where).limit(2**64 - 1).subquery("crcs"))
+        value = _fmix_sql(crcs.c.a) * _unsigned(1 << 32) + _fmix_sql(crcs.c.b)
+        query = sa.select(sa.func.count(), sa.func.sum(value)).select_from(crcs)
     else:
-        value = sa.cast(sa.cast(sa.literal("x", sa.Text) + head, postgresql.BIT(64)),
-                        sa.BigInteger)
-    query = (sa.select(sa.func.count(), sa.func.sum(value)).select_from(table)
-             .where(*where))
+        row = _row_text(table, columns, backend)
+        head = sa.func.substr(sa.func.md5(row), 1, 16)
+        if backend == "mysql":
+            value = sa.cast(sa.func.conv(head, 16, 10), mysql.BIGINT(unsigned=True))
+        else:
+            value = sa.cast(sa.cast(sa.literal("x", sa.Text) + head, postgresql.BIT(64)),
+                            sa.BigInteger)
+        query = (sa.select(sa.func.count(), sa.func.sum(value)).select_from(table)
+                 .where(*where))
     count, total = conn.execute(query).one()
     return Fingerprint(int(count), int(total or 0) % MODULUS)
 
@@ -142,6 +249,33 @@ def _row_text(table: sa.Table, columns: Sequence[Kind], backend: str) -> sa.Colu
                                    _literal(SEPARATOR), _literal("\\t"))
         pieces.append(sa.case((column.is_(None), _literal(NULL)), else_=text))
     return sa.func.concat_ws(_literal(SEPARATOR), *pieces) if len(pieces) > 1 else pieces[0]
+
+
+def _sized_row_text(table: sa.Table, columns: Sequence[Kind], utf8mb4: set[str]
+                    ) -> sa.ColumnElement[Any]:
+    """Scheme CRC's row text in MariaDB's SQL: text values sized, not escaped (LENGTH is
+    cheaper than two REPLACEs), and converted only when not stored as utf8mb4 already."""
+    pieces = []
+    for kind in columns:
+        column = table.c[kind.name]
+        piece: sa.ColumnElement[Any]
+        if kind.kind == TEXT:
+            text = column if kind.name in utf8mb4 else sa.cast(column, _char("mysql"))
+            piece = sa.func.concat(sa.func.length(text), _literal(SIZE), text)
+        else:
+            piece = _text_of(column, kind, "mysql")
+        pieces.append(sa.func.ifnull(piece, _literal(NULL)))
+    return sa.func.concat_ws(_literal(SEPARATOR), *pieces) if len(pieces) > 1 else pieces[0]
+
+
+def _utf8mb4(conn: sa.Connection, table: sa.Table) -> set[str]:
+    """The names of ``table``'s columns whose text MariaDB stores as utf8mb4."""
+    found = conn.execute(
+        sa.text("SELECT column_name FROM information_schema.columns WHERE table_schema = "
+                "COALESCE(:schema, DATABASE()) AND table_name = :table AND "
+                "character_set_name = 'utf8mb4'"),
+        {"schema": table.schema, "table": table.name})
+    return {name for (name,) in found}
 
 
 def _literal(text: str) -> sa.ColumnElement[Any]:
@@ -169,51 +303,38 @@ def _odd(table: sa.Table, columns: Sequence[Kind]) -> sa.ColumnElement[bool]:
 
 
 _STORED_TYPES = {TEXT: ("text",), INTEGER: ("integer",), BOOLEAN: ("integer",), DATE: ("text",)}
-AGGREGATE = "iotask_fingerprint"
 
 
 def _stored(conn: sa.Connection, table: sa.Table, columns: Sequence[Kind],
             where: Sequence[sa.ColumnElement[bool]]) -> Fingerprint | None:
-    """SQLite: the rows hashed by a Python aggregate registered on the connection (three times
-    cheaper than fetching them; building the text in SQLite's SQL is slower still); a value of
-    another storage class than the column's kind (a blob, a real) is counted apart and makes it
-    None. Whole numbers come as text, so that most rows are joined in one C call."""
-    raw: Any = conn.connection.dbapi_connection
-    raw.create_aggregate(AGGREGATE, len(columns), _SipHashSum)
+    """SQLite: the rows read through ADBC as arrow batches (integers as their decimal text) and
+    hashed by the client side's own code. A value of another storage class than the column's
+    kind (a blob, a real) makes it None, and so does a database that is not a file. The check
+    is a column of the same query: SQLite computes it in ADBC's reading, outside the GIL."""
+    import adbc_driver_sqlite.dbapi as adbc
+    import pyarrow.compute as pc
+
+    path = conn.engine.url.database
+    if not path or path == ":memory:":
+        return None
     values = [table.c[kind.name] if kind.kind in (TEXT, DATE)
               else sa.cast(table.c[kind.name], sa.Text) for kind in columns]
-    query = (sa.select(getattr(sa.func, AGGREGATE)(*values),
-                       sa.func.sum(sa.case((_odd(table, columns), 1), else_=0)))
-             .select_from(table).where(*where))
-    summed, strange = conn.execute(query).one()
-    if strange:
-        return None
-    rows, _, total = (summed or "0 0").partition(" ")
-    return Fingerprint(int(rows), int(total))
-
-
-class _SipHashSum:
-    """SQLite aggregate: "rows total" of the rows' canonical texts' ``hash()``, as the client
-    side of SQLite computes it."""
-
-    def __init__(self) -> None:
-        self.rows = 0
-        self.total = 0
-
-    def step(self, *values: str | None) -> None:
-        try:
-            text = SEPARATOR.join(values)  # type: ignore[arg-type]  # a NULL: TypeError
-            plain = "\\" not in text and text.count(SEPARATOR) == len(values) - 1
-        except TypeError:
-            plain = False
-        if not plain:  # a value not text (a blob, a real) is counted as odd by the query
-            text = SEPARATOR.join([NULL if value is None else str(value).translate(_ESCAPES)
-                                   for value in values])
-        self.rows += 1
-        self.total += hash(text)
-
-    def finalize(self) -> str:
-        return f"{self.rows} {self.total % MODULUS}"
+    odd = sa.case((_odd(table, columns), 1), else_=0)
+    compiled = (sa.select(*values, odd).select_from(table).where(*where)
+                .compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True}))
+    parameters = [compiled.params[name] for name in compiled.positiontup or []]
+    hasher = Hasher(columns, "sqlite")
+    uri = f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=ro"
+    with adbc.connect(uri, autocommit=True) as reader, reader.cursor() as cursor:
+        cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(CHUNK_ROWS)})
+        cursor.execute(str(compiled), parameters)
+        for batch in cursor.fetch_record_batch():
+            if not batch.num_rows:
+                continue
+            if pc.max(batch.column(len(columns))).as_py():
+                return None
+            hasher.add_texts(batch.columns[:len(columns)])
+    return hasher.fingerprint()
 
 
 # --- the client side ------------------------------------------------------------------------
@@ -225,17 +346,25 @@ class Hasher:
     ``columns`` order), ``add_rows`` the values alone, ``add_batch`` a pyarrow RecordBatch whose
     columns have the destination's names; each raises Unknown for a value that cannot be
     compared exactly. ``backend`` ("mysql", "postgresql", "sqlite") says how the database stores
-    booleans and which row hash its side computes.
+    booleans; ``row_hash`` is the database's ``scheme`` (by default MD5 for PostgreSQL,
+    SIPHASH for SQLite, else CRC).
     """
 
-    def __init__(self, columns: Sequence[Kind], backend: str) -> None:
+    def __init__(self, columns: Sequence[Kind], backend: str, row_hash: str | None = None
+                 ) -> None:
         self.columns = list(columns)
         self.rows = 0
         self.total = 0
-        self.in_process = backend == "sqlite"
+        self._pending: list[list[Any]] = []  # arrow batches not hashed yet, as column lists
+        self._pending_rows = 0
+        self._pending_types: list[Any] = []
+        self.scheme = row_hash or {"postgresql": MD5, "sqlite": SIPHASH}.get(backend, CRC)
+        self._total = {CRC: _crc_total, SIPHASH: _siphash_total, MD5: _md5_total}[self.scheme]
         # MariaDB and SQLite store a boolean in an integer column as 1/0; PostgreSQL refuses it
         integer_booleans = backend != "postgresql"
-        self._texts = [_value_text(kind, integer_booleans) for kind in self.columns]
+        self._sized = self.scheme != MD5
+        self._texts = [_sized if self._sized and kind.kind == TEXT
+                       else _value_text(kind, integer_booleans) for kind in self.columns]
 
     def add_tuples(self, rows: Sequence[tuple[Any, ...]]) -> None:
         """The exact path's ``(line, value, ...)`` tuples."""
@@ -256,50 +385,72 @@ class Hasher:
         self._hash(texts)
 
     def _hash(self, texts: list[str]) -> None:
-        if self.in_process:
-            total = sum(map(hash, texts))
-        else:
-            md5 = hashlib.md5
-            try:
-                digests = b"".join([md5(text.encode()).digest() for text in texts])
-            except UnicodeEncodeError:
-                raise Unknown("a value that is not valid Unicode") from None
-            total = sum(map(itemgetter(0), struct.iter_unpack(">Q8x", digests)))
+        try:
+            encoded = list(map(str.encode, texts))
+        except UnicodeEncodeError:
+            raise Unknown("a value that is not valid Unicode") from None
+        self._add(encoded)
+
+    def _add(self, texts: Sequence[bytes]) -> None:
         self.rows += len(texts)
-        self.total = (self.total + total) % MODULUS
+        self.total = (self.total + self._total(texts)) % MODULUS
 
     def add_batch(self, batch: pa.RecordBatch) -> None:
         """A pyarrow RecordBatch with a column per written column (string, integer, bool,
         date32 or decimal128; nulls as nulls)."""
-
         if not batch.num_rows:
             return
-        pieces = []
+        arrays = []
         for kind in self.columns:
             try:
-                array = batch.column(kind.name)
+                arrays.append(batch.column(kind.name))
             except KeyError:
                 raise Unknown(f"no column {kind.name!r} in the batch") from None
-            pieces.append(_arrow_text(array, kind))
-        self.add_texts(pieces)
+        self._queue(arrays, typed=True)
 
     def add_texts(self, texts: Sequence[Any]) -> None:
-        """Arrow string arrays, one per column, of the values' text before escaping."""
+        """Arrow string arrays, one per column, of the values' text before escaping (or
+        sizing)."""
+        self._queue(list(texts), typed=False)
+
+    def _queue(self, arrays: list[Any], typed: bool) -> None:
+        """Batches are kept until CHUNK_ROWS rows, then converted and hashed at once: fewer,
+        longer vectorised calls (each gives up the GIL, which the other side's thread holds)."""
+        types = [typed, *(array.type for array in arrays)]
+        if types != self._pending_types:
+            self._flush()
+            self._pending_types = types
+        self._pending.append(arrays)
+        self._pending_rows += len(arrays[0])
+        if self._pending_rows >= CHUNK_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
         import pyarrow as pa
         import pyarrow.compute as pc
 
+        if not self._pending:
+            return
+        typed = self._pending_types[0]
+        columns = [pa.concat_arrays(list(arrays)) for arrays in zip(*self._pending, strict=True)]
+        self._pending, self._pending_rows = [], 0
         pieces = []
-        for text in texts:
-            text = pc.cast(text, pa.string())
-            if pc.any(pc.match_substring_regex(text, r"[\\\t]")).as_py():
+        for kind, values in zip(self.columns, columns, strict=True):
+            text = pc.cast(_arrow_text(values, kind) if typed else values, pa.string())
+            if self._sized and kind.kind == TEXT:
+                text = pc.binary_join_element_wise(pc.cast(pc.binary_length(text), pa.string()),
+                                                   text, SIZE)
+            elif pc.any(pc.match_substring_regex(text, r"[\\\t]")).as_py():
                 text = pc.replace_substring(pc.replace_substring(text, "\\", "\\\\"),
                                             SEPARATOR, "\\t")
             pieces.append(pc.fill_null(text, NULL))
         joined = (pc.binary_join_element_wise(*pieces, SEPARATOR) if len(pieces) > 1
                   else pieces[0])
-        self._hash(joined.to_pylist())
+        self._add(joined.cast(pa.binary()).to_pylist())  # arrow strings are valid UTF-8
 
     def fingerprint(self) -> Fingerprint:
+        """The rows so far (raises Unknown as ``add_batch`` does, for rows still queued)."""
+        self._flush()
         return Fingerprint(self.rows, self.total)
 
 
@@ -307,6 +458,11 @@ def _column_text(text: Callable[[Any], str], values: tuple[Any, ...]) -> Sequenc
     """One column's canonical texts; the common cases (text without NULL or anything to
     escape, whole numbers, dates) in C loops."""
     kinds = set(map(type, values))
+    if text is _sized and kinds == {str}:
+        try:
+            return [f"{len(value.encode())}{SIZE}{value}" for value in values]
+        except UnicodeEncodeError:
+            raise Unknown("a value that is not valid Unicode") from None
     if text is _text and kinds == {str}:
         joined = "".join(values)
         if "\\" in joined or SEPARATOR in joined:
@@ -335,6 +491,15 @@ def _text(value: Any) -> str:
     if type(value) is not str:
         raise Unknown(f"{type(value).__name__} value in a text column")
     return value.translate(_ESCAPES)
+
+
+def _sized(value: Any) -> str:
+    if type(value) is not str:
+        raise Unknown(f"{type(value).__name__} value in a text column")
+    try:
+        return f"{len(value.encode())}{SIZE}{value}"
+    except UnicodeEncodeError:
+        raise Unknown("a value that is not valid Unicode") from None
 
 
 def _integer(value: Any) -> str:

@@ -749,7 +749,7 @@ def _compare(engine: sa.Engine, table: sa.Table, feed: _Feed,
         with _connect(engine) as conn, conn.begin():
             return fingerprint.server(conn, table, kinds, where)
 
-    hasher = fingerprint.Hasher(kinds, backend)
+    hasher = fingerprint.Hasher(kinds, backend, fingerprint.scheme(engine.dialect))
     add = hasher.add_batch if feed.columnar else hasher.add_tuples
     with ThreadPoolExecutor(1) as pool:
         stored = pool.submit(on_server)
@@ -762,18 +762,18 @@ def _compare(engine: sa.Engine, table: sa.Table, feed: _Feed,
                     known = stored.result()
                     if known is None or hasher.rows > known.rows:
                         return None  # more rows than the table holds: no need to read on
+            here = hasher.fingerprint()
         except fingerprint.Unknown as exc:
             log.debug("pre-check on table %r does not apply: %s", table.name, exc)
             return None
         server = stored.result()
-    here = hasher.fingerprint()
     if getattr(context, "failed", False) or server is None or server != here:
         log.debug("pre-check on table %r: the table has %s, the rows %s", table.name,
                   server, here)
         return None
     log.info("task %s: pre-check matched: table %r already holds these %d rows (count and sum "
-             "of 64-bit %s row hashes over columns %s, %s, read %s): nothing staged",
-             context.task, table.name, here.rows, "SipHash" if hasher.in_process else "MD5",
+             "of 64-bit row hashes (%s) over columns %s, %s, read %s): nothing staged",
+             context.task, table.name, here.rows, hasher.scheme,
              ", ".join(feed.columns), whose, "columnar" if feed.columnar else "the exact way")
     if feed.columnar:
         context.counts.read += here.rows

@@ -105,12 +105,88 @@ def test_server_and_both_client_entry_points_agree_and_any_change_differs(backen
                                         Decimal("1.00"))], backend)[0]],
         "two values swapped between rows": changed(0, "n", 1)[:4] + [changed(4, "n", 0)[4]]
         + rows[5:],
+        "texts of one length swapped between rows": swapped(rows, 1, 2, "code"),
+        "dates swapped between rows": swapped(rows, 0, 3, "born"),
+        "two columns swapped in rows": [(row[0], row[2], row[1], *row[3:]) if i < 2 else row
+                                        for i, row in enumerate(rows)],
+        "one changed character": changed(2, "name", "Zoë 日本 😁"),
+        "'\\N' instead of NULL": changed(1, "name", "\\N"),
+        "NULL instead of '\\N'": changed(3, "note", None),
+        "'' instead of '\\N'": changed(3, "note", ""),
     }
     if backend != "sqlite":
         variants["a decimal"] = changed(0, "amount", Decimal("1.51"))
     for what, variant in variants.items():
         assert tuples_print(kinds, variant, backend) != stored, what
         assert arrow_print(kinds, variant, backend) == tuples_print(kinds, variant, backend), what
+
+
+def swapped(rows: list[tuple], first: int, second: int, column: str) -> list[tuple]:
+    """``column``'s values of rows ``first`` and ``second`` exchanged."""
+    position = WIDE.index(column)
+    result = list(rows)
+    for here, there in ((first, second), (second, first)):
+        row = rows[here]
+        result[here] = (*row[:position], rows[there][position], *row[position + 1:])
+    return result
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_the_row_hash_is_not_linear_as_a_crc_is(backend):
+    """A CRC of texts of one length is affine: crc(a) ^ crc(b) ^ crc(c) == crc(a ^ b ^ c), so
+    values swapped between rows change both rows' CRCs by one XOR delta, which a sum of CRCs can
+    miss. The row hash (both CRCs through fmix32) is not: swaps change the sum."""
+    import zlib
+
+    def row_hash(text: str) -> int:
+        hasher = fingerprint.Hasher([fingerprint.Kind("v", fingerprint.TEXT)], "mysql")
+        hasher.add_rows([(text,)])
+        return hasher.fingerprint().total
+
+    texts = ["alpha-01", "bravo-22", "charl-93"]
+    mixed = bytes(x ^ y ^ z for x, y, z in zip(*(text.encode() for text in texts), strict=True))
+    crcs = [zlib.crc32(text.encode()) for text in texts]
+    assert crcs[0] ^ crcs[1] ^ crcs[2] == zlib.crc32(mixed)  # what the test guards against
+    hashes = [row_hash(text) for text in texts]
+    assert hashes[0] ^ hashes[1] ^ hashes[2] != row_hash(mixed.decode())
+    assert len(set(hashes)) == 3 and all(value >= 1 << 32 for value in hashes)  # 64 bits
+
+    def total(pairs: list[tuple[str, str]]) -> int:
+        hasher = fingerprint.Hasher([fingerprint.Kind("k", fingerprint.TEXT),
+                                     fingerprint.Kind("v", fingerprint.TEXT)], "mysql")
+        hasher.add_rows(pairs)
+        return hasher.fingerprint().total
+
+    rows = [(f"k{n}", f"value{n:03d}") for n in range(40)]
+    for first in range(0, 40, 2):  # twenty swaps of values of one length between two rows
+        changed = list(rows)
+        changed[first], changed[first + 1] = ((rows[first][0], rows[first + 1][1]),
+                                              (rows[first + 1][0], rows[first][1]))
+        assert total(changed) != total(rows)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_database_without_crc32c_keeps_md5(backend):
+    """MySQL and MariaDB before 10.8 have no CRC32C: their side hashes with MD5, and so must
+    iotask's."""
+    from types import SimpleNamespace
+
+    def scheme(name: str, mariadb: bool, version: tuple[int, ...]) -> str:
+        return fingerprint.scheme(SimpleNamespace(name=name, is_mariadb=mariadb,
+                                                  server_version_info=version))
+
+    assert scheme("mysql", False, (8, 0, 36)) == fingerprint.MD5
+    assert scheme("mysql", True, (10, 6, 18)) == fingerprint.MD5
+    assert scheme("mysql", True, (10, 11, 9)) == fingerprint.CRC
+    assert scheme("postgresql", False, (15, 4)) == fingerprint.MD5
+    assert scheme("sqlite", False, (3, 40, 1)) == fingerprint.SIPHASH
+    kinds = [fingerprint.Kind("v", fingerprint.TEXT)]
+    prints = set()
+    for row_hash in (fingerprint.CRC, fingerprint.MD5):
+        hasher = fingerprint.Hasher(kinds, "mysql", row_hash)
+        hasher.add_rows([("Ann",)])
+        prints.add(hasher.fingerprint())
+    assert len(prints) == 2
 
 
 def test_values_the_database_would_not_store_exactly_are_not_compared(backend, engine):
