@@ -62,18 +62,22 @@ class Stage:
     """A temporary table shaped like the destination's written columns plus the row's line."""
 
     def __init__(self, conn: sa.Connection, target: sa.Table, columns: list[str],
-                 keys: list[str]) -> None:
+                 keys: list[str], unique: bool = False) -> None:
+        """``unique``: a repeated key may fail the loading (or ``finish``) instead of becoming
+        a row error, so the stage is keyed on the keys alone and ``duplicates`` has nothing to
+        look for: for a caller that would refuse such rows anyway (the columnar fast path)."""
         self.conn, self.target, self.columns, self.keys = conn, target, columns, keys
         self.backend = "mysql" if conn.dialect.name in ("mysql", "mariadb") else conn.dialect.name
         self.name = f"iotask_stage_{secrets.token_hex(4)}"
         indexable = self.backend != "mysql" or all(
             not isinstance(target.c[k].type, sa.Text | sa.LargeBinary) for k in keys)
+        self.unique = unique and indexable
         parts: list[Any] = [sa.Column(LINE_COLUMN, sa.BigInteger, nullable=False,
                                       autoincrement=False)]
         parts += [sa.Column(name, target.c[name].type, autoincrement=False,
                             nullable=name not in keys) for name in columns]
         if self.backend == "mysql" and indexable:  # CREATE INDEX would commit on MySQL
-            parts.append(sa.PrimaryKeyConstraint(*keys, LINE_COLUMN))
+            parts.append(sa.PrimaryKeyConstraint(*keys, *([] if self.unique else [LINE_COLUMN])))
         self.table = sa.Table(self.name, sa.MetaData(), *parts, prefixes=["TEMPORARY"])
         self._execute(lambda: self.table.create(conn), "creating the staging table")
         self._indexed = self.backend == "mysql"
@@ -97,7 +101,8 @@ class Stage:
         """Load what is buffered, then index the keys for the joins ahead."""
         self._flush()
         if not self._indexed:
-            index = sa.Index(f"{self.name}_key", *(self.table.c[k] for k in self.keys))
+            index = sa.Index(f"{self.name}_key", *(self.table.c[k] for k in self.keys),
+                             unique=self.unique)
             self._execute(lambda: index.create(self.conn), "indexing the staging table")
             self._analyse(self.table, "the staging table")
             self._indexed = True
@@ -235,7 +240,9 @@ class Stage:
 
         The repeated keys go to a table of their own, joined back in the database: its
         collation says which keys are equal (``ann`` and ``ANN`` under a case-insensitive
-        one), not Python."""
+        one), not Python. A ``unique`` stage's index already refused them."""
+        if self.unique:
+            return
         stage = self.table
         keys = [stage.c[k] for k in self.keys]
         groups = (sa.select(*keys, sa.func.min(stage.c[LINE_COLUMN]))
