@@ -71,13 +71,14 @@ class Stage:
         self.name = f"iotask_stage_{secrets.token_hex(4)}"
         indexable = self.backend != "mysql" or all(
             not isinstance(target.c[k].type, sa.Text | sa.LargeBinary) for k in keys)
-        self.unique = unique and indexable
+        self.unique_keys = unique and indexable
         parts: list[Any] = [sa.Column(LINE_COLUMN, sa.BigInteger, nullable=False,
                                       autoincrement=False)]
         parts += [sa.Column(name, target.c[name].type, autoincrement=False,
                             nullable=name not in keys) for name in columns]
         if self.backend == "mysql" and indexable:  # CREATE INDEX would commit on MySQL
-            parts.append(sa.PrimaryKeyConstraint(*keys, *([] if self.unique else [LINE_COLUMN])))
+            line = [] if self.unique_keys else [LINE_COLUMN]
+            parts.append(sa.PrimaryKeyConstraint(*keys, *line))
         self.table = sa.Table(self.name, sa.MetaData(), *parts, prefixes=["TEMPORARY"])
         self._execute(lambda: self.table.create(conn), "creating the staging table")
         self._indexed = self.backend == "mysql"
@@ -102,7 +103,7 @@ class Stage:
         self._flush()
         if not self._indexed:
             index = sa.Index(f"{self.name}_key", *(self.table.c[k] for k in self.keys),
-                             unique=self.unique)
+                             unique=self.unique_keys)
             self._execute(lambda: index.create(self.conn), "indexing the staging table")
             self._analyse(self.table, "the staging table")
             self._indexed = True
@@ -241,7 +242,7 @@ class Stage:
         The repeated keys go to a table of their own, joined back in the database: its
         collation says which keys are equal (``ann`` and ``ANN`` under a case-insensitive
         one), not Python. A ``unique`` stage's index already refused them."""
-        if self.unique:
+        if self.unique_keys:
             return
         stage = self.table
         keys = [stage.c[k] for k in self.keys]
