@@ -319,7 +319,7 @@ class SqlConnector(Connector):
         specs = list(plan.specs)
         empty = conn.scalar(sa.select(sa.literal(1)).select_from(table).limit(1)) is None
         if not empty:
-            stage = Stage(conn, table, order, keys)
+            stage = Stage(conn, table, order, keys, unique=True)  # duplicates: the exact path
             stage.staged = bulk.load(conn, stage.table, specs,
                                      columnar.typed_batches(file, specs, progress),
                                      LINE_COLUMN)
