@@ -13,9 +13,10 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,18 @@ def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
         writer.writerow(header)
         writer.writerows(rows)
     return aged(path)
+
+
+def add_waiting_task(iotask: Callable[..., Any], folder: Path) -> None:
+    """Task "daily" (people.csv into table people, key userid), not due: its time of day passed
+    an hour ago, so it waits for tomorrow's slot."""
+    feed = write_csv(folder / "people.csv", ["userid", "name"], [["u1", "Anna"]])
+    iotask("connection", "add", "people", "--type", "csv", "--set", f"url={feed}")
+    iotask("connection", "add", "table", "--type", "sql", "--set", "table=people",
+           "--set", "key=userid")
+    slot = datetime.now(UTC) - timedelta(hours=1)
+    iotask("task", "add", "daily", "--source", "people", "--destination", "table",
+           "--at", f"{slot:%H:%M}")
 
 
 @pytest.fixture(params=BACKENDS)

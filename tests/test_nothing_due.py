@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
-from conftest import run_cli, write_csv
+from conftest import add_waiting_task, run_cli
 from iotask.connectors import databases
 
 from iotask import config, nothing_due
@@ -53,13 +53,7 @@ def test_nothing_due_is_told_without_sqlalchemy_and_a_due_task_still_runs(iotask
     with engine.begin() as conn:
         conn.execute(sa.text("CREATE TABLE people (userid VARCHAR(20) PRIMARY KEY, "
                              "name VARCHAR(50))"))
-    feed = write_csv(tmp_path / "people.csv", ["userid", "name"], [["u1", "Anna"]])
-    iotask("connection", "add", "people", "--type", "csv", "--set", f"url={feed}")
-    iotask("connection", "add", "table", "--type", "sql", "--set", "table=people",
-           "--set", "key=userid")
-    slot = datetime.now(UTC) - timedelta(hours=1)  # a time-of-day task waits for its next slot
-    iotask("task", "add", "daily", "--source", "people", "--destination", "table",
-           "--at", f"{slot:%H:%M}")
+    add_waiting_task(iotask, tmp_path)
     log = tmp_path / "run.log"
     code, modules, out = probe(tmp_path, "--db", migrated_url, "run-due", IOTASK_LOG=str(log))
     assert (code, out) == (0, "")

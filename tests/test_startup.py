@@ -10,14 +10,13 @@ import os
 import pkgutil
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
 import sqlalchemy as sa
 from alembic.command import upgrade
 from alembic.script import ScriptDirectory
-from conftest import assert_user_error, run_cli, write_csv
+from conftest import add_waiting_task, assert_user_error, run_cli, write_csv
 
 import iotask.cli
 from iotask import db
@@ -68,13 +67,7 @@ def test_help_imports_no_database_library_and_no_command_module(tmp_path):
 
 def test_run_due_and_status_with_nothing_due_import_only_what_they_use(iotask, migrated_url,
                                                                        tmp_path):
-    feed = write_csv(tmp_path / "people.csv", ["userid", "name"], [["u1", "Anna"]])
-    iotask("connection", "add", "people", "--type", "csv", "--set", f"url={feed}")
-    iotask("connection", "add", "table", "--type", "sql", "--set", "table=people",
-           "--set", "key=userid")
-    slot = datetime.now(UTC) - timedelta(hours=1)  # a time-of-day task waits for its next slot
-    iotask("task", "add", "daily", "--source", "people", "--destination", "table",
-           "--at", f"{slot:%H:%M}")
+    add_waiting_task(iotask, tmp_path)
     modules, out = loaded_by(tmp_path, "--db", migrated_url, "run-due", "--json")
     report = json.loads(out)
     assert [(task["task"], task["executed"]) for task in report["tasks"]] == [("daily", False)]
