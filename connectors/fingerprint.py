@@ -458,11 +458,6 @@ def _column_text(text: Callable[[Any], str], values: tuple[Any, ...]) -> Sequenc
     """One column's canonical texts; the common cases (text without NULL or anything to
     escape, whole numbers, dates) in C loops."""
     kinds = set(map(type, values))
-    if text is _sized and kinds == {str}:
-        try:
-            return [f"{len(value.encode())}{SIZE}{value}" for value in values]
-        except UnicodeEncodeError:
-            raise Unknown("a value that is not valid Unicode") from None
     if text is _text and kinds == {str}:
         joined = "".join(values)
         if "\\" in joined or SEPARATOR in joined:
