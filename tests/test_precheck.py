@@ -230,6 +230,38 @@ def test_sqlite_values_of_another_storage_class_are_not_compared(backend, engine
                          {"value": before})
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "mariadb"], indirect=True)  # PostgreSQL: MD5
+def test_the_unit_separator_and_a_null_where_none_can_be_are_not_compared(backend, engine):
+    """CRC and SipHash's row text puts U+001F before each value and escapes nothing: a file
+    value holding it
+    is Unknown (so a file row's text splits one way only), and a stored one never matches.
+    A NULL in a NOT NULL column has no place in the NULL map: Unknown."""
+    wide_table(backend).create(engine)
+    rows = fit(ROWS, backend)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(wide_table(backend)),
+                     [dict(zip(names(backend), row, strict=True)) for row in rows])
+    table = sa.Table("wide", sa.MetaData(), autoload_with=engine)
+    kinds = fingerprint.kinds(table, names(backend), "mysql" if backend == "mariadb"
+                              else backend)
+    assert kinds is not None and not kinds[0].nullable and kinds[1].nullable
+    held = [(*rows[0][:1], "An" + fingerprint.UNIT + "n", *rows[0][2:]), *rows[1:]]
+    for bad in (held, [(None, *rows[0][1:]), *rows[1:]]):
+        with pytest.raises(fingerprint.Unknown):
+            tuples_print(kinds, bad, backend)
+        with pytest.raises(fingerprint.Unknown):
+            arrow_print(kinds, bad, backend)
+    with engine.begin() as conn:  # a DBA's edit: the value's UNIT makes one more separator
+        conn.execute(sa.update(table).where(table.c.code == "a1").values(
+            name="Ann" + fingerprint.UNIT, note=None))
+    with engine.connect() as conn:
+        stored = fingerprint.server(conn, table, kinds, [])
+    assert stored is None or stored.rows == len(rows) and stored != tuples_print(
+        kinds, rows, backend)
+    if backend == "sqlite":  # read and hashed here: the hasher refuses it
+        assert stored is None
+
+
 @pytest.mark.parametrize("backend", ["mariadb"], indirect=True)
 def test_mariadb_text_in_other_character_sets_and_collations(backend, engine):
     from sqlalchemy.dialects import mysql
