@@ -9,7 +9,10 @@ A command's module is imported only when that command runs (``COMMANDS``), so th
 from __future__ import annotations
 
 import importlib
+import logging
+import os
 import sys
+import threading
 from collections.abc import Sequence
 
 import click
@@ -140,6 +143,33 @@ def _accept_global_options(command: click.Command) -> None:
         click.Option(["-v", "--verbose"], count=True, expose_value=False,
                      callback=_later_verbose, help="Say what was done (as `iotask -v`)."),
     ]
+
+
+def script() -> None:
+    """The console script: ``main``, then out as soon as the output is flushed. Python's own
+    exit frees every module and object one by one: 0.45 s after a 1 M-row import, for nothing,
+    since files and connections are closed by then. The usual exit when a thread other than a
+    daemon is still running, which it then waits for."""
+    try:
+        main()
+        code: object = 0
+    except SystemExit as exc:
+        code = exc.code
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be said
+            pass
+    if any(thread.is_alive() and not thread.daemon for thread in threading.enumerate()
+           if thread is not threading.main_thread()):
+        sys.exit(code)
+    os._exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
