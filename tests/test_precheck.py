@@ -71,16 +71,23 @@ def arrow_print(kinds, rows: list[tuple], backend: str) -> fingerprint.Fingerpri
     return hasher.fingerprint()
 
 
-def test_server_and_both_client_entry_points_agree_and_any_change_differs(backend, engine):
+def stored_wide(backend: str, engine: sa.Engine
+                ) -> tuple[sa.Table, list[tuple], list[fingerprint.Kind]]:
+    """The wide table holding ROWS, reflected as the connector sees it, and its kinds."""
     wide_table(backend).create(engine)
     rows = fit(ROWS, backend)
     with engine.begin() as conn:
         conn.execute(sa.insert(wide_table(backend)),
                      [dict(zip(names(backend), row, strict=True)) for row in rows])
-    table = sa.Table("wide", sa.MetaData(), autoload_with=engine)  # as the connector sees it
+    table = sa.Table("wide", sa.MetaData(), autoload_with=engine)
     kinds = fingerprint.kinds(table, names(backend), "mysql" if backend == "mariadb"
                               else backend)
     assert kinds is not None
+    return table, rows, kinds
+
+
+def test_server_and_both_client_entry_points_agree_and_any_change_differs(backend, engine):
+    table, rows, kinds = stored_wide(backend, engine)
     with engine.connect() as conn:
         stored = fingerprint.server(conn, table, kinds, [])
     assert stored is not None and stored.rows == len(rows)
@@ -208,14 +215,7 @@ def test_values_the_database_would_not_store_exactly_are_not_compared(backend, e
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_sqlite_values_of_another_storage_class_are_not_compared(backend, engine):
-    wide_table(backend).create(engine)
-    rows = fit(ROWS, backend)
-    with engine.begin() as conn:
-        conn.execute(sa.insert(wide_table(backend)),
-                     [dict(zip(names(backend), row, strict=True)) for row in rows])
-    table = sa.Table("wide", sa.MetaData(), autoload_with=engine)
-    kinds = fingerprint.kinds(table, names(backend), backend)
-    assert kinds is not None
+    table, _rows, kinds = stored_wide(backend, engine)
     with engine.connect() as conn:
         assert fingerprint.server(conn, table, kinds, []) is not None
     for column, value in [("n", 0.5), ("name", b"Ann"), ("born", 20240105)]:
@@ -233,18 +233,10 @@ def test_sqlite_values_of_another_storage_class_are_not_compared(backend, engine
 @pytest.mark.parametrize("backend", ["sqlite", "mariadb"], indirect=True)  # PostgreSQL: MD5
 def test_the_unit_separator_and_a_null_where_none_can_be_are_not_compared(backend, engine):
     """CRC and SipHash's row text puts U+001F before each value and escapes nothing: a file
-    value holding it
-    is Unknown (so a file row's text splits one way only), and a stored one never matches.
-    A NULL in a NOT NULL column has no place in the NULL map: Unknown."""
-    wide_table(backend).create(engine)
-    rows = fit(ROWS, backend)
-    with engine.begin() as conn:
-        conn.execute(sa.insert(wide_table(backend)),
-                     [dict(zip(names(backend), row, strict=True)) for row in rows])
-    table = sa.Table("wide", sa.MetaData(), autoload_with=engine)
-    kinds = fingerprint.kinds(table, names(backend), "mysql" if backend == "mariadb"
-                              else backend)
-    assert kinds is not None and not kinds[0].nullable and kinds[1].nullable
+    value holding it is Unknown (so a file row's text splits one way only), and a stored one
+    never matches. A NULL in a NOT NULL column has no place in the NULL map: Unknown."""
+    table, rows, kinds = stored_wide(backend, engine)
+    assert not kinds[0].nullable and kinds[1].nullable
     held = [(*rows[0][:1], "An" + fingerprint.UNIT + "n", *rows[0][2:]), *rows[1:]]
     for bad in (held, [(None, *rows[0][1:]), *rows[1:]]):
         with pytest.raises(fingerprint.Unknown):
