@@ -41,7 +41,6 @@ false "changed" only costs the normal staging path.
 from __future__ import annotations
 
 import hashlib
-import operator
 import os
 import struct
 import urllib.parse
@@ -52,7 +51,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from functools import reduce
-from operator import itemgetter
+from operator import add, itemgetter
 from typing import TYPE_CHECKING, Any
 
 import crc32c
@@ -110,16 +109,11 @@ def kinds(table: sa.Table, columns: Sequence[str], backend: str) -> list[Kind] |
         kind = _kind(table.c[name], backend)
         if kind is None:
             return None
-        found.append(kind)
+        found.append(replace(kind, nullable=bool(table.c[name].nullable)))
     return found
 
 
 def _kind(column: sa.Column[Any], backend: str) -> Kind | None:
-    found = _kind_of(column, backend)
-    return None if found is None else replace(found, nullable=bool(column.nullable))
-
-
-def _kind_of(column: sa.Column[Any], backend: str) -> Kind | None:
     kind = column.type
     if isinstance(kind, sa.Boolean):
         return Kind(column.name, BOOLEAN)
@@ -276,19 +270,15 @@ def _united_row_text(table: sa.Table, columns: Sequence[Kind], utf8mb4: set[str]
     nulls: list[sa.ColumnElement[Any]] = []
     for place, kind in enumerate(columns):
         column = table.c[kind.name]
-        piece: sa.ColumnElement[Any]
-        piece = column
+        piece: sa.ColumnElement[Any] = column
         if kind.kind == TEXT and kind.name not in utf8mb4:
             piece = sa.cast(column, _char("mysql"))
         if kind.nullable:
             nulls.append(sa.func.isnull(column) * sa.literal(1 << place, sa.BigInteger))
             piece = sa.func.ifnull(piece, _literal(""))
         pieces.append(piece)
-    if nulls:
-        pieces.insert(0, reduce(operator.add, nulls))
-    else:
-        pieces.insert(0, _literal(""))
-    return sa.func.concat_ws(_literal(UNIT), *pieces)
+    head = reduce(add, nulls) if nulls else _literal("")
+    return sa.func.concat_ws(_literal(UNIT), head, *pieces)
 
 
 def _utf8mb4(conn: sa.Connection, table: sa.Table) -> set[str]:
@@ -353,19 +343,16 @@ def _stored(conn: sa.Connection, table: sa.Table, columns: Sequence[Kind],
     with adbc.connect(uri, autocommit=True) as reader, reader.cursor() as cursor:
         cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(CHUNK_ROWS)})
         cursor.execute(str(compiled), parameters)
-        for batch in cursor.fetch_record_batch():
-            if not batch.num_rows:
-                continue
-            if pc.max(batch.column(len(columns))).as_py():
-                return None
-            try:
+        try:
+            for batch in cursor.fetch_record_batch():
+                if not batch.num_rows:
+                    continue
+                if pc.max(batch.column(len(columns))).as_py():
+                    return None
                 hasher.add_texts(batch.columns[:len(columns)])
-            except Unknown:
-                return None
-    try:
-        return hasher.fingerprint()
-    except Unknown:
-        return None
+            return hasher.fingerprint()
+        except Unknown:
+            return None
 
 
 # --- the client side ------------------------------------------------------------------------
