@@ -411,6 +411,33 @@ def test_a_change_behind_iotasks_back_is_applied_by_the_next_run(iotask, engine,
     assert site.run()[1]  # and now it matches again
 
 
+def test_a_run_reflects_its_table_once(iotask, engine, tmp_path, monkeypatch):
+    """The plan, the pre-check, the fast path and the exact path share one reflection."""
+    site = Site(iotask, engine, tmp_path, "sync")
+    write_csv(site.file, HEADER, people(20))
+    site.run()
+    site.change("u0003", firstname="changed")
+    reflected: list[str] = []
+
+    def seen(inspector, table, column_info) -> None:
+        if table.name == "lms_user" and column_info["name"] == "userid":
+            reflected.append(table.name)
+
+    sa.event.listen(sa.Table, "column_reflect", seen)
+    try:
+        task, matched = site.run()  # pre-checked (seen content), then written: fast path
+        assert not matched and counts(task) == (20, 0, 1, 19, 0, 0)
+        assert reflected == ["lms_user"]
+        reflected.clear()
+        site.change("u0003", firstname="again")
+        monkeypatch.setenv("IOTASK_EXACT_PATH", "1")
+        task, matched = site.run()  # pre-checked, then written the exact way
+    finally:
+        sa.event.remove(sa.Table, "column_reflect", seen)
+    assert not matched and counts(task) == (20, 0, 1, 19, 0, 0)
+    assert reflected == ["lms_user"]
+
+
 def test_null_against_an_empty_text_and_a_deleted_row_are_applied(iotask, engine, tmp_path):
     site = Site(iotask, engine, tmp_path, "sync")
     rows = people(10)
