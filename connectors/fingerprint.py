@@ -179,19 +179,30 @@ def _fmix_arrow(values: Any) -> Any:
     return values
 
 
-def _crc_total(texts: Sequence[bytes]) -> int:
-    """The sum of the CRC row hashes of ``texts`` (UTF-8), modulo 2**64: one C call per row and
-    CRC, the rest vectorised."""
+def crc_halves(texts: Sequence[bytes]) -> tuple[pa.Array, pa.Array]:
+    """The CRC row hashes of ``texts`` (UTF-8) as two uint64 arrays below 2**32, the high and
+    the low halves: one C call per row and CRC, the rest vectorised."""
     import pyarrow as pa
+
+    return (_fmix_arrow(pa.compute.cast(crc_words(texts, zlib.crc32), pa.uint64())),
+            _fmix_arrow(pa.compute.cast(crc_words(texts, crc32c.crc32c), pa.uint64())))
+
+
+def crc_words(texts: Sequence[bytes], crc: Callable[[bytes], int] = zlib.crc32) -> pa.Array:
+    """``crc`` of each text, a uint32 array."""
+    import pyarrow as pa
+
+    values = array(_U32, map(crc, texts))
+    return pa.Array.from_buffers(pa.uint32(), len(values), [None, pa.py_buffer(values)])
+
+
+def _crc_total(texts: Sequence[bytes]) -> int:
+    """The sum of the CRC row hashes of ``texts`` (UTF-8), modulo 2**64."""
     import pyarrow.compute as pc
 
-    total = 0
-    for crc, shift in ((zlib.crc32, 32), (crc32c.crc32c, 0)):
-        values = array(_U32, map(crc, texts))
-        words = pa.Array.from_buffers(pa.uint32(), len(values), [None, pa.py_buffer(values)])
-        # each half summed apart: 2**32 per row, so no overflow below 2**31 rows
-        total += (pc.sum(_fmix_arrow(pc.cast(words, pa.uint64()))).as_py() or 0) << shift
-    return total % MODULUS
+    high, low = crc_halves(texts)
+    # each half summed apart: 2**32 per row, so no overflow below 2**31 rows
+    return (((pc.sum(high).as_py() or 0) << 32) + (pc.sum(low).as_py() or 0)) % MODULUS
 
 
 def _siphash_total(texts: Sequence[bytes]) -> int:
@@ -241,6 +252,54 @@ def server(conn: sa.Connection, table: sa.Table, columns: Sequence[Kind],
                  .where(*where))
     count, total = conn.execute(query).one()
     return Fingerprint(int(count), int(total or 0) % MODULUS)
+
+
+def server_buckets(conn: sa.Connection, table: sa.Table, columns: Sequence[Kind],
+                   keys: Sequence[Kind], where: Sequence[sa.ColumnElement[bool]],
+                   bits: int) -> dict[int, Fingerprint]:
+    """Scheme CRC (MariaDB): the fingerprint of each bucket of ``table``'s rows matching
+    ``where``, a row's bucket the low ``bits`` bits of the CRC-32 of its key's text (``keys``,
+    hashed as a row of those columns alone)."""
+    utf8mb4 = _utf8mb4(conn, table)
+    row = _united_row_text(table, columns, utf8mb4)
+    key = _united_row_text(table, keys, utf8mb4)
+    crcs = (sa.select(sa.func.crc32(row).label("a"), sa.func.crc32c(row).label("b"),
+                      sa.func.crc32(key).bitwise_and(_unsigned((1 << bits) - 1)).label("k"))
+            .select_from(table).where(*where).limit(2**64 - 1).subquery("crcs"))  # see server
+    query = (sa.select(crcs.c.k, sa.func.count(), sa.func.sum(_fmix_sql(crcs.c.a)),
+                       sa.func.sum(_fmix_sql(crcs.c.b))).group_by(crcs.c.k))
+    return {int(bucket): Fingerprint(int(count), ((int(high) << 32) + int(low)) % MODULUS)
+            for bucket, count, high, low in conn.execute(query)}
+
+
+def server_rows(conn: sa.Connection, table: sa.Table, columns: Sequence[Kind],
+                keys: Sequence[Kind], names: Sequence[str],
+                where: Sequence[sa.ColumnElement[bool]], bits: int, buckets: Sequence[int]
+                ) -> dict[bytes, tuple[int, tuple[Any, ...]]]:
+    """Scheme CRC (MariaDB): the rows of ``buckets`` (as ``server_buckets`` splits them), each
+    as its key's text -> (its row hash, its values of columns ``names``)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    utf8mb4 = _utf8mb4(conn, table)
+    row = _united_row_text(table, columns, utf8mb4)
+    key = _united_row_text(table, keys, utf8mb4)
+    query = (sa.select(key, sa.func.crc32(row), sa.func.crc32c(row),
+                       *(table.c[name] for name in names))
+             .select_from(table)
+             .where(*where, sa.func.crc32(key).bitwise_and(_unsigned((1 << bits) - 1))
+                    .in_(list(buckets))))
+    found: dict[bytes, tuple[int, tuple[Any, ...]]] = {}
+    for part in conn.execute(query).partitions(CHUNK_ROWS):
+        halves = [_fmix_arrow(pa.array([stored[place] for stored in part], pa.uint64()))
+                  for place in (1, 2)]
+        hashes = pc.bit_wise_or(pc.shift_left(halves[0], pa.scalar(32, pa.uint64())),
+                                halves[1]).to_pylist()
+        for stored, value in zip(part, hashes, strict=True):
+            text = stored[0]
+            found[text if isinstance(text, bytes) else text.encode()] = (value,
+                                                                         tuple(stored[3:]))
+    return found
 
 
 def _backend(conn: sa.Connection) -> str:
@@ -440,6 +499,19 @@ class Hasher:
             except KeyError:
                 raise Unknown(f"no column {kind.name!r} in the batch") from None
         self._queue(arrays, typed=True)
+
+    def texts(self, batch: pa.RecordBatch) -> pa.Array:
+        """Scheme CRC: each row's text, a binary array (raises Unknown as ``add_batch``)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        assert self.scheme == CRC
+        try:
+            texts = [pc.cast(_arrow_text(batch.column(kind.name), kind), pa.string())
+                     for kind in self.columns]
+        except KeyError:
+            raise Unknown("a column is not in the batch") from None
+        return self._united_texts(texts).cast(pa.binary())
 
     def add_texts(self, texts: Sequence[Any]) -> None:
         """Arrow string arrays, one per column, of the values' text before escaping (or

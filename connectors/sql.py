@@ -7,6 +7,7 @@ no name or value from a connection or a file is ever pasted into SQL text.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -324,15 +325,25 @@ class SqlConnector(Connector):
         empty = conn.scalar(sa.select(sa.literal(1)).select_from(table).limit(1)) is None
         if not empty:
             stage = Stage(conn, table, order, keys, unique=True)  # duplicates: the exact path
+            found = self._delta(conn, plan, file, context, progress)
             stage.staged = bulk.load(conn, stage.table, specs,
+                                     iter(found.changed) if found is not None else
                                      columnar.typed_batches(file, specs, progress),
                                      LINE_COLUMN)
-            if not stage.staged:
+            rows = stage.staged if found is None else found.rows
+            if not rows:
                 raise columnar.Unsupported("no rows")
             stage.finish()
             if next(iter(stage.duplicates()), None) is not None:
                 raise columnar.Unsupported("duplicate keys")
-            return _Loaded(stage.staged, stage, removal, owner_column)
+            if found is not None:
+                if stage.respelled():
+                    raise columnar.Unsupported("a key spelled otherwise than in the table")
+                stage.unstaged = found.rows - stage.staged
+                stage.known_owned, stage.known_removed = found.owned, found.removed
+                log.debug("bucketed diff: %d of %d rows new or changed, %d records gone",
+                          stage.staged, found.rows, len(found.removed))
+            return _Loaded(rows, stage, removal, owner_column)
         if owner_column is not None and owner_column not in order:
             specs.append(_spec(table.c[owner_column], (None, context.owner), False, False,
                                conn.dialect.name))
@@ -353,6 +364,27 @@ class SqlConnector(Connector):
         if removal is not None:
             shown[ChangeKind.REMOVE.value] = []
         return _Loaded(rows, None, removal, owner_column, shown)
+    def _delta(self, conn: sa.Connection, plan: FastPlan, file: Any, context: RunContext,
+               progress: Progress | None) -> Any:
+        """The bucketed diff of the file against the records the task answers for
+        (connectors/delta.py), or None: then every row is staged."""
+        from iotask.connectors import columnar, delta
+
+        table = plan.table
+        where, _ = _owned(table, plan.owner_column, context.owner, plan.removal)
+        identity = [c.name for c in table.primary_key.columns] or plan.keys
+        try:
+            size = os.path.getsize(file.path)
+        except OSError:
+            return None
+        passes = [progress]  # the first pass is the one a progress bar shows
+
+        def batches() -> Iterator[Any]:
+            return columnar.typed_batches(file, plan.specs, passes.pop() if passes else None)
+
+        return delta.diff(conn.engine, table, plan.order, len(plan.keys), identity, where,
+                          batches, size)
+
     def precheck(self, read: Callable[[], Iterable[Batch]], context: RunContext,
                  source: Connector | None = None,
                  pairs: list[tuple[str, str | None, Any]] | None = None) -> ChangeSet | None:

@@ -89,6 +89,11 @@ class Stage:
         # None when the target had no records, so that every staged row is new
         self._removed: sa.Table | None = None  # identities of the records to remove
         self.staged = 0
+        # what a bucketed diff (connectors/delta.py) found instead of the joins: the rows known
+        # unchanged and so never staged, the records compared, the identities to remove
+        self.unstaged = 0
+        self.known_owned: int | None = None
+        self.known_removed: list[tuple[Any, ...]] | None = None
 
     # --- loading ----------------------------------------------------------------------
 
@@ -324,10 +329,11 @@ class Stage:
             changes.inserted = self.staged
         else:
             changes.inserted, changes.updated = self._find_pending()
-        changes.unchanged = self.staged - changes.inserted - changes.updated
+        changes.unchanged = self.staged + self.unstaged - changes.inserted - changes.updated
         if removal is not None and not empty:
-            changes.owned = self._execute(lambda: self.conn.scalar(
-                sa.select(sa.func.count()).select_from(self.target).where(*self._owned(removal))),
+            changes.owned = self.known_owned if self.known_owned is not None else self._execute(
+                lambda: self.conn.scalar(sa.select(sa.func.count()).select_from(self.target)
+                                         .where(*self._owned(removal))),
                 "counting owned records")
             changes.removed = self._find_removed(removal)
         if samples:
@@ -365,9 +371,17 @@ class Stage:
         target = self.target
         names = [c.name for c in target.primary_key.columns] or self.keys
         removed = self._key_table("removed", names, bool(target.primary_key.columns))
-        count = self._execute(lambda: self._count(sa.insert(removed).from_select(
-            names, self._gone(removal, *(target.c[n] for n in names)))),
-            "finding records to remove")
+        known = self.known_removed
+        if known is not None:
+            if known:
+                self._execute(lambda: self.conn.execute(
+                    sa.insert(removed), [dict(zip(names, row, strict=True)) for row in known]),
+                    "keeping the records to remove")
+            count = len(known)
+        else:
+            count = self._execute(lambda: self._count(sa.insert(removed).from_select(
+                names, self._gone(removal, *(target.c[n] for n in names)))),
+                "finding records to remove")
         self._analyse(removed, "the keys to remove")
         self._removed = removed
         return count
@@ -385,6 +399,18 @@ class Stage:
         table = sa.Table(f"{self.name}_{kind}", sa.MetaData(), *parts, prefixes=["TEMPORARY"])
         self._execute(lambda: table.create(self.conn), f"creating the {kind} table")
         return table
+
+    def respelled(self) -> bool:
+        """Whether a staged key matches a record whose key is spelled otherwise (``ANN`` for
+        ``ann``: equal under the column's collation, or its padding, only)."""
+        spelled = [sa.cast(self.target.c[k], mysql.BINARY()) != sa.cast(self.table.c[k],
+                                                                           mysql.BINARY())
+                   for k in self.keys if isinstance(self.target.c[k].type, sa.String)]
+        if self.backend != "mysql" or not spelled:
+            return False
+        return self._execute(lambda: self.conn.execute(
+            sa.select(sa.literal(1)).select_from(self.table.join(self.target, self._match()))
+            .where(sa.or_(*spelled)).limit(1)).first() is not None, "comparing keys")
 
     def _unique_in_target(self, names: list[str]) -> bool:
         return Stage.unique(self.target, names)
@@ -457,7 +483,7 @@ class Stage:
                 rows = rows.where(pending.c[NEW_COLUMN] == 1)
             insert = sa.insert(target).from_select(names, rows)
             done.inserted = self._execute(lambda: self._count(insert), "inserting records")
-        done.unchanged = self.staged - done.inserted - done.updated
+        done.unchanged = self.staged + self.unstaged - done.inserted - done.updated
         return done
 
     def _remove(self, removal: Removal, removed: sa.Table) -> int:
