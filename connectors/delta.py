@@ -1,30 +1,29 @@
-"""Which rows of a file differ from a table's, found without staging the file: a bucketed diff
-of fingerprints, so that a sync of a file that changed a little stages its new and changed
-rows only (on MariaDB, staging 1 M rows and joining them cost 2-3 LOAD DATAs of the file).
+"""Which rows of a file may differ from a table's, found without staging the file: a bucketed
+diff of fingerprints, so that a sync of a file that changed a little stages a few of its rows
+(on MariaDB, staging 1 M rows and joining them cost 2-3 LOAD DATAs of the file).
 
 Rows go to buckets by the CRC-32 of their key's text (the low bits). Pass one: the database
 sums its row hashes per bucket (``fingerprint.server_buckets``) while the same sums are taken
 here over the file. A bucket whose count and sum agree on both sides holds the same rows
-(``fingerprint``: a false agreement is practically impossible). Pass two: the database gives
-the key text and row hash of each of its rows in the other, dirty, buckets while the file is
-read again; a file row in a dirty bucket whose key the database has with the same hash is
-unchanged, any other one is staged, and each key the database has there but the file has not
-is a record the file no longer holds.
+(``fingerprint``: a false agreement is practically impossible): its file rows are unchanged and
+none of its records is gone. Pass two reads the file again and stages the rows of the other,
+dirty, buckets, and the usual joins find among them what is new and what changed, and among
+the records of the dirty buckets (``Delta.scope``) the ones the file no longer has.
 
-Keys are matched byte for byte here, while the database matches them under its collation
-(``ann`` and ``ANN`` are one key under a case-insensitive one): the caller refuses the result
-when a staged key matches a record spelled otherwise (``Stage.respelled``), the only way the
-two can disagree for a key unique in the table.
+A staged key that matches a record spelled otherwise (``ann`` for ``ANN`` under a
+case-insensitive collation) is the one way the partial stage could answer otherwise than the
+whole one: the caller refuses it (``Stage.respelled``).
 
 Only for scheme CRC (MariaDB 10.8 and later, which computes it in SQL); None whenever the diff
-cannot promise the full stage's change set (a value it cannot compare, a repeated key) or would
-not be quicker (a small file, a table with many more rows than the file, many dirty buckets).
+cannot compare the values or would not be quicker (a small file, a table with many more rows
+than the file).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from iotask.connectors import fingerprint
+from iotask.connectors.columnar import Unsupported
 from sqlalchemy.exc import DBAPIError
 
 if TYPE_CHECKING:
@@ -39,31 +39,73 @@ if TYPE_CHECKING:
 
 MIN_ROWS = 10_000  # fewer rows: staging all of them is as quick
 ROWS_PER_BUCKET = 8  # the more buckets, the fewer rows a change makes dirty, the longer pass one
-MIN_BITS, MAX_BITS = 10, 18  # at most 262 144 buckets: their sums are Python dicts
-MAX_FETCHED = 300_000  # rows of dirty buckets read from the database at most (memory)
-CHUNK_ROWS = 32_768  # file rows hashed at once
+MIN_BITS, MAX_BITS = 10, 18  # at most 262 144 buckets, 10 MB of text from the database
+CHUNK_ROWS = 8_192  # file rows hashed at once: fewer, longer vectorised calls; more, memory
 log = logging.getLogger("iotask.delta")
 
 
 @dataclass
 class Delta:
     """The file against the table's rows: ``rows`` in the file, ``owned`` in the table (the
-    ones compared), the file's new and changed rows as batches, and the identities of the
-    compared records whose key the file no longer has."""
+    ones compared), the ``dirty`` buckets (of ``bits`` bits) where they differ; ``batches``
+    reads the file (``path``) again."""
 
     rows: int
     owned: int
-    changed: list[pa.RecordBatch]
-    removed: list[tuple[Any, ...]]
+    bits: int
+    dirty: pa.Array
+    key_kinds: list[fingerprint.Kind]
+    batches: Callable[[], Iterator[pa.RecordBatch]]
+    path: str
+    stamp: tuple[int, int]  # the file's size and modification time in pass one
+
+    def dirty_rows(self) -> Iterator[pa.RecordBatch]:
+        """The file's rows in dirty buckets, read again; raises Unsupported when the file no
+        longer has pass one's rows."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if not len(self.dirty):
+            return
+        flags = bytearray(1 << self.bits)
+        for bucket in self.dirty.to_pylist():
+            flags[bucket] = 1
+        dirty = pa.Array.from_buffers(pa.uint8(), len(flags), [None, pa.py_buffer(flags)])
+        start = 0
+        for batch in _chunks(self.batches()):
+            if start + batch.num_rows > self.rows:
+                raise Unsupported("the file changed while it was read")
+            try:
+                numbers = _buckets(batch, self.key_kinds, self.bits)
+            except fingerprint.Unknown:  # pass one hashed the same keys
+                raise Unsupported("the file changed while it was read") from None
+            # a flag per bucket, not is_in: hashing 100 000 dirty buckets took 10 MB
+            mask = pc.cast(pc.take(dirty, numbers), pa.bool_())
+            start += batch.num_rows
+            if pc.any(mask).as_py():
+                yield batch.filter(mask)
+        if start != self.rows or _stamp(self.path) != self.stamp:
+            raise Unsupported("the file changed while it was read")
+
+    def scope(self, conn: sa.Connection, table: sa.Table) -> sa.ColumnElement[bool]:
+        """SQL: a record is in a dirty bucket (the others hold exactly the file's rows)."""
+        if not len(self.dirty):
+            return sa.false()
+        return fingerprint.in_buckets(conn, table, self.key_kinds, self.bits,
+                                      self.dirty.to_pylist())
 
 
 def diff(engine: sa.Engine, table: sa.Table, columns: Sequence[str], keys: int,
-         identity: Sequence[str], where: Sequence[sa.ColumnElement[bool]],
-         batches: Callable[[], Iterator[pa.RecordBatch]], size: int) -> Delta | None:
-    """The Delta of the file whose typed ``batches`` (a new pass at each call; its first
-    ``keys`` of ``columns`` are the key) are compared with ``table``'s rows matching ``where``;
-    ``identity``: the columns that identify a record to remove; ``size``: the file's bytes."""
+         where: Sequence[sa.ColumnElement[bool]],
+         batches: Callable[[], Iterator[pa.RecordBatch]], path: str) -> Delta | None:
+    """Pass one of the diff of the file at ``path``, whose typed ``batches`` (a new pass at each
+    call; its first ``keys`` of ``columns`` are the key), against ``table``'s rows matching
+    ``where``."""
     if fingerprint.scheme(engine.dialect) != fingerprint.CRC:
+        return None
+    try:
+        stamp = _stamp(path)
+    except OSError:
         return None
     kinds = fingerprint.kinds(table, columns, "mysql")
     if kinds is None:
@@ -71,47 +113,27 @@ def diff(engine: sa.Engine, table: sa.Table, columns: Sequence[str], keys: int,
     key_kinds = kinds[:keys]
     try:
         with ThreadPoolExecutor(1) as pool:
-            first = _pass_one(engine, pool, table, kinds, key_kinds, where, batches(), size)
-            if first is None:
-                return None
-            rows, owned, bits, dirty, fetched = first
-            if not dirty:
-                return Delta(rows, owned, [], [])
-            log.debug("bucketed diff: %d of %d buckets dirty, %d of the table's rows in them",
-                      len(dirty), 1 << bits, fetched)
-            if fetched > MAX_FETCHED:
-                return None
-            stored = pool.submit(_on_server, engine, fingerprint.server_rows, table, kinds,
-                                 key_kinds, identity, where, bits, sorted(dirty))
-            kept = _dirty_rows(batches(), kinds, key_kinds, bits, dirty)
-            found = stored.result()
+            first = _pass_one(engine, pool, table, kinds, key_kinds, where, batches(),
+                              stamp[0])
     except (fingerprint.Unknown, DBAPIError) as exc:
         log.debug("bucketed diff does not apply: %s", exc)
         return None
-    if len(found) != fetched:  # the table changed meanwhile
+    if first is None:
         return None
-    changed: list[pa.RecordBatch] = []
-    seen: set[bytes] = set()
-    for batch, texts, hashes in kept:
-        stage = []
-        for text, value in zip(texts, hashes, strict=True):
-            if text in seen:
-                log.debug("bucketed diff: a key is repeated in the file")
-                return None
-            seen.add(text)
-            stored_row = found.pop(text, None)
-            stage.append(stored_row is None or stored_row[0] != value)
-        if any(stage):
-            changed.append(batch.filter(stage))
-    return Delta(rows, owned, changed, [values for _, values in found.values()])
+    rows, owned, bits, dirty, fetched = first
+    log.debug("bucketed diff: %d of %d buckets dirty, %d of the table's rows in them",
+              len(dirty), 1 << bits, fetched)
+    return Delta(rows, owned, bits, dirty, key_kinds, batches, path, stamp)
 
 
 def _pass_one(engine: sa.Engine, pool: ThreadPoolExecutor, table: sa.Table,
               kinds: list[fingerprint.Kind], key_kinds: list[fingerprint.Kind],
               where: Sequence[sa.ColumnElement[bool]], batches: Iterator[pa.RecordBatch],
-              size: int) -> tuple[int, int, int, set[int], int] | None:
-    """The file's and the table's bucket sums: (file rows, table rows, bits, dirty buckets,
-    table rows in them); None when the diff would not be quicker."""
+              size: int) -> tuple[int, int, int, pa.Array, int] | None:
+    """The file's and the table's bucket sums compared: (file rows, table rows, bits, dirty
+    buckets, table rows in them); None when the diff would not be quicker."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
     chunks = _chunks(batches)
     head = next(chunks, None)
@@ -121,25 +143,85 @@ def _pass_one(engine: sa.Engine, pool: ThreadPoolExecutor, table: sa.Table,
     bits = min(MAX_BITS, max(MIN_BITS, math.ceil(math.log2(max(estimate, 1) / ROWS_PER_BUCKET))))
     if estimate < MIN_ROWS or estimate > ROWS_PER_BUCKET << MAX_BITS:
         return None
-    owned = _on_server(engine, lambda conn, *_: conn.scalar(
-        sa.select(sa.func.count()).select_from(table).where(*where)))
-    if owned > 2 * estimate + MIN_ROWS:
+    if _on_server(engine, _table_rows, table) > 2 * estimate + MIN_ROWS:
         return None
+    scatter = getattr(pc, "scatter", None)  # not in older pyarrow
+    if scatter is None:
+        return None
+    last = (1 << bits) - 1
+
+    def spread(found: _Sums) -> tuple[pa.Array, pa.Array]:
+        """Each bucket's count and sum, zero for the buckets not ``found``."""
+        places = found[0].cast(pa.int32())
+        more, hashes = (pc.fill_null(scatter(values, places, max_index=last), 0)
+                        for values in found[1:])
+        return more, hashes
+
     stored = pool.submit(_on_server, engine, fingerprint.server_buckets, table, kinds,
                          key_kinds, where, bits)
-    sums: list[pa.Table] = []
+    counts, sums = spread(_nothing())
     rows = 0
-    for chunk in _with_head(head, chunks):
-        rows += chunk.num_rows
-        sums.append(_bucket_sums(chunk, kinds, key_kinds, bits))
-        if sum(part.num_rows for part in sums) > 4 << bits:
-            sums = [_merged(sums)]
-    here = _as_dict(_merged(sums)) if sums else {}
+    one = pa.scalar(1, pa.int32())
+    for batch in _with_head(head, chunks):
+        numbers = _buckets(batch, key_kinds, bits)
+        rows += len(numbers)
+        high, low = _halves(batch, kinds)
+        # the hash wraps modulo 2**64, as do the sums
+        hashes = pc.add(pc.shift_left(high, pa.scalar(32, pa.uint64())), low)
+        more, hashed = spread(_summed((numbers, pa.repeat(one, len(hashes)), hashes)))
+        counts, sums = pc.add(counts, more), pc.add(sums, hashed)
     there = stored.result()
-    dirty = {bucket for bucket in here.keys() | there.keys()
-             if here.get(bucket) != there.get(bucket)}
-    fetched = sum(there[bucket].rows for bucket in dirty if bucket in there)
-    return rows, owned, bits, dirty, fetched
+    stored_counts, stored_sums = spread(
+        _summed(tuple(there[name].combine_chunks() for name in ("k", "n", "s"))))
+    dirty = pc.indices_nonzero(pc.or_(pc.not_equal(counts, stored_counts),
+                                      pc.not_equal(sums, stored_sums))).cast(pa.uint32())
+    return (rows, pc.sum(stored_counts).as_py() or 0, bits, dirty,
+            pc.sum(pc.take(stored_counts, dirty)).as_py() or 0)
+
+
+_Sums = tuple["pa.Array", "pa.Array", "pa.Array"]  # buckets, their rows, their sums of hashes
+
+
+def _nothing() -> _Sums:
+    import pyarrow as pa
+
+    return pa.array([], pa.uint32()), pa.array([], pa.int32()), pa.array([], pa.uint64())
+
+
+def _summed(sums: _Sums) -> _Sums:
+    """The rows and hashes summed per bucket (modulo 2**64), each bucket once. Sorted and cut
+    where the bucket changes, then spread over all buckets (scatter): pyarrow's group_by
+    (Acero) kept 40-90 MB more, hashing 100 000 buckets (is_in) 10-20 MB."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    order = pc.sort_indices(sums[0])
+    buckets, counts, hashes = (pc.take(values, order) for values in sums)
+    size = len(buckets)
+    if not size:
+        return buckets, counts, hashes
+    ends = pa.concat_arrays([
+        pc.indices_nonzero(pc.not_equal(buckets.slice(1), buckets.slice(0, size - 1))),
+        pa.array([size - 1], pa.uint64())])
+    totals = []
+    for values in (counts, hashes):
+        running = pc.take(pc.cumulative_sum(values), ends)  # wraps, as the sums may
+        totals.append(pc.subtract(running, pa.concat_arrays(
+            [pa.array([0], running.type), running.slice(0, len(ends) - 1)])))
+    return pc.take(buckets, ends), totals[0], totals[1]
+
+
+def _stamp(path: str) -> tuple[int, int]:
+    found = os.stat(path)
+    return found.st_size, found.st_mtime_ns
+
+
+def _table_rows(conn: sa.Connection, table: sa.Table) -> int:
+    """About how many records ``table`` has (InnoDB's estimate: a COUNT took 0.25 s)."""
+    return int(conn.execute(sa.text(
+        "SELECT table_rows FROM information_schema.tables WHERE table_schema = "
+        "COALESCE(:schema, DATABASE()) AND table_name = :table"),
+        {"schema": table.schema, "table": table.name}).scalar() or 0)
 
 
 def _with_head(head: pa.RecordBatch, rest: Iterator[pa.RecordBatch]
@@ -155,7 +237,7 @@ def _on_server(engine: sa.Engine, query: Callable[..., Any], *args: Any) -> Any:
 
 
 def _chunks(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """The batches combined into about CHUNK_ROWS rows each: fewer, longer vectorised calls."""
+    """The batches combined into about CHUNK_ROWS rows each (the reader's hold about 1 000)."""
     import pyarrow as pa
 
     pending: list[pa.RecordBatch] = []
@@ -170,67 +252,20 @@ def _chunks(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         yield pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
 
 
-def _buckets(chunk: pa.RecordBatch, key_kinds: list[fingerprint.Kind], bits: int
-             ) -> tuple[pa.Array, list[bytes]]:
-    """A chunk's buckets, and its key texts."""
+def _key_texts(batch: pa.RecordBatch, key_kinds: list[fingerprint.Kind]) -> list[bytes]:
+    return fingerprint.Hasher(key_kinds, "mysql", fingerprint.CRC).texts(batch).to_pylist()
+
+
+def _buckets(batch: pa.RecordBatch, key_kinds: list[fingerprint.Kind], bits: int) -> pa.Array:
+    """A batch's buckets."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    keys = fingerprint.Hasher(key_kinds, "mysql", fingerprint.CRC).texts(chunk).to_pylist()
-    return pc.bit_wise_and(fingerprint.crc_words(keys),
-                           pa.scalar((1 << bits) - 1, pa.uint32())), keys
+    return pc.bit_wise_and(fingerprint.crc_words(_key_texts(batch, key_kinds)),
+                           pa.scalar((1 << bits) - 1, pa.uint32()))
 
 
-def _halves(chunk: pa.RecordBatch, kinds: list[fingerprint.Kind]) -> tuple[pa.Array, pa.Array]:
-    """A chunk's row hashes, their high and low halves."""
+def _halves(batch: pa.RecordBatch, kinds: list[fingerprint.Kind]) -> tuple[pa.Array, pa.Array]:
+    """A batch's row hashes, their high and low halves."""
     return fingerprint.crc_halves(
-        fingerprint.Hasher(kinds, "mysql", fingerprint.CRC).texts(chunk).to_pylist())
-
-
-def _bucket_sums(chunk: pa.RecordBatch, kinds: list[fingerprint.Kind],
-                 key_kinds: list[fingerprint.Kind], bits: int) -> pa.Table:
-    import pyarrow as pa
-
-    buckets, _ = _buckets(chunk, key_kinds, bits)
-    high, low = _halves(chunk, kinds)
-    return (pa.table({"k": buckets, "n": pa.repeat(pa.scalar(1, pa.uint64()), len(buckets)),
-                      "h": high, "l": low})
-            .group_by("k").aggregate([("n", "sum"), ("h", "sum"), ("l", "sum")])
-            .rename_columns(["k", "n", "h", "l"]))
-
-
-def _merged(sums: list[pa.Table]) -> pa.Table:
-    import pyarrow as pa
-
-    return (pa.concat_tables(sums).group_by("k")
-            .aggregate([("n", "sum"), ("h", "sum"), ("l", "sum")])
-            .rename_columns(["k", "n", "h", "l"]))
-
-
-def _as_dict(sums: pa.Table) -> dict[int, fingerprint.Fingerprint]:
-    columns = sums.to_pydict()
-    return {bucket: fingerprint.Fingerprint(count, ((high << 32) + low) % fingerprint.MODULUS)
-            for bucket, count, high, low in zip(columns["k"], columns["n"], columns["h"],
-                                                columns["l"], strict=True)}
-
-
-def _dirty_rows(batches: Iterator[pa.RecordBatch], kinds: list[fingerprint.Kind],
-                key_kinds: list[fingerprint.Kind], bits: int, dirty: set[int]
-                ) -> list[tuple[pa.RecordBatch, list[bytes], list[int]]]:
-    """The file's rows in ``dirty`` buckets, a chunk at a time: (rows, key texts, hashes)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    wanted = pa.array(sorted(dirty), pa.uint32())
-    kept = []
-    for chunk in _chunks(batches):
-        buckets, keys = _buckets(chunk, key_kinds, bits)
-        mask = pc.is_in(buckets, value_set=wanted)
-        if not pc.any(mask).as_py():
-            continue
-        chunk = chunk.filter(mask)
-        high, low = _halves(chunk, kinds)
-        hashes = pc.bit_wise_or(pc.shift_left(high, pa.scalar(32, pa.uint64())), low)
-        chosen = [key for key, keep in zip(keys, mask.to_pylist(), strict=True) if keep]
-        kept.append((chunk, chosen, hashes.to_pylist()))
-    return kept
+        fingerprint.Hasher(kinds, "mysql", fingerprint.CRC).texts(batch).to_pylist())

@@ -7,7 +7,6 @@ no name or value from a connection or a file is ever pasted into SQL text.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -327,7 +326,7 @@ class SqlConnector(Connector):
             stage = Stage(conn, table, order, keys, unique=True)  # duplicates: the exact path
             found = self._delta(conn, plan, file, context, progress)
             stage.staged = bulk.load(conn, stage.table, specs,
-                                     iter(found.changed) if found is not None else
+                                     found.dirty_rows() if found is not None else
                                      columnar.typed_batches(file, specs, progress),
                                      LINE_COLUMN)
             rows = stage.staged if found is None else found.rows
@@ -340,9 +339,10 @@ class SqlConnector(Connector):
                 if stage.respelled():
                     raise columnar.Unsupported("a key spelled otherwise than in the table")
                 stage.unstaged = found.rows - stage.staged
-                stage.known_owned, stage.known_removed = found.owned, found.removed
-                log.debug("bucketed diff: %d of %d rows new or changed, %d records gone",
-                          stage.staged, found.rows, len(found.removed))
+                stage.known_owned = found.owned
+                stage.scope = [found.scope(conn, table)]
+                log.debug("bucketed diff: %d of %d rows in dirty buckets staged", stage.staged,
+                          found.rows)
             return _Loaded(rows, stage, removal, owner_column)
         if owner_column is not None and owner_column not in order:
             specs.append(_spec(table.c[owner_column], (None, context.owner), False, False,
@@ -364,6 +364,7 @@ class SqlConnector(Connector):
         if removal is not None:
             shown[ChangeKind.REMOVE.value] = []
         return _Loaded(rows, None, removal, owner_column, shown)
+
     def _delta(self, conn: sa.Connection, plan: FastPlan, file: Any, context: RunContext,
                progress: Progress | None) -> Any:
         """The bucketed diff of the file against the records the task answers for
@@ -372,18 +373,13 @@ class SqlConnector(Connector):
 
         table = plan.table
         where, _ = _owned(table, plan.owner_column, context.owner, plan.removal)
-        identity = [c.name for c in table.primary_key.columns] or plan.keys
-        try:
-            size = os.path.getsize(file.path)
-        except OSError:
-            return None
         passes = [progress]  # the first pass is the one a progress bar shows
 
         def batches() -> Iterator[Any]:
             return columnar.typed_batches(file, plan.specs, passes.pop() if passes else None)
 
-        return delta.diff(conn.engine, table, plan.order, len(plan.keys), identity, where,
-                          batches, size)
+        return delta.diff(conn.engine, table, plan.order, len(plan.keys), where, batches,
+                          str(file.path))
 
     def precheck(self, read: Callable[[], Iterable[Batch]], context: RunContext,
                  source: Connector | None = None,

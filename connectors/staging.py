@@ -90,10 +90,11 @@ class Stage:
         self._removed: sa.Table | None = None  # identities of the records to remove
         self.staged = 0
         # what a bucketed diff (connectors/delta.py) found instead of the joins: the rows known
-        # unchanged and so never staged, the records compared, the identities to remove
+        # unchanged and so never staged, the records compared, and which of them the stage's
+        # rows answer for (the others are known to be in the file)
         self.unstaged = 0
         self.known_owned: int | None = None
-        self.known_removed: list[tuple[Any, ...]] | None = None
+        self.scope: list[sa.ColumnElement[bool]] = []
 
     # --- loading ----------------------------------------------------------------------
 
@@ -306,7 +307,8 @@ class Stage:
         longer; PostgreSQL and SQLite plan both alike.
         """
         return (sa.select(*columns).select_from(self.target.outerjoin(self.table, self._match()))
-                .where(*self._owned(removal), self.table.c[LINE_COLUMN].is_(None)))
+                .where(*self._owned(removal), *self.scope,
+                       self.table.c[LINE_COLUMN].is_(None)))
 
     def _owned(self, removal: Removal) -> list[sa.ColumnElement[bool]]:
         owned = [self.target.c[removal.owner_column] == removal.owner]
@@ -371,17 +373,9 @@ class Stage:
         target = self.target
         names = [c.name for c in target.primary_key.columns] or self.keys
         removed = self._key_table("removed", names, bool(target.primary_key.columns))
-        known = self.known_removed
-        if known is not None:
-            if known:
-                self._execute(lambda: self.conn.execute(
-                    sa.insert(removed), [dict(zip(names, row, strict=True)) for row in known]),
-                    "keeping the records to remove")
-            count = len(known)
-        else:
-            count = self._execute(lambda: self._count(sa.insert(removed).from_select(
-                names, self._gone(removal, *(target.c[n] for n in names)))),
-                "finding records to remove")
+        count = self._execute(lambda: self._count(sa.insert(removed).from_select(
+            names, self._gone(removal, *(target.c[n] for n in names)))),
+            "finding records to remove")
         self._analyse(removed, "the keys to remove")
         self._removed = removed
         return count

@@ -32,7 +32,7 @@ TYPES = {  # the same table on each database
     "postgresql": ("BOOLEAN", "TIMESTAMP", "NUMERIC(10,2)", "DOUBLE PRECISION"),
 }
 FAST_LINE = "columnar fast path:"
-BUCKETED_LINE = "rows new or changed"  # the bucketed diff's debug line (connectors/sql.py)
+BUCKETED_LINE = "rows in dirty buckets staged"  # the bucketed diff's debug line (connectors/sql.py)
 
 
 @dataclass(frozen=True)
