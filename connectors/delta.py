@@ -41,6 +41,7 @@ MIN_ROWS = 10_000  # fewer rows: staging all of them is as quick
 ROWS_PER_BUCKET = 8  # the more buckets, the fewer rows a change makes dirty, the longer pass one
 MIN_BITS, MAX_BITS = 10, 18  # at most 262 144 buckets, 10 MB of text from the database
 CHUNK_ROWS = 8_192  # file rows hashed at once: fewer, longer vectorised calls; more, memory
+SPREAD = 4  # rows are added to the per-bucket totals (2**bits each) once there are 1/SPREAD as many
 log = logging.getLogger("iotask.delta")
 
 
@@ -162,13 +163,19 @@ def _pass_one(engine: sa.Engine, pool: ThreadPoolExecutor, table: sa.Table,
     counts, sums = spread(_nothing())
     rows = 0
     one = pa.scalar(1, pa.int32())
+    pending: list[_Sums] = []  # summed per chunk, spread a few chunks at a time
     for batch in _with_head(head, chunks):
         numbers = _buckets(batch, key_kinds, bits)
         rows += len(numbers)
         high, low = _halves(batch, kinds)
         # the hash wraps modulo 2**64, as do the sums
         hashes = pc.add(pc.shift_left(high, pa.scalar(32, pa.uint64())), low)
-        more, hashed = spread(_summed((numbers, pa.repeat(one, len(hashes)), hashes)))
+        pending.append((numbers, pa.repeat(one, len(hashes)), hashes))
+        if sum(len(part[0]) for part in pending) * SPREAD >= last:
+            more, hashed = spread(_summed(_joined(pending)))
+            counts, sums, pending = pc.add(counts, more), pc.add(sums, hashed), []
+    if pending:
+        more, hashed = spread(_summed(_joined(pending)))
         counts, sums = pc.add(counts, more), pc.add(sums, hashed)
     there = stored.result()
     stored_counts, stored_sums = spread(
@@ -186,6 +193,14 @@ def _nothing() -> _Sums:
     import pyarrow as pa
 
     return pa.array([], pa.uint32()), pa.array([], pa.int32()), pa.array([], pa.uint64())
+
+
+def _joined(parts: list[_Sums]) -> _Sums:
+    import pyarrow as pa
+
+    return (pa.concat_arrays([part[0] for part in parts]),
+            pa.concat_arrays([part[1] for part in parts]),
+            pa.concat_arrays([part[2] for part in parts]))
 
 
 def _summed(sums: _Sums) -> _Sums:
