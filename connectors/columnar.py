@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import codecs
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -204,8 +204,18 @@ def _read_header(file: CsvFile) -> tuple[list[str], bool]:
     return names, record[-1].strip() == REJECT_COLUMN and len(record) > 1
 
 
+@dataclass(frozen=True)
+class Select:
+    """Some of the rows of a second pass over a file: ``keep`` is given each batch of the
+    ``columns`` (spec names) converted, and answers a mask; the other columns are converted
+    for the rows kept only (the first pass converted, and so checked, every value)."""
+
+    columns: frozenset[str]
+    keep: Callable[[pa.RecordBatch], pa.Array]
+
+
 def typed_batches(file: CsvFile, specs: list[Spec],
-                  progress: Progress | None = None,
+                  progress: Progress | None = None, select: Select | None = None,
                   ) -> Iterator[pa.RecordBatch]:
     """The file's rows mapped and converted: RecordBatches with one column per spec, named as
     the destination's columns, of ``arrow_type``; nulls where the exact path has NULL.
@@ -215,11 +225,11 @@ def typed_batches(file: CsvFile, specs: list[Spec],
     thing the exact path might do otherwise (nothing is yielded after that).
     """
     with open(file.path, "rb") as handle:
-        yield from _typed_batches(file, specs, handle, progress)
+        yield from _typed_batches(file, specs, handle, progress, select)
 
 
 def _typed_batches(file: CsvFile, specs: list[Spec], handle: IO[bytes],
-                   progress: Progress | None,
+                   progress: Progress | None, select: Select | None,
                    ) -> Iterator[pa.RecordBatch]:
     _check_bytes(file)
     if file.header:
@@ -269,9 +279,23 @@ def _typed_batches(file: CsvFile, specs: list[Spec], handle: IO[bytes],
         if sum(pc.max(pc.binary_length(values)).as_py() or 0
                for values in raw.values()) > longest:
             raise Unsupported("a line may be longer than max_field_size")
-        columns = [convert(spec, raw[spec.source] if spec.source is not None
-                           else _constant(spec, count)) for spec in specs]
-        yield pa.RecordBatch.from_arrays(columns, names=[spec.name for spec in specs])
+        first: dict[str, pa.Array] = {}
+        kept = count
+        if select is not None:
+            first = {spec.name: convert(spec, raw[spec.source] if spec.source is not None
+                                        else _constant(spec, count))
+                     for spec in specs if spec.name in select.columns}
+            mask = select.keep(pa.RecordBatch.from_arrays(list(first.values()),
+                                                          names=list(first)))
+            kept = pc.sum(mask.cast(pa.int64())).as_py() or 0
+            if kept:
+                raw = {name: values.filter(mask) for name, values in raw.items()}
+                first = {name: values.filter(mask) for name, values in first.items()}
+        if kept:
+            columns = [first[spec.name] if spec.name in first else
+                       convert(spec, raw[spec.source] if spec.source is not None
+                               else _constant(spec, kept)) for spec in specs]
+            yield pa.RecordBatch.from_arrays(columns, names=[spec.name for spec in specs])
         rows += count
         if progress is not None:
             progress(rows, handle.tell(), size)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from iotask.connectors import fingerprint
-from iotask.connectors.columnar import Unsupported
+from iotask.connectors.columnar import Select, Unsupported
 from sqlalchemy.exc import DBAPIError
 
 if TYPE_CHECKING:
@@ -56,13 +56,13 @@ class Delta:
     bits: int
     dirty: pa.Array
     key_kinds: list[fingerprint.Kind]
-    batches: Callable[[], Iterator[pa.RecordBatch]]
+    batches: Callable[[Select | None], Iterator[pa.RecordBatch]]
     path: str
     stamp: tuple[int, int]  # the file's size and modification time in pass one
 
     def dirty_rows(self) -> Iterator[pa.RecordBatch]:
-        """The file's rows in dirty buckets, read again; raises Unsupported when the file no
-        longer has pass one's rows."""
+        """The file's rows in dirty buckets, read again (the other rows' values are not
+        converted); raises Unsupported when the file no longer has pass one's rows."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -72,20 +72,21 @@ class Delta:
         for bucket in self.dirty.to_pylist():
             flags[bucket] = 1
         dirty = pa.Array.from_buffers(pa.uint8(), len(flags), [None, pa.py_buffer(flags)])
-        start = 0
-        for batch in _chunks(self.batches()):
-            if start + batch.num_rows > self.rows:
-                raise Unsupported("the file changed while it was read")
+        seen = [0]
+
+        def keep(keys: pa.RecordBatch) -> pa.Array:
+            seen[0] += keys.num_rows
             try:
-                numbers = _buckets(batch, self.key_kinds, self.bits)
+                numbers = _buckets(keys, self.key_kinds, self.bits)
             except fingerprint.Unknown:  # pass one hashed the same keys
-                raise Unsupported("the file changed while it was read") from None
+                numbers = None
+            if numbers is None or seen[0] > self.rows:
+                raise Unsupported("the file changed while it was read")
             # a flag per bucket, not is_in: hashing 100 000 dirty buckets took 10 MB
-            mask = pc.cast(pc.take(dirty, numbers), pa.bool_())
-            start += batch.num_rows
-            if pc.any(mask).as_py():
-                yield batch.filter(mask)
-        if start != self.rows or _stamp(self.path) != self.stamp:
+            return pc.cast(pc.take(dirty, numbers), pa.bool_())
+
+        yield from self.batches(Select(frozenset(kind.name for kind in self.key_kinds), keep))
+        if seen[0] != self.rows or _stamp(self.path) != self.stamp:
             raise Unsupported("the file changed while it was read")
 
     def scope(self, conn: sa.Connection, table: sa.Table) -> sa.ColumnElement[bool]:
@@ -98,10 +99,11 @@ class Delta:
 
 def diff(engine: sa.Engine, table: sa.Table, columns: Sequence[str], keys: int,
          where: Sequence[sa.ColumnElement[bool]],
-         batches: Callable[[], Iterator[pa.RecordBatch]], path: str) -> Delta | None:
+         batches: Callable[[Select | None], Iterator[pa.RecordBatch]], path: str
+         ) -> Delta | None:
     """Pass one of the diff of the file at ``path``, whose typed ``batches`` (a new pass at each
-    call; its first ``keys`` of ``columns`` are the key), against ``table``'s rows matching
-    ``where``."""
+    call, of the rows a Select keeps; its first ``keys`` of ``columns`` are the key), against
+    ``table``'s rows matching ``where``."""
     if fingerprint.scheme(engine.dialect) != fingerprint.CRC:
         return None
     try:
@@ -114,7 +116,7 @@ def diff(engine: sa.Engine, table: sa.Table, columns: Sequence[str], keys: int,
     key_kinds = kinds[:keys]
     try:
         with ThreadPoolExecutor(1) as pool:
-            first = _pass_one(engine, pool, table, kinds, key_kinds, where, batches(),
+            first = _pass_one(engine, pool, table, kinds, key_kinds, where, batches(None),
                               stamp[0])
     except (fingerprint.Unknown, DBAPIError) as exc:
         log.debug("bucketed diff does not apply: %s", exc)

@@ -375,8 +375,9 @@ class SqlConnector(Connector):
         where, _ = _owned(table, plan.owner_column, context.owner, plan.removal)
         passes = [progress]  # the first pass is the one a progress bar shows
 
-        def batches() -> Iterator[Any]:
-            return columnar.typed_batches(file, plan.specs, passes.pop() if passes else None)
+        def batches(select: columnar.Select | None) -> Iterator[Any]:
+            return columnar.typed_batches(file, plan.specs, passes.pop() if passes else None,
+                                          select)
 
         return delta.diff(conn.engine, table, plan.order, len(plan.keys), where, batches,
                           str(file.path))

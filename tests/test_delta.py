@@ -29,11 +29,15 @@ def _rows(count: int, changed: set[int] = frozenset(), gone: set[int] = frozense
 
 
 def _batches(path: Path):
-    def read():
-        return iter(pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16),
-                                   convert_options=pacsv.ConvertOptions(column_types={
-                                       "userid": pa.string(), "name": pa.string(),
-                                       "n": pa.int64()})))
+    """The file's typed batches, of the rows a Select keeps."""
+    def read(select):
+        for batch in pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16),
+                                    convert_options=pacsv.ConvertOptions(column_types={
+                                        "userid": pa.string(), "name": pa.string(),
+                                        "n": pa.int64()})):
+            if select is not None:
+                batch = batch.filter(select.keep(batch.select(sorted(select.columns))))
+            yield batch
     return read
 
 
