@@ -118,6 +118,7 @@ def safe_iterparse(source: IO[bytes] | str, label: str,
     DOCTYPE refused outright (entity declarations live there: billion laughs, external
     entities). Comments and processing instructions are dropped. A file that is not
     well-formed raises XmlError naming ``label``, the line and the column."""
+    _refuse_doctype(source, label)
     parser = etree.iterparse(source, events=events, resolve_entities=False, no_network=True,
                              load_dtd=False, huge_tree=False, remove_comments=True,
                              remove_pis=True)
@@ -137,6 +138,48 @@ def safe_iterparse(source: IO[bytes] | str, label: str,
             raise XmlError(f"{label} holds no XML element (is it empty?): {exc.msg}") from None
         raise XmlError(f"{label} line {line} column {column}: not well-formed XML: "
                        f"{exc.msg}") from None
+
+
+_PROLOG_BYTES = 1 << 20  # a DOCTYPE is looked for in the file's first megabyte
+_MARKUP = re.compile(rb"<(\?|!--|!DOCTYPE|[^?!])", re.IGNORECASE)
+_ROOT_START = re.compile(rb"<[A-Za-z_:]")
+
+
+def _refuse_doctype(source: IO[bytes] | str, label: str) -> None:
+    """Raise XmlError when the prolog holds a DOCTYPE, before libxml2 reads it: libxml2 2.14
+    (lxml 6.2) parses the entity declarations even when told not to expand them, and stops at
+    billion laughs with its own amplification error, far from saying why. Reads the first
+    megabyte and puts the stream back (a file not seekable is left to the check after the
+    first element)."""
+    if isinstance(source, str):
+        with open(source, "rb") as raw:
+            head = raw.read(_PROLOG_BYTES)
+    else:
+        if not source.seekable():
+            return
+        start = source.tell()
+        head = source.read(_PROLOG_BYTES)
+        source.seek(start)
+    if not isinstance(head, bytes):  # a text stream: left to the check after the first element
+        return
+    at = 0
+    while (found := _MARKUP.search(head, at)) is not None:
+        kind = found.group(1)
+        if kind == b"?":
+            end = head.find(b"?>", found.end())
+        elif kind == b"!--":
+            end = head.find(b"-->", found.end())
+        elif kind.upper() == b"!DOCTYPE":
+            root = _ROOT_START.search(head, found.end())  # the root element, after the DTD
+            line = head.count(b"\n", 0, root.start() if root else found.start()) + 1
+            raise XmlError(f"{label}: the file has a DOCTYPE declaration (before line {line}), "
+                           "which is refused: its entities could expand without bound or read "
+                           "other files; remove it")
+        else:
+            return  # the root element: no DOCTYPE before it
+        if end < 0:
+            return
+        at = end
 
 
 class XmlConnector(Connector):
