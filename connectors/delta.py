@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 MIN_ROWS = 10_000  # fewer rows: staging all of them is as quick
 ROWS_PER_BUCKET = 8  # the more buckets, the fewer rows a change makes dirty, the longer pass one
 MIN_BITS, MAX_BITS = 10, 18  # at most 262 144 buckets, 10 MB of text from the database
-CHUNK_ROWS = 8_192  # file rows hashed at once: fewer, longer vectorised calls; more, memory
 SPREAD = 4  # rows are added to the per-bucket totals (2**bits each) once there are 1/SPREAD as many
 log = logging.getLogger("iotask.delta")
 
@@ -59,6 +58,7 @@ class Delta:
     batches: Callable[[Select | None], Iterator[pa.RecordBatch]]
     path: str
     stamp: tuple[int, int]  # the file's size and modification time in pass one
+    unit_free: frozenset[str]  # as in fingerprint.Hasher
 
     def dirty_rows(self) -> Iterator[pa.RecordBatch]:
         """The file's rows in dirty buckets, read again (the other rows' values are not
@@ -77,7 +77,7 @@ class Delta:
         def keep(keys: pa.RecordBatch) -> pa.Array:
             seen[0] += keys.num_rows
             try:
-                numbers = _buckets(keys, self.key_kinds, self.bits)
+                numbers = _buckets(keys, self.key_kinds, self.bits, self.unit_free)
             except fingerprint.Unknown:  # pass one hashed the same keys
                 numbers = None
             if numbers is None or seen[0] > self.rows:
@@ -99,11 +99,11 @@ class Delta:
 
 def diff(engine: sa.Engine, table: sa.Table, columns: Sequence[str], keys: int,
          where: Sequence[sa.ColumnElement[bool]],
-         batches: Callable[[Select | None], Iterator[pa.RecordBatch]], path: str
-         ) -> Delta | None:
+         batches: Callable[[Select | None], Iterator[pa.RecordBatch]], path: str,
+         unit_free: frozenset[str] = frozenset()) -> Delta | None:
     """Pass one of the diff of the file at ``path``, whose typed ``batches`` (a new pass at each
     call, of the rows a Select keeps; its first ``keys`` of ``columns`` are the key), against
-    ``table``'s rows matching ``where``."""
+    ``table``'s rows matching ``where``; ``unit_free`` as in fingerprint.Hasher."""
     if fingerprint.scheme(engine.dialect) != fingerprint.CRC:
         return None
     try:
@@ -117,7 +117,7 @@ def diff(engine: sa.Engine, table: sa.Table, columns: Sequence[str], keys: int,
     try:
         with ThreadPoolExecutor(1) as pool:
             first = _pass_one(engine, pool, table, kinds, key_kinds, where, batches(None),
-                              stamp[0])
+                              stamp[0], unit_free)
     except (fingerprint.Unknown, DBAPIError) as exc:
         log.debug("bucketed diff does not apply: %s", exc)
         return None
@@ -126,20 +126,20 @@ def diff(engine: sa.Engine, table: sa.Table, columns: Sequence[str], keys: int,
     rows, owned, bits, dirty, fetched = first
     log.debug("bucketed diff: %d of %d buckets dirty, %d of the table's rows in them",
               len(dirty), 1 << bits, fetched)
-    return Delta(rows, owned, bits, dirty, key_kinds, batches, path, stamp)
+    return Delta(rows, owned, bits, dirty, key_kinds, batches, path, stamp, unit_free)
 
 
 def _pass_one(engine: sa.Engine, pool: ThreadPoolExecutor, table: sa.Table,
               kinds: list[fingerprint.Kind], key_kinds: list[fingerprint.Kind],
               where: Sequence[sa.ColumnElement[bool]], batches: Iterator[pa.RecordBatch],
-              size: int) -> tuple[int, int, int, pa.Array, int] | None:
+              size: int, unit_free: frozenset[str]
+              ) -> tuple[int, int, int, pa.Array, int] | None:
     """The file's and the table's bucket sums compared: (file rows, table rows, bits, dirty
     buckets, table rows in them); None when the diff would not be quicker."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    chunks = _chunks(batches)
-    head = next(chunks, None)
+    head = next(batches, None)
     if head is None:
         return None
     estimate = size * head.num_rows // max(head.nbytes, 1)  # typed bytes: about the text's
@@ -166,10 +166,10 @@ def _pass_one(engine: sa.Engine, pool: ThreadPoolExecutor, table: sa.Table,
     rows = 0
     one = pa.scalar(1, pa.int32())
     pending: list[_Sums] = []  # summed per chunk, spread a few chunks at a time
-    for batch in _with_head(head, chunks):
-        numbers = _buckets(batch, key_kinds, bits)
+    for batch in _with_head(head, batches):
+        numbers = _buckets(batch, key_kinds, bits, unit_free)
         rows += len(numbers)
-        high, low = _halves(batch, kinds)
+        high, low = _halves(batch, kinds, unit_free)
         # the hash wraps modulo 2**64, as do the sums
         hashes = pc.add(pc.shift_left(high, pa.scalar(32, pa.uint64())), low)
         pending.append((numbers, pa.repeat(one, len(hashes)), hashes))
@@ -253,36 +253,24 @@ def _on_server(engine: sa.Engine, query: Callable[..., Any], *args: Any) -> Any:
         return query(conn, *args)
 
 
-def _chunks(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """The batches combined into about CHUNK_ROWS rows each (the reader's hold about 1 000)."""
-    import pyarrow as pa
-
-    pending: list[pa.RecordBatch] = []
-    count = 0
-    for batch in batches:
-        pending.append(batch)
-        count += batch.num_rows
-        if count >= CHUNK_ROWS:
-            yield pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
-            pending, count = [], 0
-    if count:
-        yield pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
+def _key_texts(batch: pa.RecordBatch, key_kinds: list[fingerprint.Kind],
+               unit_free: frozenset[str]) -> list[bytes]:
+    return fingerprint.Hasher(key_kinds, "mysql", fingerprint.CRC, unit_free).texts(
+        batch).to_pylist()
 
 
-def _key_texts(batch: pa.RecordBatch, key_kinds: list[fingerprint.Kind]) -> list[bytes]:
-    return fingerprint.Hasher(key_kinds, "mysql", fingerprint.CRC).texts(batch).to_pylist()
-
-
-def _buckets(batch: pa.RecordBatch, key_kinds: list[fingerprint.Kind], bits: int) -> pa.Array:
+def _buckets(batch: pa.RecordBatch, key_kinds: list[fingerprint.Kind], bits: int,
+             unit_free: frozenset[str]) -> pa.Array:
     """A batch's buckets."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    return pc.bit_wise_and(fingerprint.crc_words(_key_texts(batch, key_kinds)),
+    return pc.bit_wise_and(fingerprint.crc_words(_key_texts(batch, key_kinds, unit_free)),
                            pa.scalar((1 << bits) - 1, pa.uint32()))
 
 
-def _halves(batch: pa.RecordBatch, kinds: list[fingerprint.Kind]) -> tuple[pa.Array, pa.Array]:
+def _halves(batch: pa.RecordBatch, kinds: list[fingerprint.Kind], unit_free: frozenset[str]
+            ) -> tuple[pa.Array, pa.Array]:
     """A batch's row hashes, their high and low halves."""
     return fingerprint.crc_halves(
-        fingerprint.Hasher(kinds, "mysql", fingerprint.CRC).texts(batch).to_pylist())
+        fingerprint.Hasher(kinds, "mysql", fingerprint.CRC, unit_free).texts(batch).to_pylist())

@@ -25,7 +25,7 @@ The row hash, by database (``scheme``):
   multiplications and xor-shifts are not linear, so the two rows' hashes change by unrelated
   amounts and the sums agree only by chance (about 2**-64). MariaDB computes it in SQL (the
   CRCs once per row in a derived table, fmix32 in BIGINT UNSIGNED arithmetic with every product
-  below 2**64), iotask with one C call per row and CRC (zlib.crc32, crc32c.crc32c) and fmix32
+  below 2**64), iotask with one C call per row and CRC (ISA-L's crc32, crc32c.crc32c) and fmix32
   in pyarrow.
 - SIPHASH (SQLite, whose "server" is this process): Python's own keyed 64-bit SipHash of the
   text. The stored rows are read through ADBC as arrow batches and hashed by the very code that
@@ -44,9 +44,8 @@ import hashlib
 import os
 import struct
 import urllib.parse
-import zlib
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -56,6 +55,7 @@ from typing import TYPE_CHECKING, Any
 
 import crc32c
 import sqlalchemy as sa
+from isal.isal_zlib import crc32
 from sqlalchemy.dialects import mysql, postgresql
 
 if TYPE_CHECKING:
@@ -190,11 +190,11 @@ def crc_halves(texts: Sequence[bytes]) -> tuple[pa.Array, pa.Array]:
     the low halves: one C call per row and CRC, the rest vectorised."""
     import pyarrow as pa
 
-    return (_fmix_arrow(pa.compute.cast(crc_words(texts, zlib.crc32), pa.uint64())),
+    return (_fmix_arrow(pa.compute.cast(crc_words(texts, crc32), pa.uint64())),
             _fmix_arrow(pa.compute.cast(crc_words(texts, crc32c.crc32c), pa.uint64())))
 
 
-def crc_words(texts: Sequence[bytes], crc: Callable[[bytes], int] = zlib.crc32) -> pa.Array:
+def crc_words(texts: Sequence[bytes], crc: Callable[[bytes], int] = crc32) -> pa.Array:
     """``crc`` of each text, a uint32 array."""
     import pyarrow as pa
 
@@ -444,12 +444,14 @@ class Hasher:
     columns have the destination's names; each raises Unknown for a value that cannot be
     compared exactly. ``backend`` ("mysql", "postgresql", "sqlite") says how the database stores
     booleans; ``row_hash`` is the database's ``scheme`` (by default MD5 for PostgreSQL,
-    SIPHASH for SQLite, else CRC).
+    SIPHASH for SQLite, else CRC). ``unit_free`` names the columns whose values the caller
+    knows cannot hold U+001F (a file without that byte), which are then not searched for it.
     """
 
-    def __init__(self, columns: Sequence[Kind], backend: str, row_hash: str | None = None
-                 ) -> None:
+    def __init__(self, columns: Sequence[Kind], backend: str, row_hash: str | None = None,
+                 unit_free: Collection[str] = ()) -> None:
         self.columns = list(columns)
+        self._unit_free = frozenset(unit_free)
         self.rows = 0
         self.total = 0
         self._pending: list[list[Any]] = []  # arrow batches not hashed yet, as column lists
@@ -578,7 +580,8 @@ class Hasher:
                 flags = pc.multiply(pc.cast(pc.is_null(text), pa.int64()), 1 << place)
                 nulls = flags if nulls is None else pc.add(nulls, flags)
                 text = pc.fill_null(text, "")
-            if kind.kind == TEXT and pc.any(pc.match_substring(text, UNIT)).as_py():
+            if kind.kind == TEXT and kind.name not in self._unit_free and pc.any(
+                    pc.match_substring(text, UNIT)).as_py():
                 raise Unknown(f"a value holding U+001F in column {kind.name!r}")
             pieces.append(text)
         head: Any = pa.scalar("0" if self._mapped else "")

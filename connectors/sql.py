@@ -380,7 +380,7 @@ class SqlConnector(Connector):
                                           select)
 
         return delta.diff(conn.engine, table, plan.order, len(plan.keys), where, batches,
-                          str(file.path))
+                          str(file.path), columnar.unit_free_columns(file, plan.specs))
 
     def precheck(self, read: Callable[[], Iterable[Batch]], context: RunContext,
                  source: Connector | None = None,
@@ -440,7 +440,7 @@ class SqlConnector(Connector):
             log.debug("pre-check of %s reads the exact way: %s", file.label, exc)
             return None
         return _Feed(plan.order, len(plan.keys), chain([] if first is None else [first], batches),
-                     columnar=True)
+                     columnar=True, unit_free=columnar.unit_free_columns(file, plan.specs))
 
     def check_task(self, context: RunContext) -> None:
         """The key columns exist; for sync, the ownership column too. Reads the table only."""
@@ -763,6 +763,7 @@ class _Feed:
     keys: int
     batches: Iterator[Any]
     columnar: bool = False
+    unit_free: frozenset[str] = frozenset()  # see fingerprint.Hasher
 
 
 def _tuple_feed(rows: _Rows, batches: Iterable[Batch]) -> _Feed | None:
@@ -790,7 +791,8 @@ def _compare(engine: sa.Engine, table: sa.Table, feed: _Feed,
         with _connect(engine) as conn, conn.begin():
             return fingerprint.server(conn, table, kinds, where)
 
-    hasher = fingerprint.Hasher(kinds, backend, fingerprint.scheme(engine.dialect))
+    hasher = fingerprint.Hasher(kinds, backend, fingerprint.scheme(engine.dialect),
+                                feed.unit_free)
     add = hasher.add_batch if feed.columnar else hasher.add_tuples
     with ThreadPoolExecutor(1) as pool:
         stored = pool.submit(on_server)

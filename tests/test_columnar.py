@@ -152,6 +152,41 @@ def test_typed_batches_are_arrow_batches_typed_like_the_destination(tmp_path, ba
         list(columnar.typed_batches(file, specs))
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_reader_blocks_are_converted_in_batches_of_thousands(tmp_path, backend):
+    """pyarrow's reader gives 256 KB blocks; they are joined before conversion, so each
+    vectorised call takes at least BATCH_ROWS rows, and every row comes once, in order."""
+    path = users(tmp_path / "many.csv", 30_000)
+    file = columnar.CsvFile(path, str(path), ",", '"', "utf-8", True, None, False, 1 << 20)
+    specs = [columnar.Spec("userid", "text", source="userid", key=True),
+             columnar.Spec("name", "text", source="name")]
+    batches = list(columnar.typed_batches(file, specs))
+    assert [batch.num_rows >= columnar.BATCH_ROWS for batch in batches[:-1]] == [True] * (
+        len(batches) - 1) and len(batches) <= -(-30_000 // columnar.BATCH_ROWS)
+    assert [row["userid"] for batch in batches for row in batch.to_pylist()] == [
+        line.split(",")[0] for line in path.read_text().splitlines()[1:]]
+
+
+@pytest.mark.parametrize("encoding, content, free", [
+    ("utf-8", "id,name\na,Zoë\n", {"key", "name"}),
+    ("iso-8859-1", "id,name\na,Zoë\n", {"key", "name"}),
+    ("utf-8", "id,name\na,Zo\x1fë\n", set()),  # U+001F: each value is searched
+    ("iso-8859-1", "id,name\na,Zo\x1f\n", set()),
+    ("utf-16", "id,name\na,Zoë\n", set()),  # 0x1f may be half of another character
+])
+def test_columns_known_free_of_the_unit_separator(tmp_path, encoding, content, free):
+    """The fingerprint's row text puts U+001F before each value, so a value holding it is not
+    compared: a file without the byte (in an encoding where U+001F is that byte alone) spares
+    the search in its values; a constant is searched all the same."""
+    path = tmp_path / "unit.csv"
+    path.write_bytes(content.encode(encoding))
+    file = columnar.CsvFile(path, str(path), ",", '"', encoding, True, None, False, 1 << 20)
+    specs = [columnar.Spec("key", "text", source="id", key=True),
+             columnar.Spec("name", "text", source="name"),
+             columnar.Spec("unit", "text", const="Sales")]
+    assert columnar.unit_free_columns(file, specs) == free
+
+
 def test_the_sql_connector_does_not_import_pyarrow_until_a_run_writes():
     code = ("import sys, iotask.connectors.sql, iotask.dataflow, iotask.cli; "
             "print('pyarrow' in sys.modules)")
