@@ -112,8 +112,10 @@ def _look(where: Target, tz: ZoneInfo) -> bool:
         import pymysql
         from pymysql.constants import CLIENT
 
-        # FOUND_ROWS: SQLAlchemy's pymysql dialect always sets it
-        with pymysql.connect(**where.connect, client_flag=CLIENT.FOUND_ROWS) as conn, \
+        # FOUND_ROWS: SQLAlchemy's pymysql dialect always sets it; no TLS through a local
+        # socket, as databases.make_engine
+        local = {"ssl_disabled": True} if "unix_socket" in where.connect else {}
+        with pymysql.connect(**where.connect, **local, client_flag=CLIENT.FOUND_ROWS) as conn, \
                 conn.cursor() as cursor:
             return _judge(cursor, "%s", "true", clock.utcnow(), tz, None)
     import psycopg

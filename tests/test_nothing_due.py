@@ -229,3 +229,36 @@ def test_connect_arguments_are_sqlalchemys(url):
 ])
 def test_other_urls_go_the_full_way(url):
     assert nothing_due.target(url) is None
+
+
+def test_no_tls_through_a_local_socket(monkeypatch):
+    """A MariaDB reached through its unix socket is connected without TLS, by the full path
+    and by the quick look alike: PyMySQL 1.2 would otherwise try TLS and load the system's CA
+    store for every connection (30 ms each), which protects nothing on a local socket."""
+    from conftest import server_url
+
+    url = server_url("mariadb")
+    assert "unix_socket=" in url  # as scripts/dbservers starts it
+    engine = databases.make_engine(url)
+    try:
+        with engine.connect() as conn:
+            assert conn.connection.dbapi_connection.ssl is False
+    finally:
+        engine.dispose()
+    import pymysql
+
+    seen: list[dict] = []
+    real = pymysql.connect
+
+    def connect(**arguments):
+        seen.append(arguments)
+        return real(**arguments)
+
+    monkeypatch.setattr(pymysql, "connect", connect)
+    where = nothing_due.target(url)
+    assert where is not None
+    try:
+        nothing_due._look(where, ZoneInfo("UTC"))
+    except pymysql.MySQLError:
+        pass  # the server's own database need not hold iotask's tables: connecting is the point
+    assert [arguments.get("ssl_disabled") for arguments in seen] == [True]
