@@ -169,9 +169,7 @@ def _pass_one(engine: sa.Engine, pool: ThreadPoolExecutor, table: sa.Table,
     for batch in _with_head(head, batches):
         numbers = _buckets(batch, key_kinds, bits, unit_free)
         rows += len(numbers)
-        high, low = _halves(batch, kinds, unit_free)
-        # the hash wraps modulo 2**64, as do the sums
-        hashes = pc.add(pc.shift_left(high, pa.scalar(32, pa.uint64())), low)
+        hashes = _hashes(batch, kinds, unit_free)
         pending.append((numbers, pa.repeat(one, len(hashes)), hashes))
         if sum(len(part[0]) for part in pending) * SPREAD >= last:
             more, hashed = spread(_summed(_joined(pending)))
@@ -269,8 +267,8 @@ def _buckets(batch: pa.RecordBatch, key_kinds: list[fingerprint.Kind], bits: int
                            pa.scalar((1 << bits) - 1, pa.uint32()))
 
 
-def _halves(batch: pa.RecordBatch, kinds: list[fingerprint.Kind], unit_free: frozenset[str]
-            ) -> tuple[pa.Array, pa.Array]:
-    """A batch's row hashes, their high and low halves."""
-    return fingerprint.crc_halves(
+def _hashes(batch: pa.RecordBatch, kinds: list[fingerprint.Kind], unit_free: frozenset[str]
+            ) -> pa.Array:
+    """A batch's row hashes."""
+    return fingerprint.crc_hashes(
         fingerprint.Hasher(kinds, "mysql", fingerprint.CRC, unit_free).texts(batch).to_pylist())

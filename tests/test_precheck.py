@@ -142,7 +142,7 @@ def swapped(rows: list[tuple], first: int, second: int, column: str) -> list[tup
 def test_the_row_hash_is_not_linear_as_a_crc_is(backend):
     """A CRC of texts of one length is affine: crc(a) ^ crc(b) ^ crc(c) == crc(a ^ b ^ c), so
     values swapped between rows change both rows' CRCs by one XOR delta, which a sum of CRCs can
-    miss. The row hash (both CRCs through fmix32) is not: swaps change the sum."""
+    miss. The row hash (the product of the two CRCs) is not: swaps change the sum."""
     import zlib
 
     def row_hash(text: str) -> int:
