@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -160,8 +161,9 @@ def _pass_one(engine: sa.Engine, pool: ThreadPoolExecutor, table: sa.Table,
                         for values in found[1:])
         return more, hashes
 
-    stored = pool.submit(_on_server, engine, fingerprint.server_buckets, table, kinds,
-                         key_kinds, where, bits)
+    started = time.perf_counter()
+    stored = pool.submit(_timed, engine, fingerprint.server_buckets, table, kinds, key_kinds,
+                         where, bits)
     counts, sums = spread(_nothing())
     rows = 0
     one = pa.scalar(1, pa.int32())
@@ -177,7 +179,9 @@ def _pass_one(engine: sa.Engine, pool: ThreadPoolExecutor, table: sa.Table,
     if pending:
         more, hashed = spread(_summed(_joined(pending)))
         counts, sums = pc.add(counts, more), pc.add(sums, hashed)
-    there = stored.result()
+    log.debug("bucketed diff: the file's sums in %.2fs", time.perf_counter() - started)
+    there, seconds = stored.result()
+    log.debug("bucketed diff: the table's sums in %.2fs", seconds)
     stored_counts, stored_sums = spread(
         _summed(tuple(there[name].combine_chunks() for name in ("k", "n", "s"))))
     dirty = pc.indices_nonzero(pc.or_(pc.not_equal(counts, stored_counts),
@@ -243,6 +247,12 @@ def _with_head(head: pa.RecordBatch, rest: Iterator[pa.RecordBatch]
                ) -> Iterator[pa.RecordBatch]:
     yield head
     yield from rest
+
+
+def _timed(engine: sa.Engine, query: Callable[..., Any], *args: Any) -> tuple[Any, float]:
+    """``_on_server``, and the seconds it took."""
+    started = time.perf_counter()
+    return _on_server(engine, query, *args), time.perf_counter() - started
 
 
 def _on_server(engine: sa.Engine, query: Callable[..., Any], *args: Any) -> Any:

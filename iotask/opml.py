@@ -169,12 +169,29 @@ def _differs(row: Task, changes: tasks.TaskChanges) -> list[str]:
     return [name for name in TASK_FIELDS if getattr(probe, name) != before[name]]
 
 
+def _task(session: Session, name: str, changes: tasks.TaskChanges, file_roots: Any,
+          checked: tasks.MapChecks) -> str:
+    """Add or change one task; what was done, as a line of the report."""
+    row = session.get(Task, name)
+    if row is None:
+        tasks.add(session, name, changes, file_roots, now=True, checked=checked)
+        return f"added task {name}"
+    differences = _differs(row, changes)
+    if row.conn_source != changes.source or row.conn_destination != changes.destination:
+        differences.insert(0, "connections")
+    if not differences:
+        return f"unchanged task {name}"
+    tasks.edit(session, name, changes, file_roots, checked)
+    return f"changed task {name}: {', '.join(differences)}"
+
+
 def import_(session: Session, data: bytes, where: str, file_roots: Any,
             prune: bool = False) -> Imported:
     """Create or update every task the file holds (and its connections); with ``prune``,
     remove the tasks it does not hold. The caller commits (or, for a dry run, rolls back)."""
     root = _parse(data, where)
     done, seen_connections, named = Imported(), set[str](), []
+    checked: tasks.MapChecks = set()
     for number, outline in enumerate(root.iter("outline"), start=1):
         if outline.get("type") != "iotask-task":
             continue
@@ -190,19 +207,12 @@ def import_(session: Session, data: bytes, where: str, file_roots: Any,
         changes.destination = _connection(session, ends["destination"], at, file_roots, done,
                                           seen_connections)
         named.append(name)
-        row = session.get(Task, name)
-        if row is None:
-            tasks.add(session, name, changes, file_roots, now=True)
-            done.lines.append(f"added task {name}")
-            continue
-        differences = _differs(row, changes)
-        if row.conn_source != changes.source or row.conn_destination != changes.destination:
-            differences.insert(0, "connections")
-        if not differences:
-            done.lines.append(f"unchanged task {name}")
-            continue
-        tasks.edit(session, name, changes, file_roots)
-        done.lines.append(f"changed task {name}: {', '.join(differences)}")
+        try:
+            done.lines.append(_task(session, name, changes, file_roots, checked))
+        except OpmlError:
+            raise
+        except IotaskError as exc:  # which of thousands of tasks, then what is wrong with it
+            raise OpmlError(f"{at}: {exc}: nothing was imported") from None
     if prune:
         for name in session.scalars(select(Task.name).order_by(Task.name)):
             if name not in named:

@@ -122,8 +122,11 @@ def _check_connection(session: Session, name: str, role: str) -> None:
         )
 
 
+MapChecks = set[tuple[str, str, "str | None", str]]  # (source, destination, map, import type)
+
+
 def _apply(session: Session, row: Task, changes: TaskChanges,
-           file_roots: Sequence[Path] | None) -> None:
+           file_roots: Sequence[Path] | None, checked: MapChecks | None = None) -> None:
     if changes.source is not None:
         _check_connection(session, changes.source, "source")
         row.conn_source = changes.source
@@ -135,7 +138,7 @@ def _apply(session: Session, row: Task, changes: TaskChanges,
     check_lengths(row, f"task {row.name!r}:")
     if any(value is not None for value in (changes.source, changes.destination, changes.map,
                                            changes.import_type)):
-        check_map(session, row, file_roots)
+        check_map(session, row, file_roots, checked)
 
 
 def apply_fields(row: Task, changes: TaskChanges) -> None:
@@ -199,9 +202,15 @@ def endpoint_columns(session: Session, name: str, role: str,
         return None  # a missing file or an unreachable database: checked again at run time
 
 
-def check_map(session: Session, row: Task, file_roots: Sequence[Path] | None = None) -> None:
+def check_map(session: Session, row: Task, file_roots: Sequence[Path] | None = None,
+              checked: MapChecks | None = None) -> None:
     """Refuse a map that does not fit the task's source and destination columns (as far as
-    they can be read now, file: paths confined to ``file_roots``)."""
+    they can be read now, file: paths confined to ``file_roots``). ``checked``: the
+    combinations already found to fit in this transaction (a schedule of 10 000 tasks over a
+    few connections reflects each table once, not 10 000 times), to which this one is added."""
+    combination = (row.conn_source, row.conn_destination, row.map, row.import_type)
+    if checked is not None and combination in checked:
+        return
     context = MemoryContext(
         task=row.name, import_type=import_type_name(row.import_type),
         database_url=session.get_bind().engine.url.render_as_string(hide_password=False),
@@ -215,10 +224,13 @@ def check_map(session: Session, row: Task, file_roots: Sequence[Path] | None = N
         connections.endpoint(session, row.conn_destination, "destination").check_task(context)
     except ConnectorError as exc:
         raise IotaskError(f"task {row.name!r}: {exc}") from None
+    if checked is not None:
+        checked.add(combination)
 
 
 def add(session: Session, name: str, changes: TaskChanges,
-        file_roots: Sequence[Path] | None = None, now: bool = False) -> Task:
+        file_roots: Sequence[Path] | None = None, now: bool = False,
+        checked: MapChecks | None = None) -> Task:
     """A new task. One with a time of day (--at, --cron) first runs at its next slot, as if it
     had run when it was added; an interval task (--every) at the next run-due; ``now``: any
     task at the next run-due (last_execution left empty)."""
@@ -232,7 +244,7 @@ def add(session: Session, name: str, changes: TaskChanges,
         changes.schedule_type, changes.schedule = DEFAULT_SCHEDULE
     row = Task(name=name, description="", import_type="insert", sequence=0, enabled=True,
                fail_count=0, allow_empty=False)
-    _apply(session, row, changes, file_roots)
+    _apply(session, row, changes, file_roots, checked)
     if not now and row.schedule_type in TIME_OF_DAY:
         row.last_execution = clock.utcnow()
     session.add(row)
@@ -240,9 +252,9 @@ def add(session: Session, name: str, changes: TaskChanges,
 
 
 def edit(session: Session, name: str, changes: TaskChanges,
-         file_roots: Sequence[Path] | None = None) -> Task:
+         file_roots: Sequence[Path] | None = None, checked: MapChecks | None = None) -> Task:
     row = get(session, name)
-    _apply(session, row, changes, file_roots)
+    _apply(session, row, changes, file_roots, checked)
     return row
 
 

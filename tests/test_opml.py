@@ -131,3 +131,46 @@ def test_a_file_naming_an_unknown_connector_is_one_line(schedules, tmp_path):
     assert schedules("task", "list", "--json").json() == []
     assert json.loads(schedules("connection", "list", "--json").out) != []
     assert Path(exported).exists()
+
+
+def test_a_schedule_over_few_connections_checks_each_map_once(iotask, engine, tmp_path):
+    """Tasks over the same connections with the same map are checked against the tables once
+    per import, not once per task (a schedule of 10 000 tasks reflected its table 10 000 times,
+    minutes on PostgreSQL); a task with another map is still checked, and refused."""
+    import sqlalchemy as sa
+
+    sa.Table("staff", sa.MetaData(), sa.Column("userid", sa.String(20), primary_key=True),
+             sa.Column("name", sa.String(50))).create(engine)
+    source = tmp_path / "staff.csv"
+    source.write_text("userid,name\nu1,Ann\n", encoding="utf-8")
+    iotask("connection", "add", "hr", "--type", "csv", "--set", f"url={source}")
+    iotask("connection", "add", "db", "--type", "sql", "--set", "table=staff",
+           "--set", "key=userid")
+    for number in range(6):
+        iotask("task", "add", f"staff {number}", "--source", "hr", "--destination", "db",
+               "--every", "1 hour", "--map", '{"columns": {"userid": "userid", "name": "name"}}')
+    exported = tmp_path / "staff.opml"
+    iotask("schedule", "export", str(exported))
+    for number in range(6):
+        iotask("task", "remove", f"staff {number}", "--yes")
+    reflected: list[str] = []
+
+    def seen(inspector, table, column_info) -> None:
+        if column_info["name"] == "userid":
+            reflected.append(table.name)
+
+    sa.event.listen(sa.Table, "column_reflect", seen)
+    try:
+        done = iotask("schedule", "import", str(exported))
+        assert done.out.count("added task staff") == 6
+        assert 0 < len(reflected) <= 2  # the map's columns, the key: not 6 times each
+        text = exported.read_text(encoding="utf-8")
+        last = text.rindex("name&quot;: &quot;name")
+        exported.write_text(text[:last] + "name&quot;: &quot;nick" + text[last + 22:],
+                            encoding="utf-8")
+        for number in range(6):
+            iotask("task", "remove", f"staff {number}", "--yes")
+        refused = iotask("schedule", "import", str(exported), ok=False)
+    finally:
+        sa.event.remove(sa.Table, "column_reflect", seen)
+    assert refused.code != 0 and "staff 5" in refused.err and "nick" in refused.err
