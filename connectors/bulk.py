@@ -170,7 +170,7 @@ def _load_data(conn: sa.Connection, table: str, names: list[str], specs: list[Sp
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _ahead(items: Iterator[Any]) -> Iterator[Any]:
+def ahead(items: Iterator[Any]) -> Iterator[Any]:
     """``items`` produced one ahead in a second thread (pyarrow releases the GIL), in order;
     the producer's exception comes out where its item would have."""
     slots: queue.Queue[Any] = queue.Queue(maxsize=2)
@@ -213,7 +213,7 @@ def _copy(conn: sa.Connection, table: str, names: list[str], specs: list[Spec],
     sent = 0
     with raw.cursor() as cursor:
         with cursor.copy(statement) as copy:
-            for count, data in _ahead(_texts(batches, specs, "postgresql", numbered)):
+            for count, data in ahead(_texts(batches, specs, "postgresql", numbered)):
                 copy.write(data)
                 sent += count
                 log.debug("columnar: %d rows sent", sent)
@@ -254,7 +254,7 @@ def _insert(conn: sa.Connection, table: str, names: list[str], specs: list[Spec]
             log.debug("columnar: %d rows sent", sent)
 
     try:
-        rows = _ahead(converted())  # made while ADBC binds the previous batch
+        rows = ahead(converted())  # made while ADBC binds the previous batch
         first = next(rows, None)
         if first is None:
             return 0
