@@ -25,10 +25,10 @@ The row hash, by database (``scheme``):
   the two rows' hashes change by unrelated amounts. Products of 32-bit numbers are not spread
   evenly over 64 bits (some have many factorisations): two random rows share a hash with
   probability about 30 / 2**64, 2**-59 ((12/pi**2) ln(2**32) + 4, counted exactly for smaller
-  words). MariaDB computes it with each CRC
-  referenced once, in one pass (a murmur3 mix of each CRC needed a derived table and cost 60
-  operations a row: the server's side took 2 s, not 1.3 s, in a sync's GROUP BY), iotask with
-  one C call per row and CRC (ISA-L's crc32, crc32c.crc32c) and the product in pyarrow.
+  words). MariaDB computes it with each CRC referenced once, in one pass (a murmur3 mix of each
+  CRC needed a derived table and cost 60 operations a row: the server's side took 2 s, not
+  1.3 s, in a sync's GROUP BY), iotask with one C call per row and CRC (ISA-L's crc32,
+  crc32c.crc32c) and the product in pyarrow.
 - SIPHASH (SQLite, whose "server" is this process): Python's own keyed 64-bit SipHash of the
   text. The stored rows are read through ADBC as arrow batches and hashed by the very code that
   hashes the file's, so both sides agree by construction.
