@@ -186,7 +186,10 @@ def unit_free_columns(file: CsvFile, specs: list[Spec]) -> frozenset[str]:
     """The specs (their names) whose values come from the file, when no byte of the file can
     be U+001F, the fingerprint's unit separator (an ASCII-compatible encoding and no 0x1f
     byte, a memchr scan): their values need no check of their own. Else none."""
-    name = codecs.lookup(file.encoding).name
+    try:
+        name = codecs.lookup(file.encoding).name
+    except LookupError:
+        return frozenset()
     if name not in ("ascii", "utf-8", "utf-8-sig") and not name.startswith(("iso8859-",
                                                                              "cp125")):
         return frozenset()
