@@ -157,9 +157,10 @@ def file_columns(file: CsvFile) -> list[str]:
     return _read_header(file)[0]
 
 
-def _check_bytes(file: CsvFile) -> None:
+def _check_bytes(file: CsvFile, unit: bool = False) -> bool:
     """No quote character and no NUL byte anywhere in the file (a memchr scan), and the BOM
-    rule: with these the file is plain delimited text, which both readers split alike."""
+    rule: with these the file is plain delimited text, which both readers split alike.
+    With ``unit``, whether the file holds a 0x1f byte too (see unit_free_columns)."""
     try:
         quote = file.quotechar.encode(file.encoding.removesuffix("-sig"))
         delimiter = file.delimiter.encode(file.encoding.removesuffix("-sig"))
@@ -167,6 +168,7 @@ def _check_bytes(file: CsvFile) -> None:
         raise Unsupported("the quote or delimiter character is not in the encoding") from None
     if len(delimiter) != 1 or len(quote) != 1 or not file.delimiter.isascii():
         raise Unsupported("a delimiter or quote character of more than one byte")
+    found = False
     with open(file.path, "rb") as raw:
         first = True
         while chunk := raw.read(SCAN_BYTES):
@@ -180,12 +182,14 @@ def _check_bytes(file: CsvFile) -> None:
                 raise Unsupported("the file holds the quote character")
             if b"\x00" in chunk:
                 raise Unsupported("the file holds a NUL byte")
+            found = found or unit and b"\x1f" in chunk
+    return found
 
 
 def unit_free_columns(file: CsvFile, specs: list[Spec]) -> frozenset[str]:
     """The specs (their names) whose values come from the file, when no byte of the file can
     be U+001F, the fingerprint's unit separator (an ASCII-compatible encoding and no 0x1f
-    byte, a memchr scan): their values need no check of their own. Else none."""
+    byte): their values need no check of their own. Else none. Unsupported as _check_bytes."""
     try:
         name = codecs.lookup(file.encoding).name
     except LookupError:
@@ -193,10 +197,8 @@ def unit_free_columns(file: CsvFile, specs: list[Spec]) -> frozenset[str]:
     if name not in ("ascii", "utf-8", "utf-8-sig") and not name.startswith(("iso8859-",
                                                                              "cp125")):
         return frozenset()
-    with open(file.path, "rb") as raw:
-        while chunk := raw.read(SCAN_BYTES):
-            if b"\x1f" in chunk:
-                return frozenset()
+    if _check_bytes(file, unit=True):
+        return frozenset()
     return frozenset(spec.name for spec in specs if spec.source is not None)
 
 

@@ -441,11 +441,12 @@ class SqlConnector(Connector):
                 # SQLite's is a thread of this process already (a third one costs 0.4-0.8 s)
                 batches = bulk.ahead(batches)
             first = next(batches, None)  # the file's own checks come first
+            unit_free = columnar.unit_free_columns(file, plan.specs)
         except (columnar.Unsupported, ConnectorError) as exc:
             log.debug("pre-check of %s reads the exact way: %s", file.label, exc)
             return None
         return _Feed(plan.order, len(plan.keys), chain([] if first is None else [first], batches),
-                     columnar=True, unit_free=columnar.unit_free_columns(file, plan.specs))
+                     columnar=True, unit_free=unit_free)
 
     def check_task(self, context: RunContext) -> None:
         """The key columns exist; for sync, the ownership column too. Reads the table only."""
