@@ -261,9 +261,10 @@ def _on_server(engine: sa.Engine, query: Callable[..., Any], *args: Any) -> Any:
         return query(conn, *args)
 
 
-def _key_texts(batch: pa.RecordBatch, key_kinds: list[fingerprint.Kind],
-               unit_free: frozenset[str]) -> list[bytes]:
-    return fingerprint.Hasher(key_kinds, "mysql", fingerprint.CRC, unit_free).texts(
+def _texts(batch: pa.RecordBatch, kinds: list[fingerprint.Kind], unit_free: frozenset[str]
+           ) -> list[bytes]:
+    """The CRC row texts of a batch's ``kinds`` columns (the key's, or the whole row's)."""
+    return fingerprint.Hasher(kinds, "mysql", fingerprint.CRC, unit_free).texts(
         batch).to_pylist()
 
 
@@ -273,12 +274,11 @@ def _buckets(batch: pa.RecordBatch, key_kinds: list[fingerprint.Kind], bits: int
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    return pc.bit_wise_and(fingerprint.crc_words(_key_texts(batch, key_kinds, unit_free)),
+    return pc.bit_wise_and(fingerprint.crc_words(_texts(batch, key_kinds, unit_free)),
                            pa.scalar((1 << bits) - 1, pa.uint32()))
 
 
 def _hashes(batch: pa.RecordBatch, kinds: list[fingerprint.Kind], unit_free: frozenset[str]
             ) -> pa.Array:
     """A batch's row hashes."""
-    return fingerprint.crc_hashes(
-        fingerprint.Hasher(kinds, "mysql", fingerprint.CRC, unit_free).texts(batch).to_pylist())
+    return fingerprint.crc_hashes(_texts(batch, kinds, unit_free))

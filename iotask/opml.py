@@ -209,8 +209,6 @@ def import_(session: Session, data: bytes, where: str, file_roots: Any,
         named.append(name)
         try:
             done.lines.append(_task(session, name, changes, file_roots, checked))
-        except OpmlError:
-            raise
         except IotaskError as exc:  # which of thousands of tasks, then what is wrong with it
             raise OpmlError(f"{at}: {exc}: nothing was imported") from None
     if prune:
