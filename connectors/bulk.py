@@ -21,7 +21,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -170,7 +170,7 @@ def _load_data(conn: sa.Connection, table: str, names: list[str], specs: list[Sp
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def ahead(items: Iterator[Any]) -> Iterator[Any]:
+def ahead(items: Iterator[Any]) -> Generator[Any, None, None]:
     """``items`` produced one ahead in a second thread (pyarrow releases the GIL), in order;
     the producer's exception comes out where its item would have."""
     slots: queue.Queue[Any] = queue.Queue(maxsize=2)

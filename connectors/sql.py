@@ -772,6 +772,9 @@ class _Feed:
     unit_free: frozenset[str] = frozenset()  # see fingerprint.Hasher
 
 
+_Both = tuple[fingerprint.Fingerprint, fingerprint.Fingerprint]  # the table's, the rows'
+
+
 def _tuple_feed(rows: _Rows, batches: Iterable[Batch]) -> _Feed | None:
     """The exact path's typed tuples; their columns are known once the first row is seen."""
     batches = iter(batches)
@@ -785,44 +788,29 @@ def _tuple_feed(rows: _Rows, batches: Iterable[Batch]) -> _Feed | None:
 def _compare(engine: sa.Engine, table: sa.Table, feed: _Feed,
              owned: tuple[list[sa.ColumnElement[bool]], str], context: RunContext,
              removal: Removal | None) -> ChangeSet | None:
-    """Hash the rows here while the database fingerprints its records in a thread; the
-    change set "all unchanged" when both agree."""
+    """The change set "all unchanged" when the database's fingerprint of its records and the
+    rows' agree (SQLite, columnar: ``_match_here``; else ``_hash_both``)."""
     where, whose = owned
     backend = "mysql" if engine.dialect.name in ("mysql", "mariadb") else engine.dialect.name
     kinds = fingerprint.kinds(table, feed.columns, backend)
     if kinds is None or getattr(context, "failed", False):
         return None
-
-    def on_server() -> fingerprint.Fingerprint | None:
-        with _connect(engine) as conn, conn.begin():
-            return fingerprint.server(conn, table, kinds, where)
-
-    hasher = fingerprint.Hasher(kinds, backend, fingerprint.scheme(engine.dialect),
-                                feed.unit_free)
-    add = hasher.add_batch if feed.columnar else hasher.add_tuples
-    with ThreadPoolExecutor(1) as pool:
-        stored = pool.submit(on_server)
-        try:
-            for batch in feed.batches:
-                if getattr(context, "failed", False):
-                    return None
-                add(batch)
-                if stored.done():
-                    known = stored.result()
-                    if known is None or hasher.rows > known.rows:
-                        return None  # more rows than the table holds: no need to read on
-            here = hasher.fingerprint()
-        except fingerprint.Unknown as exc:
-            log.debug("pre-check on table %r does not apply: %s", table.name, exc)
-            return None
-        server = stored.result()
-    if getattr(context, "failed", False) or server is None or server != here:
+    how = _match_here if feed.columnar and backend == "sqlite" else _hash_both
+    try:
+        both = how(engine, table, kinds, backend, where, feed, context)
+    except fingerprint.Unknown as exc:
+        log.debug("pre-check on table %r does not apply: %s", table.name, exc)
+        return None
+    if both is None:
+        return None
+    server, here = both
+    if getattr(context, "failed", False) or server != here:
         log.debug("pre-check on table %r: the table has %s, the rows %s", table.name,
                   server, here)
         return None
     log.info("task %s: pre-check matched: table %r already holds these %d rows (count and sum "
              "of 64-bit row hashes (%s) over columns %s, %s, read %s): nothing staged",
-             context.task, table.name, here.rows, hasher.scheme,
+             context.task, table.name, here.rows, fingerprint.scheme(engine.dialect),
              ", ".join(feed.columns), whose, "columnar" if feed.columnar else "the exact way")
     if feed.columnar:
         context.counts.read += here.rows
@@ -835,6 +823,70 @@ def _compare(engine: sa.Engine, table: sa.Table, feed: _Feed,
         if removal is not None:
             changes.samples[ChangeKind.REMOVE.value] = []
     return changes
+
+
+def _hash_both(engine: sa.Engine, table: sa.Table, kinds: list[fingerprint.Kind],
+               backend: str, where: list[sa.ColumnElement[bool]], feed: _Feed,
+               context: RunContext) -> _Both | None:
+    """The database's fingerprint of its records, computed in a thread while the rows are
+    hashed here; None when it has none, or fewer rows than these (raises Unknown)."""
+
+    def on_server() -> fingerprint.Fingerprint | None:
+        with _connect(engine) as conn, conn.begin():
+            return fingerprint.server(conn, table, kinds, where)
+
+    hasher = fingerprint.Hasher(kinds, backend, fingerprint.scheme(engine.dialect),
+                                feed.unit_free)
+    add = hasher.add_batch if feed.columnar else hasher.add_tuples
+    with ThreadPoolExecutor(1) as pool:
+        stored = pool.submit(on_server)
+        for batch in feed.batches:
+            if getattr(context, "failed", False):
+                return None
+            add(batch)
+            if stored.done():
+                known = stored.result()
+                if known is None or hasher.rows > known.rows:
+                    return None  # more rows than the table holds: no need to read on
+        here = hasher.fingerprint()
+        server = stored.result()
+    return None if server is None else (server, here)
+
+
+def _match_here(engine: sa.Engine, table: sa.Table, kinds: list[fingerprint.Kind],
+                backend: str, where: list[sa.ColumnElement[bool]], feed: _Feed,
+                context: RunContext) -> _Both | None:
+    """SQLite: the stored rows read in a second thread and compared with the file's as both
+    come (``fingerprint.Matcher``), the stored side kept level with the file's; None when the
+    file has more rows than the table (raises Unknown)."""
+    from iotask.connectors import bulk
+
+    matcher = fingerprint.Matcher(kinds, feed.unit_free)
+    with _connect(engine) as conn:
+        stored = bulk.ahead(fingerprint.stored_texts(conn, table, kinds, where))
+    file, kept = fingerprint.Matcher.FILE, fingerprint.Matcher.STORED
+    ended = False
+    try:
+        for batch in feed.batches:
+            if getattr(context, "failed", False):
+                return None
+            matcher.add_file(batch)
+            while not ended and matcher.read[kept] < matcher.read[file]:
+                texts = next(stored, None)
+                if texts is None:
+                    ended = True
+                else:
+                    matcher.add_stored(texts)
+            if ended and matcher.read[file] > matcher.read[kept]:
+                return None  # more rows than the table holds: no need to read on
+        for texts in stored:
+            matcher.add_stored(texts)
+    finally:
+        stored.close()
+    here, server = matcher.fingerprints()
+    log.debug("pre-check on table %r: %d rows compared directly, %d and %d hashed", table.name,
+              matcher.same, here.rows - matcher.same, server.rows - matcher.same)
+    return server, here
 
 
 def _convert_setting(table: sa.Table, column: str, value: str, where: str) -> Any:
