@@ -97,6 +97,20 @@ class CsvFile:
     columns: list[str] | None
     skipinitialspace: bool
     max_field: int
+    sha256: str | None = None  # of the open unit: its content when the run opened it
+    state: tuple[int, ...] | None = None  # and its file's (inode, size, mtime, ctime) then
+
+    def unchanged(self) -> bool:
+        """Whether the file is still the one whose SHA-256 the run took: not written since
+        (every write moves its ctime), not replaced."""
+        try:
+            return self.state is not None and _state(os.stat(self.path)) == self.state
+        except OSError:
+            return False
+
+
+def _state(found: os.stat_result) -> tuple[int, ...]:
+    return found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns
 
 
 @dataclass(frozen=True)
@@ -140,10 +154,12 @@ def csv_file(source: Any, context: Any) -> CsvFile | None:
     if found is None or not found[0].is_file():
         return None
     params = source.params
+    sha256, state = source.open_content or (None, None)
     return CsvFile(found[0], found[1], params["delimiter"], params["quotechar"],
                    params["encoding"], bool(params["header"]),
                    list(params["columns"]) if params.get("columns") else None,
-                   bool(params.get("skipinitialspace")), source._max_field)
+                   bool(params.get("skipinitialspace")), source._max_field, sha256,
+                   None if state is None else _state(state))
 
 
 def file_columns(file: CsvFile) -> list[str]:

@@ -151,6 +151,14 @@ class RunContext(Protocol):
     def record_import(self, unit: Unit) -> None:
         """Remember ``unit``'s name, size and SHA-256 as imported by this task."""
 
+    def remembered(self, sha256: str, key: str) -> str | None:
+        """What ``remember`` kept under ``key`` with an import of the content ``sha256`` by
+        this task (the latest such import), or None."""
+
+    def remember(self, key: str, value: str) -> None:
+        """Keep ``value`` under ``key`` with the import of the current file (``record_import``
+        stores it; a file not recorded keeps nothing). ``key`` and ``value`` hold no spaces."""
+
     def unit_done(self, source: Connector) -> None:
         """A file is finished (applied or not): its rejected rows go to its reject file."""
 
@@ -182,6 +190,8 @@ class MemoryContext:
     errors: list[RowError] = field(default_factory=list)
     changes: ChangeSet | None = None
     imported: dict[str, str] = field(default_factory=dict)  # SHA-256: name
+    memory: dict[tuple[str, str], str] = field(default_factory=dict)  # (SHA-256, key): value
+    _kept: tuple[str, str] | None = None
 
     def imported_before(self, unit: Unit) -> str | None:
         name = self.imported.get(unit.sha256 or "")
@@ -190,6 +200,15 @@ class MemoryContext:
     def record_import(self, unit: Unit) -> None:
         if unit.sha256:
             self.imported[unit.sha256] = unit.name
+            if self._kept is not None:
+                self.memory[(unit.sha256, self._kept[0])] = self._kept[1]
+        self._kept = None
+
+    def remembered(self, sha256: str, key: str) -> str | None:
+        return self.memory.get((sha256, key))
+
+    def remember(self, key: str, value: str) -> None:
+        self._kept = (key, value)
 
     def unit_done(self, source: Connector) -> None:
         return None

@@ -100,6 +100,8 @@ class CsvConnector(Connector):
     )
     _reading: IO[bytes] | None = None  # the file read() has open, for progress()
     _open: tuple[Path, str] | None = None  # the unit being read: local copy, name for messages
+    # its SHA-256 and its file's stat when the run took it (columnar.CsvFile.unchanged)
+    open_content: tuple[str | None, os.stat_result] | None = None
     _transport: Transport | None = None
     _scratch: tempfile.TemporaryDirectory[str] | None = None
     _roots: list[Path] = []  # the roots the last transport was opened with (never changed)
@@ -206,6 +208,7 @@ class CsvConnector(Connector):
             local = confine(file.path, transport.options.file_roots)  # a symlink out: refused
             try:
                 with open(local, "rb") as stream:
+                    before = os.fstat(stream.fileno())  # a write while hashing moves its ctime
                     unit.sha256 = hashlib.file_digest(stream, "sha256").hexdigest()
             except OSError as exc:
                 raise CsvError(f"cannot open {local}: {exc.strerror}") from None
@@ -215,13 +218,15 @@ class CsvConnector(Connector):
             local = Path(self._scratch.name) / "unit"
             with open(local, "wb") as out:
                 unit.sha256 = transport.fetch(file, out)
+            before = local.stat()
         unit.size = local.stat().st_size
         self._open = (local, unit.where)
+        self.open_content = (unit.sha256, before)
         context.files.append(unit.where)
 
     def close_unit(self, unit: Unit, outcome: UnitOutcome) -> str | None:
         transport = self._transport
-        self._open = None
+        self._open = self.open_content = None
         if transport is None or not self._consumes(transport):
             return None
         if outcome == UnitOutcome.CONSUMED:

@@ -49,11 +49,12 @@ import struct
 import urllib.parse
 from array import array
 from collections.abc import Callable, Collection, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import astuple, dataclass, replace
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from functools import reduce
 from operator import add, itemgetter
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import crc32c
@@ -202,6 +203,40 @@ def _md5_total(texts: Sequence[bytes]) -> int:
     md5 = hashlib.md5
     digests = b"".join([md5(text).digest() for text in texts])
     return sum(map(itemgetter(0), struct.iter_unpack(">Q8x", digests))) % MODULUS
+
+
+# --- remembered file sides ------------------------------------------------------------------
+
+def memory_key(scheme: str, columns: Sequence[Kind], how: Sequence[Any],
+               modules: Sequence[Any] = ()) -> str | None:
+    """A key for the fingerprint of a file's rows, with the file's content: what the value
+    depends on besides that content. ``how`` says how the file is read and mapped (the
+    caller's settings and specs); the source of this module and of ``modules`` (the ones that
+    convert the values) stands for iotask's version, so that a change of code is a new key.
+    None for SIPHASH, which is keyed per process."""
+    if scheme == SIPHASH:
+        return None
+    digest = hashlib.sha256(repr((scheme, [astuple(kind) for kind in columns],
+                                  list(how))).encode())
+    for source in (__file__, *(module.__file__ for module in modules)):
+        digest.update(Path(source).read_bytes())
+    return digest.hexdigest()[:32]
+
+
+def as_text(found: Fingerprint) -> str:
+    """A fingerprint as remembered: ``rows:sum`` (the sum in 16 hex digits)."""
+    return f"{found.rows}:{found.total:016x}"
+
+
+def from_text(text: str) -> Fingerprint | None:
+    """``as_text``'s fingerprint again; None for anything else (a hand edit)."""
+    rows, _, total = text.partition(":")
+    if not rows.isdigit() or len(total) != 16:
+        return None
+    try:
+        return Fingerprint(int(rows), int(total, 16))
+    except ValueError:
+        return None
 
 
 # --- the server side ------------------------------------------------------------------------

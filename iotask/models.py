@@ -161,7 +161,9 @@ class TaskRunError(Base):
 
 class TaskFile(Base):
     """A file a task imported: its name, size and SHA-256, so the same content is not imported
-    twice (under the same or another name) unless a person asks with --reimport."""
+    twice (under the same or another name) unless a person asks with --reimport; and, when the
+    destination computed it, the fingerprint of the rows it maps to, so that a pre-check of the
+    same content again computes only the database's side."""
 
     __tablename__ = "core_task_file"
     __table_args__ = (Index("ix_core_task_file_task_sha256", "task", "sha256"),
@@ -177,6 +179,8 @@ class TaskFile(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     run_id: Mapped[int | None] = mapped_column(Integer)
     imported_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    # "<mapping key> <rows> <hash sum>": the file side of a pre-check (connectors/fingerprint.py)
+    fingerprint: Mapped[str | None] = mapped_column(String(100))
 
 
 class ConsoleUser(Base):

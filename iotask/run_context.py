@@ -67,6 +67,7 @@ class Run:
         self.verdict: TooManyErrors | Held | None = None  # the guards' word on a dry run
         self._guard_settings = (task.max_errors, task.max_remove, task.allow_empty, accept)
         self._lease = lease
+        self._kept: tuple[str, str] | None = None  # remember()'s, for the current file
 
     @property
     def guards(self) -> Guards:
@@ -120,15 +121,30 @@ class Run:
         return f"as {earlier.name} on {when} (run {earlier.run_id})"
 
     def record_import(self, unit: Unit) -> None:
+        kept, self._kept = self._kept, None
         db.transaction(self._engine, lambda conn: conn.execute(insert(TaskFile).values(
             task=self.task, name=unit.name[:255], location=shorten(unit.where, 900),
             size=unit.size or 0, sha256=unit.sha256 or "", run_id=self.run_id or None,
-            imported_at=clock.utcnow())))
+            imported_at=clock.utcnow(), fingerprint=" ".join(kept) if kept else None)))
+
+    def remembered(self, sha256: str, key: str) -> str | None:
+        with db.reader(self._engine).connect() as conn:
+            found = conn.execute(
+                select(TaskFile.fingerprint)
+                .where(TaskFile.task == self.task, TaskFile.sha256 == sha256,
+                       TaskFile.fingerprint.like(f"{key} %"))
+                .order_by(TaskFile.id.desc()).limit(1)).scalar()
+        return found.removeprefix(f"{key} ") if found else None
+
+    def remember(self, key: str, value: str) -> None:
+        if len(key) + 1 + len(value) <= TaskFile.fingerprint.type.length:
+            self._kept = (key, value)
 
     def unit_done(self, source: Connector) -> None:
         """Write the file's rejected rows now, while the source still has it; the next file's
         counts start from here."""
         self._unit_start = replace(self.counts)
+        self._kept = None
         if self.rejected and not self.dry_run:
             problem = write_rejects(self._config.reject_dir, self.run_id, source, self)
             if problem:
