@@ -49,9 +49,11 @@ log = logging.getLogger("iotask.delta")
 class Delta:
     """The file against the table's rows: ``rows`` in the file, ``owned`` in the table (the
     ones compared), the ``dirty`` buckets (of ``bits`` bits) where they differ; ``batches``
-    reads the file (``path``) again."""
+    reads the file (``path``) again. ``total`` is the file's sum of row hashes: with ``rows``,
+    its fingerprint (fingerprint.Fingerprint)."""
 
     rows: int
+    total: int
     owned: int
     bits: int
     dirty: pa.Array
@@ -124,19 +126,20 @@ def diff(engine: sa.Engine, table: sa.Table, columns: Sequence[str], keys: int,
         return None
     if first is None:
         return None
-    rows, owned, bits, dirty, fetched = first
+    rows, total, owned, bits, dirty, fetched = first
     log.debug("bucketed diff: %d of %d buckets dirty, %d of the table's rows in them",
               len(dirty), 1 << bits, fetched)
-    return Delta(rows, owned, bits, dirty, key_kinds, batches, path, stamp, unit_free)
+    return Delta(rows, total, owned, bits, dirty, key_kinds, batches, path, stamp, unit_free)
 
 
 def _pass_one(engine: sa.Engine, pool: ThreadPoolExecutor, table: sa.Table,
               kinds: list[fingerprint.Kind], key_kinds: list[fingerprint.Kind],
               where: Sequence[sa.ColumnElement[bool]], batches: Iterator[pa.RecordBatch],
               size: int, unit_free: frozenset[str]
-              ) -> tuple[int, int, int, pa.Array, int] | None:
-    """The file's and the table's bucket sums compared: (file rows, table rows, bits, dirty
-    buckets, table rows in them); None when the diff would not be quicker."""
+              ) -> tuple[int, int, int, int, pa.Array, int] | None:
+    """The file's and the table's bucket sums compared: (file rows, file's sum of row hashes,
+    table rows, bits, dirty buckets, table rows in them); None when the diff would not be
+    quicker."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -186,7 +189,8 @@ def _pass_one(engine: sa.Engine, pool: ThreadPoolExecutor, table: sa.Table,
         _summed(tuple(there[name].combine_chunks() for name in ("k", "n", "s"))))
     dirty = pc.indices_nonzero(pc.or_(pc.not_equal(counts, stored_counts),
                                       pc.not_equal(sums, stored_sums))).cast(pa.uint32())
-    return (rows, pc.sum(stored_counts).as_py() or 0, bits, dirty,
+    total = (pc.sum(sums).as_py() or 0) % fingerprint.MODULUS  # uint64 sums wrap
+    return (rows, total, pc.sum(stored_counts).as_py() or 0, bits, dirty,
             pc.sum(pc.take(stored_counts, dirty)).as_py() or 0)
 
 

@@ -160,7 +160,7 @@ def _crc_hash(text: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
     variable between them. MariaDB evaluates a product's operands left to right; were it ever
     not to, the hash would not be the text's and the sums would differ (a "changed", never an
     "unchanged")."""
-    held = sa.literal_column("@iotask_row_text")
+    held: sa.ColumnElement[Any] = sa.literal_column("@iotask_row_text")
     return sa.func.crc32(held.op(":=")(text)) * sa.func.crc32c(held)
 
 

@@ -343,6 +343,9 @@ class SqlConnector(Connector):
                 stage.scope = [found.scope(conn, table)]
                 log.debug("bucketed diff: %d of %d rows in dirty buckets staged", stage.staged,
                           found.rows)
+                remember = _rememberer(file, _memory_key(conn, file, plan), context)
+                if remember is not None:  # pass one hashed every row: the file's fingerprint
+                    remember(fingerprint.Fingerprint(found.rows, found.total))
             return _Loaded(rows, stage, removal, owner_column)
         if owner_column is not None and owner_column not in order:
             specs.append(_spec(table.c[owner_column], (None, context.owner), False, False,

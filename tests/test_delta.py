@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 import sqlalchemy as sa
-from iotask.connectors import delta
+from iotask.connectors import delta, fingerprint
 from iotask.connectors.columnar import Unsupported
 
 ROWS = 20_000
@@ -93,6 +93,10 @@ def test_the_same_rows_stage_nothing(table):
     found = _diff(engine, users, path)
     assert len(found.dirty) == 0
     assert list(found.dirty_rows()) == []
+    kinds = fingerprint.kinds(users, ["userid", "name", "n"], "mysql")
+    with engine.connect() as conn:  # pass one hashed every row: the file's whole fingerprint
+        assert fingerprint.Fingerprint(found.rows, found.total) == fingerprint.server(
+            conn, users, kinds, [])
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(users)
                             .where(found.scope(conn, users))).scalar() == 0

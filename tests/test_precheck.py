@@ -670,3 +670,18 @@ def test_a_file_written_after_its_sha256_was_taken_is_not_remembered(tmp_path):
     os.utime(path, ns=(state.st_atime_ns, state.st_mtime_ns))
     assert not file.unchanged()
     assert not replace(file, state=None).unchanged()
+
+
+@pytest.mark.parametrize("backend", ["mariadb"], indirect=True)
+def test_a_bucketed_diff_remembers_the_file_it_hashed(iotask, engine, tmp_path):
+    site = Site(iotask, engine, tmp_path, "sync")
+    rows = people(12_000)
+    write_csv(site.file, HEADER, rows)
+    site.run()
+    rows[5][1] = "Changed"
+    write_csv(site.file, HEADER, rows[:-3])  # new content: diffed by buckets, not pre-checked
+    result = site.iotask("-vv", "run", "users", "--json")
+    assert counts(result.json()["tasks"][0]) == (11_997, 0, 1, 11_996, 3, 0)
+    assert fingerprints(engine)[-1].endswith(" 11997:" + fingerprints(engine)[-1][-16:])
+    result = site.iotask("-vv", "run", "users", "--json")
+    assert REMEMBERED in result.err and MATCHED in result.err
