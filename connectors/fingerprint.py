@@ -52,7 +52,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import astuple, dataclass, replace
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from functools import reduce
+from functools import cache, reduce
 from operator import add, itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -223,9 +223,17 @@ def memory_key(scheme: str, columns: Sequence[Kind], how: Sequence[Any],
         return None
     digest = hashlib.sha256(repr((scheme, [astuple(kind) for kind in columns],
                                   list(how))).encode())
-    for source in (__file__, *(module.__file__ for module in modules)):
-        digest.update(Path(source).read_bytes())
+    digest.update(_code((__file__, *(module.__file__ for module in modules))))
     return digest.hexdigest()[:32]
+
+
+@cache
+def _code(sources: tuple[str, ...]) -> bytes:
+    """The SHA-256 of these source files, read once per process."""
+    digest = hashlib.sha256()
+    for source in sources:
+        digest.update(Path(source).read_bytes())
+    return digest.digest()
 
 
 def as_text(found: Fingerprint) -> str:

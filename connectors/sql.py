@@ -834,9 +834,11 @@ class _Tap:
     def for_plan(cls, conn: sa.Connection, file: Any, plan: FastPlan,
                  context: RunContext) -> _Tap | None:
         scheme = fingerprint.scheme(conn.dialect)
+        if scheme != fingerprint.CRC:  # MD5 would cost PostgreSQL's load; SipHash is per process
+            return None
         kinds = fingerprint.kinds(plan.table, plan.order, "mysql")
         remember = _rememberer(file, _memory_key(conn, file, plan), context)
-        if scheme != fingerprint.CRC or kinds is None or remember is None:
+        if kinds is None or remember is None:
             return None
         return cls(kinds, scheme, remember)
 
