@@ -4,8 +4,8 @@ bulk-loaded into one table, the target itself when it is empty, else a Stage's t
 MariaDB/MySQL: ``LOAD DATA LOCAL INFILE`` of a FIFO that a second thread fills with the rows in
 LOAD DATA's text format, so the server loads while the file is read and converted. PostgreSQL:
 ``COPY ... FROM STDIN`` in the same text format, produced a batch ahead in a second thread.
-SQLite: ADBC into a scratch database, copied by one ``INSERT ... SELECT`` on the run's
-connection. Everything runs on the caller's connection
+SQLite: ADBC into scratch databases, a part at a time, each copied by one
+``INSERT ... SELECT`` on the run's connection while the next is written. Everything runs on the caller's connection
 and transaction; any failure raises LoadFailed (or Unsupported from the reading) and the caller
 rolls back.
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import itertools
 import logging
+import math
 import os
 import queue
 import shutil
@@ -45,9 +46,11 @@ class LoadFailed(Exception):
 
 
 def load(conn: sa.Connection, table: sa.Table, specs: list[Spec],
-         batches: Iterator[pa.RecordBatch], line_column: str | None = None) -> int:
+         batches: Iterator[pa.RecordBatch], line_column: str | None = None,
+         rows_hint: int | None = None) -> int:
     """Load every batch into ``table`` (its columns named as the specs, plus ``line_column``
-    numbered 1, 2, ... when given); how many rows."""
+    numbered 1, 2, ... when given); how many rows. ``rows_hint``, about how many there are,
+    sizes SQLite's parts."""
     backend = "mysql" if conn.dialect.name in ("mysql", "mariadb") else conn.dialect.name
     names = ([line_column] if line_column else []) + [spec.name for spec in specs]
     quote = conn.dialect.identifier_preparer.quote
@@ -59,7 +62,7 @@ def load(conn: sa.Connection, table: sa.Table, specs: list[Spec],
         count = _copy(conn, table.name, names, specs, batches, line_column is not None)
     elif backend == "sqlite":
         count = _insert(conn, quote(table.name), [quote(n) for n in names], specs, batches,
-                        line_column is not None)
+                        line_column is not None, rows_hint)
     else:
         raise LoadFailed(f"no bulk loader for {conn.dialect.name}")
     log.debug("columnar: %d rows loaded into %s in %.2fs", count, table.name,
@@ -231,17 +234,27 @@ _SQLITE: dict[str, Callable[[pa.Array], pa.Array]] = {
 }
 
 
+PARTS = 8  # scratch databases a SQLite load is split into (SQLite attaches ten at most)
+PART_ROWS = 65_536  # the fewest rows of one part
+
+
 def _insert(conn: sa.Connection, table: str, names: list[str], specs: list[Spec],
-            batches: Iterator[pa.RecordBatch], numbered: bool) -> int:
-    """ADBC ingests the batches into a scratch database of its own (no lock on the
-    destination), which the run's connection then attaches and copies from with one
-    INSERT ... SELECT inside its transaction: binding whole arrow columns in C is three times
-    faster than executemany's tuples."""
+            batches: Iterator[pa.RecordBatch], numbered: bool, rows_hint: int | None) -> int:
+    """ADBC ingests the batches, a part at a time, into scratch databases of its own (no lock
+    on the destination) in a second thread; the run's connection attaches each part once it is
+    written and copies it with one INSERT ... SELECT inside its transaction while ADBC writes
+    the next: binding whole arrow columns in C is three times faster than executemany's
+    tuples, and the copy of one part overlaps the ingest of the next. Each part is written by
+    one library and then only read by the other (ADBC's SQLite is a copy of its own, whose
+    locks the run's SQLite does not see)."""
     import adbc_driver_sqlite.dbapi as adbc
 
     folder = tempfile.mkdtemp(prefix="iotask-load-")
-    scratch = os.path.join(folder, "rows.db")
     fields = [f"c{position}" for position in range(len(specs))]
+    part_rows = max(PART_ROWS, -(-(rows_hint or 0) // PARTS))
+    parts: queue.Queue[Any] = queue.Queue()  # (path, rows) of each part written, then _END
+    stop = threading.Event()
+    failed: list[BaseException] = []
     sent = 0
 
     def converted() -> Iterator[pa.RecordBatch]:
@@ -253,26 +266,69 @@ def _insert(conn: sa.Connection, table: str, names: list[str], specs: list[Spec]
             sent += batch.num_rows
             log.debug("columnar: %d rows sent", sent)
 
-    try:
+    def ingest() -> None:
         rows = ahead(converted())  # made while ADBC binds the previous batch
-        first = next(rows, None)
-        if first is None:
-            return 0
-        reader = pa.RecordBatchReader.from_batches(first.schema, itertools.chain([first], rows))
-        with adbc.connect(scratch, autocommit=True) as scratch_conn, \
-                scratch_conn.cursor() as cursor:
-            cursor.execute("PRAGMA journal_mode = OFF")  # a scratch copy: no journal, no sync
-            cursor.fetchall()
-            cursor.execute("PRAGMA synchronous = OFF")
-            cursor.execute("BEGIN")
-            cursor.adbc_ingest("iotask_rows", reader, mode="create")
-            cursor.execute("COMMIT")
-        conn.exec_driver_sql("ATTACH DATABASE ? AS iotask_scratch", (scratch,))
-        values = ", ".join(["rowid"] * numbered + fields)
-        conn.exec_driver_sql(f"INSERT INTO {table} ({', '.join(names)}) SELECT {values} "
-                             "FROM iotask_scratch.iotask_rows ORDER BY rowid")
-        return sent
+        try:
+            pending = next(rows, None)
+            for index in itertools.count():
+                if pending is None or stop.is_set():
+                    break
+                count = 0
+
+                def part(limit: float = part_rows if index < PARTS - 1 else math.inf,
+                         ) -> Iterator[pa.RecordBatch]:  # the last part takes what is left
+                    nonlocal pending, count
+                    while pending is not None and not stop.is_set() and count < limit:
+                        batch = pending
+                        count += batch.num_rows
+                        yield batch
+                        try:
+                            pending = next(rows, None)
+                        except BaseException as exc:  # kept from ADBC, which would wrap it
+                            failed.append(exc)
+                            return
+
+                path = os.path.join(folder, f"part{index}.db")
+                reader = pa.RecordBatchReader.from_batches(pending.schema, part())
+                with adbc.connect(path, autocommit=True) as scratch, scratch.cursor() as cursor:
+                    cursor.execute("PRAGMA journal_mode = OFF")  # a scratch copy: no journal
+                    cursor.fetchall()
+                    cursor.execute("PRAGMA synchronous = OFF")
+                    cursor.execute("BEGIN")
+                    cursor.adbc_ingest("iotask_rows", reader, mode="create")
+                    cursor.execute("COMMIT")
+                if failed:
+                    raise failed[0]
+                log.debug("columnar: part %d of %d rows written", index, count)
+                parts.put((path, count))
+            parts.put(_END)
+        except BaseException as exc:  # Unsupported above all: re-raised in the caller
+            parts.put(exc)
+        finally:
+            rows.close()
+
+    thread = threading.Thread(target=ingest, name="iotask-ingest", daemon=True)
+    thread.start()
+    try:
+        copied = 0
+        for index in itertools.count():
+            item = parts.get()
+            if item is _END:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            path, count = item
+            schema = f"iotask_scratch{index}"
+            conn.exec_driver_sql(f"ATTACH DATABASE ? AS {schema}", (path,))
+            values = ", ".join([f"rowid + {copied}"] * numbered + fields)
+            conn.exec_driver_sql(f"INSERT INTO {table} ({', '.join(names)}) SELECT {values} "
+                                 f"FROM {schema}.iotask_rows ORDER BY rowid")
+            copied += count
+            log.debug("columnar: part %d copied", index)
+        return copied
     finally:
+        stop.set()
+        thread.join()
         shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -328,7 +328,8 @@ class SqlConnector(Connector):
             stage.staged = bulk.load(conn, stage.table, specs,
                                      found.dirty_rows() if found is not None else
                                      columnar.typed_batches(file, specs, progress),
-                                     LINE_COLUMN)
+                                     LINE_COLUMN,
+                                     None if found is not None else columnar.estimated_rows(file))
             rows = stage.staged if found is None else found.rows
             if not rows:
                 raise columnar.Unsupported("no rows")
@@ -353,7 +354,8 @@ class SqlConnector(Connector):
         samples: list[str] = []
         tap = _Tap.for_plan(conn, file, plan, context)
         batches = _sampled(columnar.typed_batches(file, specs, progress), keys, samples)
-        rows = bulk.load(conn, table, specs, batches if tap is None else tap.hashed(batches))
+        rows = bulk.load(conn, table, specs, batches if tap is None else tap.hashed(batches),
+                         rows_hint=columnar.estimated_rows(file))
         if not rows:
             raise columnar.Unsupported("no rows")
         if not Stage.unique(table, keys):

@@ -6,11 +6,15 @@ That the fast path gives the exact path's results is tests/test_fast_path_differ
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -19,7 +23,7 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 from conftest import aged
-from iotask.connectors import columnar
+from iotask.connectors import bulk, columnar
 
 from iotask import db as iotask_db
 from iotask.clock import utcnow
@@ -27,7 +31,8 @@ from iotask.models import Task
 
 SCRIPT = Path(sys.executable).parent / "iotask"
 ROWS = 300_000
-SENT = "columnar: "  # the loader's debug line after each batch: "columnar: N rows sent"
+SENT = "columnar: "  # the loader's debug lines: "columnar: N rows sent" after each batch,
+# and on SQLite "columnar: part N copied" after each part
 TRIALS = 2
 LEASE = 2  # seconds: a killed run's lease expires soon
 
@@ -63,7 +68,8 @@ def content(engine: sa.Engine) -> list[tuple[object, ...]]:
 def test_a_run_killed_during_a_fast_load_leaves_the_table_as_it_was(iotask, migrated_url,
                                                                     tmp_path, records):
     """Killed with SIGKILL while its batches are being loaded, straight into the empty table
-    or into the stage of one with records, a run leaves the table as it was."""
+    or into the stage of one with records, a run leaves the table as it was. On SQLite it is
+    killed once a part has been copied into the table, inside the run's transaction."""
     engine = iotask_db.make_engine(migrated_url)
     try:
         with engine.begin() as conn:
@@ -82,6 +88,7 @@ def test_a_run_killed_during_a_fast_load_leaves_the_table_as_it_was(iotask, migr
             users(path, ROWS, offset=records // 2, name="Renamed")
         before = content(engine)
         assert len(before) == records
+        killing = "part 0 copied" if migrated_url.startswith("sqlite") else "rows sent"
         for _trial in range(TRIALS):
             wait_for_lease(engine)
             child = subprocess.Popen([str(SCRIPT), "--db", migrated_url, "run", "people"],
@@ -92,7 +99,7 @@ def test_a_run_killed_during_a_fast_load_leaves_the_table_as_it_was(iotask, migr
                 assert child.stderr is not None
                 for line in child.stderr:
                     seen.append(line)
-                    if SENT in line and "rows sent" in line:
+                    if SENT in line and killing in line:
                         child.send_signal(signal.SIGKILL)
                         break
                 else:
@@ -186,6 +193,71 @@ def test_columns_known_free_of_the_unit_separator(tmp_path, encoding, content, f
              columnar.Spec("name", "text", source="name"),
              columnar.Spec("unit", "text", const="Sales")]
     assert columnar.unit_free_columns(file, specs) == free
+
+
+PARTED = [columnar.Spec("userid", "text", source="userid", key=True),
+          columnar.Spec("name", "text", source="name")]
+
+
+def one_row_batches(count: int, fail_at: int | None = None) -> Iterator[pa.RecordBatch]:
+    for n in range(count):
+        if n == fail_at:
+            raise columnar.Unsupported("a value the exact path must judge")
+        yield pa.RecordBatch.from_pydict({"userid": [f"u{n:03d}"], "name": [f"Name {n}"]})
+
+
+@pytest.fixture
+def parted(tmp_path, monkeypatch) -> Iterator[tuple[sa.Engine, sa.Table, Path]]:
+    """A SQLite table, loads split into parts of two rows, and the folder their scratch
+    databases go to."""
+    monkeypatch.setattr(bulk, "PART_ROWS", 2)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'parts.db'}")
+    table = sa.Table("people", sa.MetaData(), sa.Column("line", sa.Integer),
+                     sa.Column("userid", sa.String(20), primary_key=True),
+                     sa.Column("name", sa.String(40)))
+    table.create(engine)
+    yield engine, table, scratch
+    engine.dispose()
+
+
+def test_a_sqlite_load_in_parts_keeps_every_row_in_order_with_its_line(parted, caplog):
+    """Parts of two rows: the first seven parts hold two rows each, the last (SQLite attaches
+    ten databases at most) every row left; the line numbers run on across the parts."""
+    engine, table, scratch = parted
+    caplog.set_level(logging.DEBUG, "iotask.columnar")
+    with engine.connect() as conn, conn.begin():
+        assert bulk.load(conn, table, PARTED, one_row_batches(25), "line") == 25
+        rows = conn.execute(sa.select(table).order_by(table.c.line)).all()
+    assert [tuple(row) for row in rows] == [(n + 1, f"u{n:03d}", f"Name {n}") for n in range(25)]
+    written = [record.getMessage() for record in caplog.records if "written" in record.message]
+    assert written == [f"columnar: part {n} of 2 rows written" for n in range(7)] + [
+        "columnar: part 7 of 11 rows written"]
+    assert list(scratch.iterdir()) == []
+    assert "iotask-ingest" not in [thread.name for thread in threading.enumerate()]
+
+
+@pytest.mark.parametrize("failure", ["reading", "copying"])
+def test_a_sqlite_load_failing_in_a_later_part_raises_and_leaves_nothing(parted, failure):
+    """A reading that stops at the seventh row (the exact path's case), or a copy that the
+    table refuses in the third part (a key it has): the error comes out of load, the ingest
+    thread has ended, the scratch databases are gone, and a rollback leaves the table as it
+    was."""
+    engine, table, scratch = parted
+    with engine.begin() as conn:
+        conn.execute(table.insert().values(line=0, userid="u005", name="Kept"))
+    error = columnar.Unsupported if failure == "reading" else sa.exc.IntegrityError
+    with engine.connect() as conn, conn.begin() as transaction:
+        with pytest.raises(error):
+            bulk.load(conn, table, PARTED,
+                      one_row_batches(12, 6 if failure == "reading" else None), "line")
+        transaction.rollback()
+    assert list(scratch.iterdir()) == []
+    assert "iotask-ingest" not in [thread.name for thread in threading.enumerate()]
+    with engine.connect() as conn:
+        assert [tuple(row) for row in conn.execute(sa.select(table))] == [(0, "u005", "Kept")]
 
 
 def test_the_sql_connector_does_not_import_pyarrow_until_a_run_writes():
