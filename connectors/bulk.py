@@ -5,9 +5,9 @@ MariaDB/MySQL: ``LOAD DATA LOCAL INFILE`` of a FIFO that a second thread fills w
 LOAD DATA's text format, so the server loads while the file is read and converted. PostgreSQL:
 ``COPY ... FROM STDIN`` in the same text format, produced a batch ahead in a second thread.
 SQLite: ADBC into scratch databases, a part at a time, each copied by one
-``INSERT ... SELECT`` on the run's connection while the next is written. Everything runs on the caller's connection
-and transaction; any failure raises LoadFailed (or Unsupported from the reading) and the caller
-rolls back.
+``INSERT ... SELECT`` on the run's connection while the next is written. Everything runs on
+the caller's connection and transaction; any failure raises LoadFailed (or Unsupported from
+the reading) and the caller rolls back.
 """
 
 from __future__ import annotations
