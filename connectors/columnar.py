@@ -176,7 +176,9 @@ def file_columns(file: CsvFile) -> list[str]:
 def _check_bytes(file: CsvFile, unit: bool = False) -> bool:
     """No quote character and no NUL byte anywhere in the file (a memchr scan), and the BOM
     rule: with these the file is plain delimited text, which both readers split alike.
-    With ``unit``, whether the file holds a 0x1f byte too (see unit_free_columns)."""
+    With ``unit``, whether the file holds a 0x1f byte too (see unit_free_columns). A file
+    whose state is known is scanned once while it stays unchanged (CsvFile.unchanged): the
+    fast path, its pre-check and the bucketed diff each ask."""
     try:
         quote = file.quotechar.encode(file.encoding.removesuffix("-sig"))
         delimiter = file.delimiter.encode(file.encoding.removesuffix("-sig"))
@@ -184,6 +186,10 @@ def _check_bytes(file: CsvFile, unit: bool = False) -> bool:
         raise Unsupported("the quote or delimiter character is not in the encoding") from None
     if len(delimiter) != 1 or len(quote) != 1 or not file.delimiter.isascii():
         raise Unsupported("a delimiter or quote character of more than one byte")
+    key = (file.path, file.state, quote, file.encoding, file.header)
+    known = _SCANNED.get(key) if file.state is not None else None
+    if known is not None and file.unchanged():
+        return unit and known
     found = False
     with open(file.path, "rb") as raw:
         first = True
@@ -198,8 +204,14 @@ def _check_bytes(file: CsvFile, unit: bool = False) -> bool:
                 raise Unsupported("the file holds the quote character")
             if b"\x00" in chunk:
                 raise Unsupported("the file holds a NUL byte")
-            found = found or unit and b"\x1f" in chunk
-    return found
+            found = found or b"\x1f" in chunk
+    if file.state is not None and file.unchanged():
+        _SCANNED.clear()  # one file at a time: the one being read
+        _SCANNED[key] = found
+    return unit and found
+
+
+_SCANNED: dict[tuple[Any, ...], bool] = {}  # _check_bytes's last scan: whether it found 0x1f
 
 
 def unit_free_columns(file: CsvFile, specs: list[Spec]) -> frozenset[str]:

@@ -195,6 +195,38 @@ def test_columns_known_free_of_the_unit_separator(tmp_path, encoding, content, f
     assert columnar.unit_free_columns(file, specs) == free
 
 
+def test_a_file_is_scanned_once_while_unchanged_and_again_once_written(tmp_path,
+                                                                      monkeypatch):
+    """The byte scan's answer is kept for a file whose state is known while that state holds:
+    a file written since (a quote character added) is scanned again and refused."""
+    path = users(tmp_path / "scanned.csv", 10)
+    opened: list[object] = []
+
+    def counted(name, *args, **kwargs):
+        opened.append(name)
+        return open(name, *args, **kwargs)
+
+    monkeypatch.setattr(columnar, "open", counted, raising=False)
+
+    def csv_file(state):
+        return columnar.CsvFile(path, str(path), ",", '"', "utf-8", True, None, False, 1 << 20,
+                                state=state)
+
+    known = csv_file(columnar._state(os.stat(path)))
+    assert columnar._check_bytes(known, unit=True) is False
+    assert columnar._check_bytes(known) is False
+    assert columnar.unit_free_columns(known, PARTED) == {"userid", "name"}
+    assert len(opened) == 1
+    unknown = csv_file(None)
+    columnar._check_bytes(unknown)
+    columnar._check_bytes(unknown)
+    assert len(opened) == 3
+    with open(path, "a", encoding="utf-8") as out:
+        out.write('u9999999,"Quoted",2020-01-01\n')
+    with pytest.raises(columnar.Unsupported, match="quote"):
+        columnar._check_bytes(known)
+
+
 PARTED = [columnar.Spec("userid", "text", source="userid", key=True),
           columnar.Spec("name", "text", source="name")]
 
