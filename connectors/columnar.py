@@ -38,7 +38,6 @@ KINDS = ("text", "int", "flag", "float", "decimal", "date", "datetime", "bool") 
 _INT = r"^-?[0-9]+$"
 _FLOAT = r"^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]{1,3})?$"
 _DECIMAL = r"^-?[0-9]+(\.[0-9]+)?$"
-_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _DATETIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}$"
 # a superset of what str.strip() removes: a key made of these alone is empty on either path
 _BLANK = r"^[\s\pZ\x{0b}\x{1c}-\x{1f}\x{85}]*$"
@@ -458,9 +457,12 @@ def _parse(spec: Spec, text: pa.Array) -> pa.Array:
         _require(text, _DECIMAL, spec)
         return pc.cast(text, spec.arrow)  # refuses digits the scale would cut
     if kind == "date":
-        _require(text, _DATE, spec)
+        # arrow's cast reads YYYY-MM-DD only, ASCII digits, real days (no 31 February): the
+        # shape and calendar checks in one (tests/test_columnar.py holds it to that); year 0
+        # it reads too, the exact path does not
         dates = pc.cast(text, pa.date32())
-        _round_trip(text, pc.cast(dates, pa.string()), spec)
+        if _any(pc.starts_with(text, "0000")):
+            raise Unsupported(f"column {spec.name!r}: a date that is not a calendar date")
         return dates
     if kind == "datetime":
         _require(text, _DATETIME, spec)

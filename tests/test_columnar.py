@@ -195,6 +195,23 @@ def test_columns_known_free_of_the_unit_separator(tmp_path, encoding, content, f
     assert columnar.unit_free_columns(file, specs) == free
 
 
+@pytest.mark.parametrize("text", [
+    "2023-02-29", "2023-02-30", "2023-04-31", "2023-13-01", "2023-00-10", "2023-01-00",
+    "0000-01-01", "2023-2-01", "20230101", "20230-1-01", "10000-01-01", "+023-01-01",
+    "-001-01-01", "2023/01/01", "2023-01-1x", "1e3-01-01", "２０２３-01-01", "2023-01-0\u0661",
+    "2023-01-01T00", "2023-01-01 00:00:00", "2023-W01-1", "2023-01-01 1"])
+def test_a_date_the_fast_path_reads_is_an_iso_calendar_date(text):
+    """What the date conversion does not read goes to the exact path: every form but
+    YYYY-MM-DD of a real day from year 1 (Python's fromisoformat reads some of them since
+    3.11, arrow's cast none)."""
+    spec = columnar.Spec("day", "date", source="day")
+    assert columnar.convert(spec, pa.array(["2024-02-29", " 0001-01-01 ", "9999-12-31", ""])
+                            ).to_pylist() == [date(2024, 2, 29), date(1, 1, 1),
+                                              date(9999, 12, 31), None]
+    with pytest.raises(columnar.Unsupported, match="'day'"):
+        columnar.convert(spec, pa.array(["2024-02-29", text]))
+
+
 def test_a_file_is_scanned_once_while_unchanged_and_again_once_written(tmp_path,
                                                                       monkeypatch):
     """The byte scan's answer is kept for a file whose state is known while that state holds:
