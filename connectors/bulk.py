@@ -320,6 +320,7 @@ def _insert(conn: sa.Connection, table: str, names: list[str], specs: list[Spec]
             path, count = item
             schema = f"iotask_scratch{index}"
             conn.exec_driver_sql(f"ATTACH DATABASE ? AS {schema}", (path,))
+            conn.exec_driver_sql(f"PRAGMA {schema}.cache_size = -64")  # read once, in order
             values = ", ".join([f"rowid + {copied}"] * numbered + fields)
             conn.exec_driver_sql(f"INSERT INTO {table} ({', '.join(names)}) SELECT {values} "
                                  f"FROM {schema}.iotask_rows ORDER BY rowid")
