@@ -93,7 +93,7 @@ def _text(values: pa.Array, spec: Spec, backend: str) -> pa.Array:
     reads them; the writer itself writes numbers, decimals and dates as pyarrow casts them."""
     if spec.kind == "bool":
         true, false = ("1", "0") if backend == "mysql" else ("t", "f")
-        return pc.if_else(values, true, false)
+        return pc.if_else(values, pa.scalar(true, pa.string()), pa.scalar(false, pa.string()))
     if spec.kind == "datetime":
         return datetime_text(values)
     if spec.kind == "text" and _special(values):

@@ -417,7 +417,9 @@ def convert(spec: Spec, values: pa.Array) -> pa.Array:
             raise Unsupported(f"key column {spec.name!r} is empty")
         return values
     text = pc.utf8_trim(values, characters=ASCII_SPACE)
-    blank = pc.equal(pc.binary_length(text), 0)
+    # typed scalars here and wherever a batch is converted: for each untyped Python value it
+    # converts, pyarrow tries to import dateutil (0.3-0.7 ms a time where it is not installed)
+    blank = pc.equal(pc.binary_length(text), pa.scalar(0, pa.int32()))
     if spec.key and (text.null_count or _any(blank)):
         raise Unsupported(f"key column {spec.name!r} is empty")
     text = pc.if_else(blank, pa.scalar(None, pa.string()), text)
@@ -440,7 +442,8 @@ def _parse(spec: Spec, text: pa.Array) -> pa.Array:
                 raise Unsupported(f"column {spec.name!r}: not a true/false word")
             truth = pc.is_in(lower, value_set=_TRUE)
             return pc.if_else(pc.is_null(text), pa.scalar(None, pa.bool_()), truth)
-        flags = pc.if_else(pc.is_in(lower, value_set=_TRUE), 1, 0).cast(pa.int64())
+        flags = pc.if_else(pc.is_in(lower, value_set=_TRUE), pa.scalar(1, pa.int64()),
+                           pa.scalar(0, pa.int64()))
         numbers = pc.if_else(word, pa.scalar(None, pa.string()), text)
         _require(numbers, _INT, spec)
         result = pc.if_else(word, flags, pc.cast(numbers, pa.int64()))

@@ -642,20 +642,22 @@ class Hasher:
             if text.null_count:
                 if not kind.nullable:
                     raise Unknown(f"NULL in column {kind.name!r}, which cannot hold NULL")
-                flags = pc.multiply(pc.cast(pc.is_null(text), pa.int64()), 1 << place)
+                flags = pc.multiply(pc.cast(pc.is_null(text), pa.int64()),
+                                    pa.scalar(1 << place, pa.int64()))
                 nulls = flags if nulls is None else pc.add(nulls, flags)
                 text = pc.fill_null(text, "")
             if kind.kind == TEXT and kind.name not in self._unit_free and pc.any(
                     pc.match_substring(text, UNIT)).as_py():
                 raise Unknown(f"a value holding U+001F in column {kind.name!r}")
             pieces.append(text)
-        head: Any = pa.scalar("0" if self._mapped else "")
+        head: Any = pa.scalar("0" if self._mapped else "", pa.string())
         if nulls is not None:
             head = pc.cast(nulls, pa.string())
-        return pc.binary_join_element_wise(head, *pieces, UNIT)
+        return pc.binary_join_element_wise(head, *pieces, pa.scalar(UNIT, pa.string()))
 
     def _escaped_texts(self, texts: list[Any]) -> Any:
         """MD5: the values joined by tabs, escaped as LOAD DATA does, NULL as ``\\N``."""
+        import pyarrow as pa
         import pyarrow.compute as pc
 
         pieces = []
@@ -664,7 +666,8 @@ class Hasher:
                 text = pc.replace_substring(pc.replace_substring(text, "\\", "\\\\"),
                                             SEPARATOR, "\\t")
             pieces.append(pc.fill_null(text, NULL))
-        return pc.binary_join_element_wise(*pieces, SEPARATOR) if len(pieces) > 1 else pieces[0]
+        return (pc.binary_join_element_wise(*pieces, pa.scalar(SEPARATOR, pa.string()))
+                if len(pieces) > 1 else pieces[0])
 
     def fingerprint(self) -> Fingerprint:
         """The rows so far (raises Unknown as ``add_batch`` does, for rows still queued)."""
@@ -834,7 +837,7 @@ def _arrow_text(array: Any, kind: Kind) -> Any:
     if kind.kind == TEXT and (pa.types.is_string(kind_of) or pa.types.is_large_string(kind_of)):
         return pc.cast(array, pa.string())
     if kind.kind in (INTEGER, BOOLEAN) and pa.types.is_boolean(kind_of):
-        return pc.if_else(array, "1", "0")
+        return pc.if_else(array, pa.scalar("1", pa.string()), pa.scalar("0", pa.string()))
     if kind.kind == INTEGER and pa.types.is_integer(kind_of):
         return pc.cast(array, pa.string())
     if kind.kind == DATE and pa.types.is_date32(kind_of):
