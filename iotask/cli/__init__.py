@@ -145,11 +145,20 @@ def _accept_global_options(command: click.Command) -> None:
     ]
 
 
+# pyarrow's jemalloc (the fast path's pool, connectors/columnar.py) with one arena instead of
+# four a CPU: a batch is made in one thread and freed in another, and with an arena a thread
+# an unchanged re-import of 1 M rows took 1.9 s instead of 1.35 s, a sync 5.5 s instead of 4.4 s,
+# for the same peak RSS. jemalloc reads it once, when pyarrow loads: the console script sets
+# it first thing (a value already in the environment is kept).
+ARROW_ALLOCATOR = ("JE_ARROW_MALLOC_CONF", "narenas:1")
+
+
 def script() -> None:
     """The console script: ``main``, then out as soon as the output is flushed. Python's own
     exit frees every module and object one by one: 0.45 s after a 1 M-row import, for nothing,
     since files and connections are closed by then. The usual exit when a thread other than a
     daemon is still running, which it then waits for."""
+    os.environ.setdefault(*ARROW_ALLOCATOR)
     try:
         main()
         code: object = 0
