@@ -7,7 +7,7 @@ command line, each measured import in a process of its own, so that the figures 
 whatever engine sits behind `iotask run` and the peak RSS is that import's alone.
 
     python bench/bench.py [--rows N] [--databases sqlite,mariadb,postgresql] [--lms-rows N]
-                          [--startup-tasks N] [--keep] [--json]
+                          [--startup-tasks N] [--repeat N] [--keep] [--json]
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from copy import deepcopy
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,7 @@ RSS_BUDGET_MB = 150.0  # at 1 M and at 10 M rows
 HELP_BUDGET = 0.15  # seconds, the whole `iotask --help` process
 RUN_DUE_BUDGET = 0.5  # seconds, the whole `iotask run-due` process, STARTUP_TASKS none due
 STARTUP_TASKS = 10_000
+REPEAT = 3  # runs of each baseline, first import and unchanged re-import; the median counts
 STARTUP_REPEATS = 7  # each start-up line is the median of this many runs
 
 FIRST_NAMES = ("Anna", "Bruno", "Chiara", "David", "Elena", "François", "Giulia", "Hans", "Inès",
@@ -294,6 +295,46 @@ def sqlite_upsert(path: Path, source: Path, rows: int) -> float:
     return seconds
 
 
+def baseline_once(database: str, engine: sa.Engine, folder: Path, path: Path,
+                  rows: int) -> float:
+    """Seconds for one run of the database's own loader into an empty table."""
+    if database == "sqlite":
+        for leftover in folder.glob("raw.db*"):
+            leftover.unlink()
+        return sqlite_upsert(folder / "raw.db", path, rows)
+    empty_table(engine, BASELINE)
+    return (load_data if database == "mariadb" else copy_file)(engine, path, rows)
+
+
+def empty_table(engine: sa.Engine, table: sa.Table) -> None:
+    """``table`` emptied as if new: truncated on a server; dropped, created again and the file
+    vacuumed on SQLite (no free pages left for the next load to reuse)."""
+    if engine.dialect.name == "sqlite":
+        table.drop(engine)
+        table.create(engine)
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM")
+    else:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"TRUNCATE TABLE {table.name}")
+
+
+def median(values: list[float]) -> float:
+    """The middle value (the upper middle of an even count: a value that was measured)."""
+    return sorted(values)[len(values) // 2]
+
+
+def median_run(runs: list[Run], expected: dict[str, int]) -> Run:
+    """The run of median wall time, with the peak RSS of them all; the first run that did not
+    succeed with the ``expected`` counts, if one did not."""
+    odd = next((run for run in runs if run.status != "success" or run.counts != expected),
+               None)
+    if odd is not None:
+        return odd
+    middle = sorted(runs, key=operator.attrgetter("seconds"))[len(runs) // 2]
+    return replace(middle, rss_mb=max(run.rss_mb for run in runs))
+
+
 def _check_loaded(engine: sa.Engine, rows: int, what: str) -> None:
     with engine.connect() as conn:
         loaded = conn.scalar(sa.select(sa.func.count()).select_from(BASELINE))
@@ -429,8 +470,12 @@ def sync_line(database: str, iotask: Iotask, files: Files, baseline: float) -> L
 
 # --- one database -----------------------------------------------------------------------------
 
-def scenarios(database: str, url: str, files: Files, folder: Path) -> list[Line]:
-    """Baseline, first import, unchanged re-import, sync, naive ORM and peak RSS on one database."""
+def scenarios(database: str, url: str, files: Files, folder: Path, repeat: int = REPEAT,
+              ) -> list[Line]:
+    """Baseline, first import, unchanged re-import, sync, naive ORM and peak RSS on one database.
+    The baseline and the first import are run ``repeat`` times in turn (each into an empty
+    table), then the unchanged re-import ``repeat`` times: each line is the median run, so
+    that a moment of noise on a shared machine does not decide a budget."""
     mariadb = database == "mariadb"
     budgets = BUDGETS[database]
     engine = sa.create_engine(url, connect_args={"local_infile": True} if mariadb else {})
@@ -447,33 +492,35 @@ def scenarios(database: str, url: str, files: Files, folder: Path) -> list[Line]
         iotask.setup("task", "add", TASK, "--source", "bench-csv", "--destination", "bench-sql")
 
         rows = files.rows
-        settle(engine, database)
-        if mariadb:
-            say(f"{database}: LOAD DATA LOCAL INFILE")
-            name, baseline = "LOAD DATA LOCAL INFILE", load_data(engine, files.first, rows)
-        elif database == "postgresql":
-            say(f"{database}: COPY FROM STDIN")
-            name, baseline = "COPY FROM STDIN (csv)", copy_file(engine, files.first, rows)
-        else:
-            say(f"{database}: raw sqlite3 executemany upsert")
-            name = "sqlite3 executemany upsert"
-            baseline = sqlite_upsert(folder / "raw.db", files.first, rows)
+        name = {"mariadb": "LOAD DATA LOCAL INFILE", "postgresql": "COPY FROM STDIN (csv)"
+                }.get(database, "sqlite3 executemany upsert")
+        inserted = {"inserted": rows, "updated": 0, "unchanged": 0, "removed": 0, "failed": 0}
+        baselines, first_runs = [], []
+        for attempt in range(1, repeat + 1):
+            say(f"{database}: {name}, {attempt} of {repeat}")
+            settle(engine, database)
+            baselines.append(baseline_once(database, engine, folder, files.first, rows))
+            say(f"{database}: iotask first import, {attempt} of {repeat}")
+            if attempt > 1:
+                empty_table(engine, USERS)
+            settle(engine, database)
+            first_runs.append(iotask.run())
+        baseline = median(baselines)
         lines = [Line(database, f"{name} (baseline)", baseline, rows, 1.0, result="baseline")]
-
-        say(f"{database}: iotask first import")
-        settle(engine, database)
-        first_run = iotask.run()
+        first_run = median_run(first_runs, inserted)
         first = import_line(database, "iotask first import", first_run, rows, baseline,
-                            {"inserted": rows, "updated": 0, "unchanged": 0, "removed": 0,
-                             "failed": 0})
+                            inserted)
         if not first.result and "first" in budgets:
             judge(first, first.ratio or 0.0, "<=", budgets["first"])
-        say(f"{database}: iotask re-import, unchanged")
-        settle(engine, database)
-        again_run = iotask.run()
+        same = {"inserted": 0, "updated": 0, "unchanged": rows, "removed": 0, "failed": 0}
+        again_runs = []
+        for attempt in range(1, repeat + 1):
+            say(f"{database}: iotask re-import, unchanged, {attempt} of {repeat}")
+            settle(engine, database)
+            again_runs.append(iotask.run())
+        again_run = median_run(again_runs, same)
         again = import_line(database, "iotask re-import, unchanged", again_run, rows, baseline,
-                            {"inserted": 0, "updated": 0, "unchanged": rows, "removed": 0,
-                             "failed": 0})
+                            same)
         if not again.result and "unchanged" in budgets:
             judge(again, again.ratio or 0.0, "<=", budgets["unchanged"])
         say(f"{database}: iotask sync")
@@ -736,12 +783,13 @@ def run_due_line(database: str, url: str, folder: Path, count: int) -> Line:
 
 def bench_database(database: str, files: Files, folder: Path, started: list[Path],
                    servers: dict[str, str], keep: bool, versions: dict[str, str],
-                   lms_rows: int = 0, startup_tasks: int = 0) -> list[Line]:
+                   lms_rows: int = 0, startup_tasks: int = 0, repeat: int = REPEAT,
+                   ) -> list[Line]:
     work = folder / database
     work.mkdir()
     if database == "sqlite":
         versions[database] = f"SQLite {sqlite3.sqlite_version}"
-        lines = scenarios(database, f"sqlite:///{work / 'iotask.db'}", files, work)
+        lines = scenarios(database, f"sqlite:///{work / 'iotask.db'}", files, work, repeat)
         if startup_tasks:
             lines.append(run_due_line(database, f"sqlite:///{work / 'startup.db'}",
                                       work / "startup", startup_tasks))
@@ -749,7 +797,7 @@ def bench_database(database: str, files: Files, folder: Path, started: list[Path
     server = server_url(database, folder, started, servers)
     with fresh_database(database, server, keep) as url:
         versions[database] = server_version(database, url)
-        lines = scenarios(database, url, files, work)
+        lines = scenarios(database, url, files, work, repeat)
     if startup_tasks:
         with fresh_database(database, server, keep) as url:
             lines.append(run_due_line(database, url, work / "startup", startup_tasks))
@@ -782,7 +830,8 @@ def print_table(lines: list[Line], files: Files, versions: dict[str, str], total
           f"({files.megabytes:.1f} MB CSV, seed {SEED}); Python {platform.python_version()}, "
           f"{os.cpu_count()} CPUs, {', '.join(versions.values())}")
     print("seconds: wall time (iotask: the whole `iotask run` process, start-up included; "
-          "own s: the duration it reports, to the second)")
+          "own s: the duration it reports, to the second); a baseline, first import or "
+          "unchanged re-import: the median run")
     rows = [_cells(line) for line in lines]
     widths = [max(len(text) for text in column) for column in zip(HEADERS, *rows, strict=True)]
     numeric = {2, 3, 4, 7, 8}
@@ -797,9 +846,10 @@ def print_table(lines: list[Line], files: Files, versions: dict[str, str], total
 
 
 def report_json(lines: list[Line], files: Files, versions: dict[str, str],
-                total: float) -> dict[str, Any]:
+                total: float, repeat: int = REPEAT) -> dict[str, Any]:
     return {
         "rows": files.rows, "csv_megabytes": round(files.megabytes, 1), "seed": SEED,
+        "repeat": repeat,
         "python": platform.python_version(), "cpus": os.cpu_count(), "versions": versions,
         "total_seconds": round(total, 1),
         "budgets": {"ratios": BUDGETS, "orm_speedup": ORM_BUDGET,
@@ -848,9 +898,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--startup-tasks", type=int, default=STARTUP_TASKS,
                         help="tasks for the run-due start-up line on each database; 0 leaves "
                              "the start-up lines out")
+    parser.add_argument("--repeat", type=int, default=REPEAT,
+                        help="runs of each baseline, first import and unchanged re-import, of "
+                             f"which the median counts (default {REPEAT})")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder (and database)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error("--repeat must be 1 or more")
     if args.startup_tasks < 0:
         parser.error("--startup-tasks must be 0 or more")
     if args.rows < 100:
@@ -876,7 +931,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 measured = bench_database(database, files, folder, started, servers,
                                           args.keep, versions, args.lms_rows,
-                                          args.startup_tasks)
+                                          args.startup_tasks, args.repeat)
                 for line in measured:  # said at once: a run cut short still tells them
                     say(" | ".join(cell for cell in _cells(line) if cell))
                 lines += measured
@@ -892,7 +947,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.rmtree(folder, ignore_errors=True)
     total = time.perf_counter() - start
     if args.json:
-        print(json.dumps(report_json(lines, files, versions, total), indent=2))
+        print(json.dumps(report_json(lines, files, versions, total, args.repeat), indent=2))
     else:
         print_table(lines, files, versions, total)
     return 0 if all(line.result != "FAILED" for line in lines) else 1
