@@ -319,14 +319,10 @@ def empty_table(engine: sa.Engine, table: sa.Table) -> None:
             conn.exec_driver_sql(f"TRUNCATE TABLE {table.name}")
 
 
-def median(values: list[float]) -> float:
-    """The middle value (the upper middle of an even count: a value that was measured)."""
-    return sorted(values)[len(values) // 2]
-
-
 def median_run(runs: list[Run], expected: dict[str, int]) -> Run:
-    """The run of median wall time, with the peak RSS of them all; the first run that did not
-    succeed with the ``expected`` counts, if one did not."""
+    """The run of median wall time (the upper middle, as ``statistics.median_high``), with the
+    peak RSS of them all; the first run that did not succeed with the ``expected`` counts, if
+    one did not."""
     odd = next((run for run in runs if run.status != "success" or run.counts != expected),
                None)
     if odd is not None:
@@ -505,7 +501,7 @@ def scenarios(database: str, url: str, files: Files, folder: Path, repeat: int =
                 empty_table(engine, USERS)
             settle(engine, database)
             first_runs.append(iotask.run())
-        baseline = median(baselines)
+        baseline = statistics.median_high(baselines)
         lines = [Line(database, f"{name} (baseline)", baseline, rows, 1.0, result="baseline")]
         first_run = median_run(first_runs, inserted)
         first = import_line(database, "iotask first import", first_run, rows, baseline,

@@ -52,8 +52,9 @@ class Unsupported(Exception):
 
 def enabled() -> bool:
     """Whether runs take the fast path; when they do, pyarrow allocates from jemalloc told to
-    give memory back at once (the default pool keeps what it had, 150 MB and more), and
-    glibc's malloc maps each block of 128 KB or more on its own (see _fixed_mmap_threshold)."""
+    give memory back at once (the default pool keeps what it had, 150 MB and more; its arenas
+    are set when pyarrow loads: iotask.cli.ARROW_ALLOCATOR), and glibc's malloc maps each
+    block of 128 KB or more on its own (see _fixed_mmap_threshold)."""
     if os.environ.get(EXACT_ENV, "").strip() not in ("", "0"):
         return False
     try:
